@@ -1,0 +1,20 @@
+/**
+ * The one place library code reports to the terminal. Messages go to stderr so that a
+ * command's stdout (JSON from `npm run bench -- --json`, say) stays machine-readable.
+ * MERGENET_LOG=silent hides info messages; warnings are always shown.
+ */
+type Level = "info" | "warn";
+
+const silent = (): boolean => process.env.MERGENET_LOG === "silent";
+
+export const logger = {
+  info(message: string): void {
+    if (!silent()) process.stderr.write(`[mergenet] ${message}\n`);
+  },
+  warn(message: string): void {
+    process.stderr.write(`[mergenet] warning: ${message}\n`);
+  },
+  log(level: Level, message: string): void {
+    this[level](message);
+  },
+};
