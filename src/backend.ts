@@ -15,7 +15,6 @@ import * as fs from "fs";
 import * as os from "os";
 import * as tf from "@tensorflow/tfjs";
 import { logger } from "./log";
-import { registerWasmGradients } from "./wasm-gradients";
 
 export { tf };
 
@@ -56,7 +55,9 @@ async function tryBackend(name: BackendName): Promise<void> {
       break;
     case "wasm":
       require("@tensorflow/tfjs-backend-wasm");
-      registerWasmGradients();
+      // Required here, not imported at the top: wasm-gradients imports `tf` from this module,
+      // and tslab's module loader cannot follow an import cycle.
+      (require("./wasm-gradients") as typeof import("./wasm-gradients")).registerWasmGradients();
       break;
     case "cpu":
       break;

@@ -1,0 +1,240 @@
+/**
+ * Executes notebooks headlessly, in place, with the project's TypeScript kernel.
+ *
+ *   npm run notebooks -- [--quick] [--timeout SECONDS] [notebooks/NN-name.ipynb ...]
+ *
+ * Default: every notebooks/*.ipynb in name order. `--quick` sets MERGENET_QUICK=1 for the
+ * kernel (notebooks shrink their runs). Exit code 1 when any cell fails, with the notebook,
+ * the cell and its error named; each notebook's wall time is printed.
+ *
+ * Design choices:
+ * - nbclient (Jupyter's own executor) from the project venv made by scripts/setup-jupyter.sh,
+ *   driven by a short Python program passed with `-c`: it reports the failing cell's index
+ *   and error as JSON, which `jupyter nbconvert --execute` would bury in a traceback.
+ * - A failed notebook is still written, with the outputs up to and including the error, so
+ *   the error can be read in context; the other notebooks still run.
+ * - Cell timing metadata is not recorded, so re-running an unchanged notebook leaves only
+ *   real output changes in the git diff.
+ * - The kernel spec is found through JUPYTER_PATH=<repo>/jupyter, and connection files go to
+ *   <repo>/.jupyter-runtime (git-ignored), so nothing is installed outside the repository.
+ */
+import { spawn } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { logger } from "../src/log";
+
+export const REPO_ROOT = path.resolve(__dirname, "..");
+export const NOTEBOOKS_DIR = path.join(REPO_ROOT, "notebooks");
+export const KERNEL_NAME = "mergenet-ts";
+const VENV_PYTHON = path.join(REPO_ROOT, ".venv", "bin", "python");
+const SETUP_HINT = "run `npm run jupyter:setup` (scripts/setup-jupyter.sh) first";
+
+export interface RunOptions {
+  /** Sets MERGENET_QUICK=1 in the kernel. */
+  quick?: boolean;
+  /** Seconds one cell may run before it counts as failed (default 3600). */
+  cellTimeoutSeconds?: number;
+}
+
+/** Where and how a notebook failed. */
+export interface CellFailure {
+  /** 0-based index among all cells of the notebook. */
+  cell: number;
+  /** The cell's first source line, to find it by eye. */
+  source: string;
+  ename: string;
+  evalue: string;
+}
+
+export interface NotebookResult {
+  file: string;
+  seconds: number;
+  failure?: CellFailure;
+}
+
+/** Thrown by runNotebooks when a notebook fails; `results` holds every notebook's outcome. */
+export class NotebookRunError extends Error {
+  constructor(readonly results: NotebookResult[]) {
+    super(
+      results
+        .filter((r) => r.failure)
+        .map((r) => describeFailure(r.file, r.failure as CellFailure))
+        .join("\n"),
+    );
+    this.name = "NotebookRunError";
+  }
+}
+
+function describeFailure(file: string, failure: CellFailure): string {
+  const where = failure.cell >= 0 ? `cell ${failure.cell} (${JSON.stringify(failure.source)})` : "before any cell ran";
+  return `${path.relative(process.cwd(), file)}: ${where} failed: ${failure.ename}: ${failure.evalue}`;
+}
+
+/** Runs one notebook with nbclient; prints one JSON line: {ok} or {ok: false, cell, ...}. */
+const EXECUTE_PY = String.raw`
+import json, os, sys
+import nbformat
+from nbclient import NotebookClient
+
+path, timeout, default_kernel = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+nb = nbformat.read(path, as_version=4)
+kernel = nb.metadata.get("kernelspec", {}).get("name") or default_kernel
+current = {"cell": -1}
+
+def on_cell_start(cell, cell_index, **kwargs):
+    current["cell"] = cell_index
+
+client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, record_timing=False,
+                        on_cell_start=on_cell_start,
+                        resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}})
+result = {"ok": True}
+try:
+    client.execute()
+except Exception as err:
+    index = current["cell"]
+    source = nb.cells[index].source.strip().splitlines()[0] if index >= 0 and nb.cells[index].source.strip() else ""
+    ename = getattr(err, "ename", None) or type(err).__name__
+    message = str(err).strip()
+    evalue = getattr(err, "evalue", None) or (message.splitlines()[-1] if message else "")
+    outputs = nb.cells[index].get("outputs", []) if index >= 0 else []
+    errors = [o for o in outputs if o.get("output_type") == "error"]
+    # tslab reports an error as stderr text (compile diagnostics or a stack trace) and
+    # sends no error output: its first lines that are neither stack frames nor log lines.
+    stderr = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr")
+    lines = [l.strip() for l in stderr.splitlines() if l.strip() and not l.strip().startswith(("at ", "[mergenet]"))]
+    if errors:
+        ename, evalue = errors[-1].get("ename") or ename, errors[-1].get("evalue") or evalue
+    elif lines:
+        ename, evalue = "Error", " / ".join(lines[:3])
+    result = {"ok": False, "cell": index, "source": source[:120], "ename": ename, "evalue": evalue}
+nbformat.write(nb, path)
+print(json.dumps(result))
+`;
+
+/** Every notebooks/*.ipynb, in name order. */
+export function defaultNotebooks(): string[] {
+  return fs
+    .readdirSync(NOTEBOOKS_DIR)
+    .filter((name) => name.endsWith(".ipynb"))
+    .sort()
+    .map((name) => path.join(NOTEBOOKS_DIR, name));
+}
+
+function kernelEnv(quick: boolean): NodeJS.ProcessEnv {
+  const jupyterPath = [path.join(REPO_ROOT, "jupyter"), process.env.JUPYTER_PATH].filter(Boolean).join(path.delimiter);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    JUPYTER_PATH: jupyterPath,
+    JUPYTER_RUNTIME_DIR: path.join(REPO_ROOT, ".jupyter-runtime"),
+    PYDEVD_DISABLE_FILE_VALIDATION: "1",
+  };
+  if (quick) env.MERGENET_QUICK = "1";
+  else delete env.MERGENET_QUICK;
+  return env;
+}
+
+function runPython(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(VENV_PYTHON, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+async function runOne(file: string, options: RunOptions): Promise<NotebookResult> {
+  const timeout = options.cellTimeoutSeconds ?? 3600;
+  const started = Date.now();
+  const { code, stdout, stderr } = await runPython(["-c", EXECUTE_PY, file, String(timeout), KERNEL_NAME], kernelEnv(options.quick ?? false));
+  const seconds = (Date.now() - started) / 1000;
+  const lastLine = stdout.trim().split("\n").pop() ?? "";
+  let reply: { ok: boolean; cell?: number; source?: string; ename?: string; evalue?: string } | undefined;
+  try {
+    reply = JSON.parse(lastLine);
+  } catch {
+    reply = undefined;
+  }
+  if (code !== 0 || !reply) {
+    const missing = /No module named '(nbclient|nbformat)'/.test(stderr) ? ` (${SETUP_HINT})` : "";
+    const tail = stderr.trim().split("\n").slice(-15).join("\n");
+    return { file, seconds, failure: { cell: -1, source: "", ename: "RunnerError", evalue: `the nbclient runner exited with code ${code}${missing}\n${tail}` } };
+  }
+  if (reply.ok) return { file, seconds };
+  return {
+    file,
+    seconds,
+    failure: { cell: reply.cell ?? -1, source: reply.source ?? "", ename: reply.ename ?? "Error", evalue: reply.evalue ?? "" },
+  };
+}
+
+/**
+ * Executes the notebooks one after another, in place. Resolves to each notebook's result when
+ * all pass; rejects with NotebookRunError (naming each failing notebook, cell and error) when
+ * any fails, after running the rest.
+ */
+export async function runNotebooks(files: string[], options: RunOptions = {}): Promise<NotebookResult[]> {
+  if (!fs.existsSync(VENV_PYTHON)) throw new Error(`no Jupyter environment at ${path.dirname(path.dirname(VENV_PYTHON))}: ${SETUP_HINT}`);
+  const resolved = files.map((file) => path.resolve(file));
+  for (const file of resolved) {
+    if (!file.endsWith(".ipynb") || !fs.existsSync(file)) throw new Error(`${file} is not a notebook file (.ipynb) that exists`);
+  }
+  fs.mkdirSync(path.join(REPO_ROOT, ".jupyter-runtime"), { recursive: true });
+  const results: NotebookResult[] = [];
+  for (const file of resolved) {
+    logger.info(`notebook ${path.relative(process.cwd(), file)}: running${options.quick ? " (quick)" : ""}`);
+    const result = await runOne(file, options);
+    const status = result.failure ? "FAILED" : "ok";
+    logger.info(`notebook ${path.relative(process.cwd(), file)}: ${status} in ${result.seconds.toFixed(1)} s`);
+    results.push(result);
+  }
+  if (results.some((r) => r.failure)) throw new NotebookRunError(results);
+  return results;
+}
+
+interface CliArgs {
+  files: string[];
+  options: RunOptions;
+}
+
+function parseArgs(argv: string[]): CliArgs {
+  const files: string[] = [];
+  const options: RunOptions = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--quick") options.quick = true;
+    else if (arg === "--timeout") {
+      const seconds = Number(argv[++i]);
+      if (!(seconds > 0)) throw new Error(`--timeout needs a positive number of seconds, got '${argv[i]}'`);
+      options.cellTimeoutSeconds = seconds;
+    } else if (arg.startsWith("--")) throw new Error(`unknown option ${arg}; usage: npm run notebooks -- [--quick] [--timeout SECONDS] [files...]`);
+    else files.push(arg);
+  }
+  return { files, options };
+}
+
+function printSummary(results: NotebookResult[]): void {
+  for (const r of results) {
+    const status = r.failure ? "FAILED" : "ok";
+    process.stdout.write(`${status.padEnd(6)} ${r.seconds.toFixed(1).padStart(7)} s  ${path.relative(process.cwd(), r.file)}\n`);
+  }
+}
+
+async function main(): Promise<void> {
+  try {
+    const { files, options } = parseArgs(process.argv.slice(2));
+    printSummary(await runNotebooks(files.length ? files : defaultNotebooks(), options));
+  } catch (err) {
+    if (err instanceof NotebookRunError) {
+      printSummary(err.results);
+      process.stderr.write(`\nnotebook failures (outputs saved in the notebooks):\n${err.message}\n`);
+    } else {
+      process.stderr.write(`run-notebooks: ${err instanceof Error ? err.message : String(err)}\n`);
+    }
+    process.exitCode = 1;
+  }
+}
+
+if (require.main === module) void main();

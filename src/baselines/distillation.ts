@@ -1,0 +1,142 @@
+/**
+ * Baselines that need a shared label space and inputs both models can read:
+ *  - logit knowledge distillation (Hinton et al.): the target's loss is
+ *    (1 − α)·CE(target, y) + α·τ²·KL(softmax(source/τ) ‖ softmax(target/τ)) on the target's batch,
+ *    the source's logits taken as constants; the source trains on its own stream meanwhile
+ *    (or not at all when frozen: a finished teacher);
+ *  - deep mutual learning (Zhang et al.): both models add α·τ²·KL(other ‖ self) on the
+ *    target's batch to their own cross-entropy on their own batch.
+ * Each model still sees exactly the data it sees under every other method; only the loss
+ * gains the mimicry term. Where the two tasks have different labels or inputs these methods
+ * do not apply, and constructing them says so (checkDistillable).
+ */
+import { tf } from "../backend";
+import { JointLoop, type ModelSide, type StepLosses } from "../core/joint";
+import { trainStep } from "../core/step";
+import { stepSide } from "./independent";
+
+export interface DistillationConfig {
+  /** The experiment declares that source and target predict the same classes. */
+  sharedLabels: boolean;
+  /** Softmax temperature τ. Default 4. */
+  temperature: number;
+  /** Weight α of the mimicry term. Default 0.5. */
+  alpha: number;
+  /** KD only: the source never steps (a pre-trained teacher). */
+  freezeSource: boolean;
+}
+
+export const DISTILLATION_DEFAULTS: DistillationConfig = { sharedLabels: false, temperature: 4, alpha: 0.5, freezeSource: false };
+
+const shapeOf = (model: tf.LayersModel, which: "inputs" | "outputs"): string =>
+  JSON.stringify(model[which][0].shape.slice(1));
+
+/** Throws, with the reason in words, unless logits of one model can teach the other. */
+export function checkDistillable(method: string, source: tf.LayersModel, target: tf.LayersModel, sharedLabels: boolean): void {
+  if (!sharedLabels) {
+    throw new Error(`${method} does not apply here: it needs both models to predict the same classes, and this experiment declares different label spaces (set sharedLabels only when the classes really match). Compare with MergeNet and target-alone instead.`);
+  }
+  if (shapeOf(source, "outputs") !== shapeOf(target, "outputs")) {
+    throw new Error(`${method} does not apply here: the source predicts ${shapeOf(source, "outputs")} and the target ${shapeOf(target, "outputs")}; the label spaces differ.`);
+  }
+  if (shapeOf(source, "inputs") !== shapeOf(target, "inputs")) {
+    throw new Error(`${method} does not apply here: it runs both models on the same batch, but the source reads inputs of shape ${shapeOf(source, "inputs")} and the target ${shapeOf(target, "inputs")}.`);
+  }
+}
+
+/** τ²·KL(softmax(teacher/τ) ‖ softmax(student/τ)), mean over the batch. */
+export function softKl(teacherLogits: tf.Tensor, studentLogits: tf.Tensor, temperature: number): tf.Scalar {
+  return tf.tidy(() => {
+    const teacher = tf.softmax(tf.div(teacherLogits, temperature));
+    const logTeacher = tf.logSoftmax(tf.div(teacherLogits, temperature));
+    const logStudent = tf.logSoftmax(tf.div(studentLogits, temperature));
+    const kl = tf.sum(tf.mul(teacher, tf.sub(logTeacher, logStudent)), -1);
+    return tf.mul(tf.mean(kl), temperature * temperature) as tf.Scalar;
+  });
+}
+
+/** A side whose loss gains α·KL(teacher ‖ self) against fixed teacher logits for this batch. */
+function withMimicry(side: ModelSide, teacherLogits: tf.Tensor, cfg: DistillationConfig): ModelSide {
+  return {
+    ...side,
+    loss: (logits, labels) =>
+      tf.tidy(() => tf.add(tf.mul(side.loss(logits, labels), 1 - cfg.alpha), tf.mul(softKl(teacherLogits, logits, cfg.temperature), cfg.alpha)) as tf.Scalar),
+  };
+}
+
+abstract class DistillationBase extends JointLoop {
+  readonly config: DistillationConfig;
+
+  protected constructor(method: string, source: ModelSide, target: ModelSide, config: Partial<DistillationConfig>) {
+    const cfg = { ...DISTILLATION_DEFAULTS, ...config };
+    if (!(cfg.temperature > 0)) throw new Error(`temperature must be > 0, got ${cfg.temperature}`);
+    if (!(cfg.alpha >= 0 && cfg.alpha <= 1)) throw new Error(`alpha must be in [0, 1], got ${cfg.alpha}`);
+    checkDistillable(method, source.model, target.model, cfg.sharedLabels);
+    super(source, target, { freezeSource: cfg.freezeSource });
+    this.config = cfg;
+  }
+}
+
+export class DistillationTrainer extends DistillationBase {
+  constructor(source: ModelSide, target: ModelSide, config: Partial<DistillationConfig>) {
+    super("logit distillation", source, target, config);
+  }
+
+  protected stepOnce(): StepLosses {
+    const source = this.requireSource();
+    const sourceLoss = source.frozen ? undefined : stepSide(source.spec, source.weightDecay);
+    const batch = this.target.spec.data.next();
+    const teacher = tf.tidy(() => source.spec.model.predict(batch.x) as tf.Tensor);
+    const r = trainStep({ ...withMimicry(this.target.spec, teacher, this.config), weightDecay: this.target.weightDecay }, batch.x, batch.y);
+    tf.dispose([batch.x, batch.y, teacher]);
+    return { source: sourceLoss, target: r.loss };
+  }
+}
+
+export class MutualLearningTrainer extends DistillationBase {
+  constructor(source: ModelSide, target: ModelSide, config: Partial<DistillationConfig>) {
+    if (config.freezeSource) throw new Error("deep mutual learning trains both models; a frozen source makes it logit distillation");
+    super("deep mutual learning", source, target, config);
+  }
+
+  /**
+   * Both models' logits on the target's batch are taken before either steps (the
+   * simultaneous form of DML), so neither sees the other's post-step prediction.
+   */
+  protected stepOnce(): StepLosses {
+    const source = this.requireSource();
+    const shared = this.target.spec.data.next();
+    const [sourceLogits, targetLogits] = tf.tidy(() => [
+      source.spec.model.predict(shared.x) as tf.Tensor,
+      this.target.spec.model.predict(shared.x) as tf.Tensor,
+    ]);
+    // The source: CE on its own batch, mimicry of the target on the shared batch.
+    const own = source.spec.data.next();
+    const sourceSide = this.mimicOnShared(source.spec, targetLogits, shared.x);
+    const stacked = tf.concat([own.x, shared.x]);
+    const s = trainStep({ ...sourceSide, weightDecay: source.weightDecay }, stacked, own.y);
+    // The target: CE and mimicry on the same (its own) batch.
+    const t = trainStep({ ...withMimicry(this.target.spec, sourceLogits, this.config), weightDecay: this.target.weightDecay }, shared.x, shared.y);
+    tf.dispose([own.x, own.y, stacked, shared.x, shared.y, sourceLogits, targetLogits]);
+    return { source: s.loss, target: t.loss };
+  }
+
+  /**
+   * The source's loss on [own batch ; shared batch] stacked: CE on the first rows (its own
+   * labels), KL to the target's logits on the last rows.
+   */
+  private mimicOnShared(side: ModelSide, teacherLogits: tf.Tensor, sharedX: tf.Tensor): ModelSide {
+    const sharedRows = sharedX.shape[0];
+    const { alpha, temperature } = this.config;
+    return {
+      ...side,
+      loss: (logits, labels) =>
+        tf.tidy(() => {
+          const ownRows = logits.shape[0] - sharedRows;
+          const ownLogits = logits.slice(0, ownRows);
+          const sharedLogits = logits.slice(ownRows, sharedRows);
+          return tf.add(tf.mul(side.loss(ownLogits, labels), 1 - alpha), tf.mul(softKl(teacherLogits, sharedLogits, temperature), alpha)) as tf.Scalar;
+        }),
+    };
+  }
+}

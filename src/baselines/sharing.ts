@@ -1,0 +1,74 @@
+/**
+ * Naive parameter sharing (the paper's Figure 1(d)): every `cycle` steps, the overlapping
+ * block of each paired weight (the top-left [min(rows), min(cols)] of the two [out, in]
+ * views) is copied from the source into the target (`copy`) or replaced in both by the
+ * two blocks' mean (`average`). Heterogeneous models give these coordinates no common
+ * meaning, which is why the paper shows it hurting; this baseline measures that.
+ */
+import { tf } from "../backend";
+import { JointLoop, type ModelSide, type StepLosses } from "../core/joint";
+import { paramRef, readMatrix, writeMatrix, type ParamRef } from "../core/params";
+import { stepSide } from "./independent";
+
+export interface SharingConfig {
+  pairs: { source: string; target: string }[];
+  mode: "copy" | "average";
+  cycle: number;
+}
+
+/** Replaces the top-left [rows, cols] block of `m` by `block`: [m, n] stays [m, n]. */
+function withBlock(m: tf.Tensor2D, block: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [rows, cols] = block.shape;
+    const [mRows, mCols] = m.shape;
+    const padded = tf.pad(block, [[0, mRows - rows], [0, mCols - cols]]);
+    const mask = tf.pad(tf.ones([rows, cols]), [[0, mRows - rows], [0, mCols - cols]]);
+    return tf.add(tf.mul(m, tf.sub(1, mask)), padded) as tf.Tensor2D;
+  });
+}
+
+export class SharingTrainer extends JointLoop {
+  readonly config: SharingConfig;
+  private readonly refs: { source: ParamRef; target: ParamRef }[];
+
+  constructor(source: ModelSide, target: ModelSide, config: SharingConfig) {
+    if (!["copy", "average"].includes(config.mode)) throw new Error(`sharing mode must be 'copy' or 'average', got '${config.mode}'`);
+    if (!Number.isInteger(config.cycle) || config.cycle < 1) throw new Error(`cycle must be a whole number >= 1, got ${config.cycle}`);
+    if (!config.pairs.length) throw new Error("naive sharing needs at least one layer pair");
+    super(source, target);
+    this.config = config;
+    this.refs = config.pairs.map((p, i) => {
+      try {
+        return { source: paramRef(source.model, p.source), target: paramRef(target.model, p.target) };
+      } catch (err) {
+        throw new Error(`pairs[${i}]: ${(err as Error).message}`);
+      }
+    });
+  }
+
+  protected stepOnce(): StepLosses {
+    const source = this.requireSource();
+    if (this.step % this.config.cycle === 0) this.share();
+    return { source: stepSide(source.spec, source.weightDecay), target: stepSide(this.target.spec, this.target.weightDecay) };
+  }
+
+  private share(): void {
+    this.refs.forEach((ref, pair) => {
+      const s = readMatrix(ref.source);
+      const t = readMatrix(ref.target);
+      const rows = Math.min(s.shape[0], t.shape[0]);
+      const cols = Math.min(s.shape[1], t.shape[1]);
+      const [newTarget, newSource] = tf.tidy(() => {
+        const sBlock = s.slice([0, 0], [rows, cols]);
+        const tBlock = t.slice([0, 0], [rows, cols]);
+        const block = this.config.mode === "copy" ? sBlock : tf.div(tf.add(sBlock, tBlock), 2);
+        return [withBlock(t, block as tf.Tensor2D), this.config.mode === "average" ? withBlock(s, block as tf.Tensor2D) : undefined];
+      });
+      const change = tf.tidy(() => tf.div(tf.norm(tf.sub(newTarget, t)), tf.add(tf.norm(t), 1e-12)) as tf.Scalar);
+      writeMatrix(ref.target, newTarget);
+      if (newSource) writeMatrix(ref.source, newSource);
+      this.recordTransfer({ step: this.step, pair, direction: "forward" }, change);
+      tf.dispose([s, t, newTarget, newSource ?? []]);
+    });
+  }
+}

@@ -1,0 +1,328 @@
+/**
+ * The loop every method in this project shares: a global step counter, one step of each
+ * model per global step, per-step losses kept on the device and read in one sync every
+ * few dozen steps, and an epoch record with both models' metrics. MergeNet and the
+ * baselines differ only in what one global step does (`stepOnce`).
+ */
+import { tf } from "../backend";
+import type { BatchStream } from "../data/batches";
+import { readCheckpoint, writeCheckpoint } from "./checkpoint";
+import type { LossFn } from "./losses";
+
+/** One model in a joint run. */
+export interface ModelSide {
+  model: tf.LayersModel;
+  optimizer: tf.Optimizer;
+  /** L2 decay added to the gradient (PyTorch SGD's weight_decay). Default 0. */
+  weightDecay?: number;
+  loss: LossFn;
+  data: BatchStream;
+  /** Metrics reported at each epoch's end (e.g. test accuracy). */
+  evaluate?: (model: tf.LayersModel) => Promise<Record<string, number>>;
+}
+
+export interface SideState {
+  spec: ModelSide;
+  weightDecay: number;
+  frozen: boolean;
+}
+
+export interface TransferRecord {
+  step: number;
+  /** Index into the configuration's pairs. */
+  pair: number;
+  /** `forward` writes into the target; `backward` into the source (two-way). */
+  direction: "forward" | "backward";
+  /** ‖W_new − W‖ / ‖W‖ over the written matrices: how far this transfer moved the weight. */
+  relativeChange: number;
+  /** Global norm of the adapter's gradient before clipping (NaN where there is no adapter). */
+  gradNorm: number;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  /** Global step count at the epoch's end. */
+  steps: number;
+  /** Mean training loss over the epoch's steps (NaN for a frozen or absent source). */
+  sourceLoss: number;
+  targetLoss: number;
+  source: Record<string, number>;
+  target: Record<string, number>;
+  /** Write-back gate g per pair and direction at the epoch's end, where the mode has one. */
+  gates: Record<string, number>;
+  seconds: number;
+}
+
+export interface TrainerHistory {
+  /** Per-step training losses (index = step; NaN where the source did not step). */
+  sourceLoss: number[];
+  targetLoss: number[];
+  transfers: TransferRecord[];
+  epochs: EpochRecord[];
+}
+
+export interface StepLosses {
+  source?: tf.Scalar;
+  target: tf.Scalar;
+}
+
+/** Statistics of one transfer, read from the device at the next flush. */
+export interface TransferStats {
+  record: Omit<TransferRecord, "relativeChange" | "gradNorm">;
+  change: tf.Scalar;
+  gradNorm?: tf.Scalar;
+}
+
+/** What a trainer adds to a checkpoint beyond the models, their optimisers and the loop. */
+export interface ExtraState {
+  /** Tensors to store (read only; the trainer keeps ownership unless listed in `owned`). */
+  tensors: Record<string, tf.Tensor>;
+  /** Temporary copies made for the checkpoint, disposed once written. */
+  owned: tf.Tensor[];
+  meta: unknown;
+}
+
+interface LoopMeta {
+  trainer: string;
+  step: number;
+  epochStartStep: number;
+  history: TrainerHistory;
+  streams: Record<string, { epoch: number; index: number }>;
+  weights: Record<string, { name: string; shape: number[] }[]>;
+  optimizerWeights: Record<string, number>;
+  extra: unknown;
+}
+
+/** Steps between two reads of the accumulated losses (one device sync each). */
+const FLUSH_EVERY = 50;
+
+export abstract class JointLoop {
+  readonly history: TrainerHistory = { sourceLoss: [], targetLoss: [], transfers: [], epochs: [] };
+  protected readonly source: SideState | undefined;
+  protected readonly target: SideState;
+  protected step = 0;
+  private epochStartStep = 0;
+  private pendingLosses: StepLosses[] = [];
+  private pendingTransfers: TransferStats[] = [];
+  private disposed = false;
+  private phaseTimes: Record<string, { ms: number; calls: number }> | undefined;
+
+  protected constructor(source: ModelSide | undefined, target: ModelSide, opts: { freezeSource?: boolean } = {}) {
+    if (source && source.model === target.model) throw new Error("source and target must be two different models");
+    this.source = source && { spec: source, weightDecay: source.weightDecay ?? 0, frozen: opts.freezeSource ?? false };
+    this.target = { spec: target, weightDecay: target.weightDecay ?? 0, frozen: false };
+  }
+
+  /** What one global step does; returns the step's losses (scalars the loop disposes). */
+  protected abstract stepOnce(): StepLosses;
+
+  /** Write-back gates to report at each epoch's end (none by default). */
+  protected gates(): Record<string, number> {
+    return {};
+  }
+
+  /** Frees what the subclass owns (adapters, optimisers). */
+  protected disposeOwned(): void {}
+
+  /** State beyond models, optimisers and loop counters (adapters etc.); none by default. */
+  protected extraState(): ExtraState {
+    return { tensors: {}, owned: [], meta: null };
+  }
+
+  /** Restores what extraState saved (tensors are the checkpoint's; do not keep them). */
+  protected restoreExtraState(_tensors: Map<string, tf.Tensor>, _meta: unknown): void {}
+
+  private sides(): [string, SideState][] {
+    return this.source ? [["source", this.source], ["target", this.target]] : [["target", this.target]];
+  }
+
+  /**
+   * Saves everything needed to continue exactly where this run stands: both models'
+   * weights, their optimisers' state, data stream positions, the step counter, the history
+   * and the subclass's state (adapters, their optimiser). Atomic (see checkpoint.ts).
+   */
+  async saveCheckpoint(dir: string): Promise<void> {
+    this.flush();
+    const tensors: Record<string, tf.Tensor> = {};
+    const meta: LoopMeta = {
+      trainer: this.constructor.name, step: this.step, epochStartStep: this.epochStartStep, history: this.history,
+      streams: {}, weights: {}, optimizerWeights: {}, extra: null,
+    };
+    for (const [label, side] of this.sides()) {
+      side.spec.model.weights.forEach((w, i) => (tensors[`${label}.weight.${i}`] = w.read()));
+      meta.weights[label] = side.spec.model.weights.map((w) => ({ name: w.originalName, shape: w.shape.map(Number) }));
+      const optimizerWeights = await side.spec.optimizer.getWeights();
+      optimizerWeights.forEach((nt, i) => (tensors[`${label}.optimizer.${i}`] = nt.tensor));
+      meta.optimizerWeights[label] = optimizerWeights.length;
+      meta.streams[label] = side.spec.data.position();
+    }
+    const extra = this.extraState();
+    Object.assign(tensors, extra.tensors);
+    meta.extra = extra.meta;
+    try {
+      await writeCheckpoint(dir, tensors, meta);
+    } finally {
+      tf.dispose(extra.owned);
+    }
+  }
+
+  /**
+   * Continues from a checkpoint written by saveCheckpoint of a trainer built the same way
+   * (same kind, same models, same configuration); a mismatch is an error that names it and
+   * leaves this trainer untouched.
+   */
+  async loadCheckpoint(dir: string): Promise<void> {
+    const { meta: rawMeta, tensors } = readCheckpoint(dir);
+    try {
+      const meta = rawMeta as LoopMeta;
+      if (meta.trainer !== this.constructor.name) {
+        throw new Error(`checkpoint at ${dir} was written by a ${meta.trainer}, not a ${this.constructor.name}`);
+      }
+      for (const [label, side] of this.sides()) {
+        const saved = meta.weights[label];
+        const current = side.spec.model.weights.map((w) => ({ name: w.originalName, shape: w.shape.map(Number) }));
+        if (!saved || JSON.stringify(saved) !== JSON.stringify(current)) {
+          throw new Error(`checkpoint at ${dir} holds a different ${label} model (its weights: ${(saved ?? []).map((w) => `${w.name} [${w.shape}]`).join(", ")}); build the same model to resume`);
+        }
+      }
+      this.restoreExtraState(tensors, meta.extra);
+      for (const [label, side] of this.sides()) {
+        side.spec.model.weights.forEach((w, i) => w.write(tensors.get(`${label}.weight.${i}`)!));
+        const count = meta.optimizerWeights[label];
+        const named = Array.from({ length: count }, (_, i) => ({ name: `${label}.optimizer.${i}`, tensor: tensors.get(`${label}.optimizer.${i}`)! }));
+        if (count > 0) await side.spec.optimizer.setWeights(named);
+        side.spec.data.seek(meta.streams[label]);
+      }
+      this.flush();
+      this.history.sourceLoss.splice(0, Infinity, ...meta.history.sourceLoss);
+      this.history.targetLoss.splice(0, Infinity, ...meta.history.targetLoss);
+      this.history.transfers.splice(0, Infinity, ...meta.history.transfers);
+      this.history.epochs.splice(0, Infinity, ...meta.history.epochs);
+      this.step = meta.step;
+      this.epochStartStep = meta.epochStartStep;
+    } finally {
+      tf.dispose([...tensors.values()]); // variables that took these values hold their own reference
+    }
+  }
+
+  /**
+   * Starts (or restarts) recording wall time per phase of a step, for the benchmark. On the
+   * native and wasm backends ops run synchronously, so a phase's wall time is its cost.
+   */
+  startProfiling(): void {
+    this.phaseTimes = {};
+  }
+
+  /** Milliseconds and call counts per phase since startProfiling (undefined when off). */
+  profile(): Record<string, { ms: number; calls: number }> | undefined {
+    return this.phaseTimes && structuredClone(this.phaseTimes);
+  }
+
+  /** Runs `fn`, adding its wall time to `name` when profiling. */
+  protected timed<T>(name: string, fn: () => T): T {
+    if (!this.phaseTimes) return fn();
+    const start = performance.now();
+    const result = fn();
+    const entry = (this.phaseTimes[name] ??= { ms: 0, calls: 0 });
+    entry.ms += performance.now() - start;
+    entry.calls += 1;
+    return result;
+  }
+
+  protected requireSource(): SideState {
+    if (!this.source) throw new Error("this method needs a source model");
+    return this.source;
+  }
+
+  /** Keeps a transfer's statistics for the history; returns the entry to complete later. */
+  protected recordTransfer(record: TransferStats["record"], change: tf.Scalar): TransferStats {
+    const stats: TransferStats = { record, change };
+    this.pendingTransfers.push(stats);
+    return stats;
+  }
+
+  /** Global steps taken so far. */
+  get steps(): number {
+    return this.step;
+  }
+
+  /** Current epoch (0-based): one epoch is one pass over the target's data. */
+  get epoch(): number {
+    return Math.floor(this.step / this.target.spec.data.batchesPerEpoch);
+  }
+
+  /** One global step. */
+  trainStep(): void {
+    if (this.disposed) throw new Error("this trainer was disposed; make a new one");
+    this.pendingLosses.push(this.stepOnce());
+    this.step += 1;
+  }
+
+  /** Reads the accumulated step losses and transfer statistics (one device sync). */
+  protected flush(): void {
+    const read = (scalars: (tf.Scalar | undefined)[]): number[] => {
+      const present = scalars.filter((x): x is tf.Scalar => x !== undefined);
+      if (present.length === 0) return scalars.map(() => NaN);
+      const values = tf.tidy(() => tf.stack(present).dataSync());
+      let i = 0;
+      return scalars.map((x) => (x === undefined ? NaN : values[i++]));
+    };
+    this.history.targetLoss.push(...read(this.pendingLosses.map((l) => l.target)));
+    this.history.sourceLoss.push(...read(this.pendingLosses.map((l) => l.source)));
+    const changes = read(this.pendingTransfers.map((t) => t.change));
+    const norms = read(this.pendingTransfers.map((t) => t.gradNorm));
+    this.pendingTransfers.forEach((t, i) => this.history.transfers.push({ ...t.record, relativeChange: changes[i], gradNorm: norms[i] }));
+    tf.dispose(this.pendingLosses.flatMap((l) => [l.source, l.target]).filter((x): x is tf.Scalar => x !== undefined));
+    tf.dispose(this.pendingTransfers.flatMap((t) => [t.change, t.gradNorm]).filter((x): x is tf.Scalar => x !== undefined));
+    this.pendingLosses = [];
+    this.pendingTransfers = [];
+  }
+
+  /** Runs to the end of the current epoch (a pass over the target's data), then evaluates. */
+  async trainEpoch(): Promise<EpochRecord> {
+    const started = Date.now();
+    const epoch = this.epoch;
+    const end = (epoch + 1) * this.target.spec.data.batchesPerEpoch;
+    while (this.step < end) {
+      this.trainStep();
+      if (this.step % FLUSH_EVERY === 0) {
+        this.flush();
+        await new Promise((resolve) => setImmediate(resolve)); // lets signals and progress output through
+      }
+    }
+    this.flush();
+    const mean = (xs: number[]) => xs.slice(this.epochStartStep, this.step).reduce((a, b) => a + b, 0) / Math.max(1, this.step - this.epochStartStep);
+    const source = this.source;
+    const record: EpochRecord = {
+      epoch,
+      steps: this.step,
+      sourceLoss: mean(this.history.sourceLoss),
+      targetLoss: mean(this.history.targetLoss),
+      source: source?.spec.evaluate ? await source.spec.evaluate(source.spec.model) : {},
+      target: this.target.spec.evaluate ? await this.target.spec.evaluate(this.target.spec.model) : {},
+      gates: this.gates(),
+      seconds: (Date.now() - started) / 1000,
+    };
+    this.epochStartStep = this.step;
+    this.history.epochs.push(record);
+    return record;
+  }
+
+  /** Trains `epochs` more epochs; `onEpoch` sees each record as it completes. */
+  async fit(epochs: number, onEpoch?: (record: EpochRecord) => void): Promise<TrainerHistory> {
+    if (!Number.isInteger(epochs) || epochs < 0) throw new Error(`epochs must be a whole number >= 0, got ${epochs}`);
+    for (let i = 0; i < epochs; i++) {
+      const record = await this.trainEpoch(); // not inside onEpoch?.(…): that would skip the epoch when onEpoch is absent
+      onEpoch?.(record);
+    }
+    return this.history;
+  }
+
+  /** Frees what the trainer owns and any unread statistics (never the models). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.flush();
+    this.disposeOwned();
+    this.disposed = true;
+  }
+}

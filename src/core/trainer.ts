@@ -1,0 +1,454 @@
+/**
+ * The joint MergeNet trainer (SPEC.md section 4).
+ *
+ * Two models train at once, each with its own optimiser, data stream and loss. A global
+ * step counter t drives the schedule; at each step:
+ *   1. if transfer is on and t % cycle == 0: for every layer pair, W_gen = adapter(S, T)
+ *      from copies of the source and target matrices taken now, written into the target by
+ *      the pair's write-back mode (optimiser state untouched);
+ *   2. one source step (unless the source is frozen);
+ *   3. one target step;
+ *   4. if step 1 happened, one adapter update. The adapter's gradient is the vector-Jacobian
+ *      product of W_gen(θ) with a cotangent C:
+ *        hypernet (released code, from pFedHN): C = W_gen − T_after_step3,
+ *        exact (the paper's words):             C = ∂L_target/∂W at W = W_gen on the step-3
+ *                                                batch (exactly the gradient step 3 used).
+ *      W_gen is recomputed with the same dropout seed and frozen spectral-norm vectors, so
+ *      the gradient is that of the very function that produced the written weight.
+ * With two-way transfer a second set of adapters writes into the source the same way.
+ *
+ * Choices the paper leaves open, made here: an epoch is one pass over the target's data
+ * (the source's stream wraps on its own); dropout seeds are a pure function of (seed, t,
+ * pair), so a resumed run draws the same masks; the random-source control draws one fixed
+ * Gaussian matrix per source input at the first transfer, with that input's std.
+ */
+import { tf } from "../backend";
+import { logger } from "../log";
+import { AdamW, type AdamWConfig } from "./adamw";
+import { ParameterAdapter, type AdapterConfig } from "./adapter";
+import { JointLoop, type ExtraState, type ModelSide, type SideState, type StepLosses, type TransferStats } from "./joint";
+import { factorRefs, paramRef, readMatrix, toMatrix, writeMatrix, type ParamRef } from "./params";
+import { svdSplit } from "./lowrank";
+import { trainStep, variableOf } from "./step";
+import { WriteBack, writeBackWarning, type OutputMode } from "./writeback";
+
+export type LowRankForm = "full" | "factorized" | "svd";
+export type UpdateRule = "hypernet" | "exact";
+export type Direction = "one-way" | "two-way";
+export type SourceInput = "model" | "random";
+
+/** One pair of weights: knowledge flows from `source` into `target`. */
+export interface LayerPair {
+  /** `layer/weight` in the source model (for `factorized`: the layer name). */
+  source: string;
+  /** `layer/weight` in the target model (for `factorized`: the layer name). */
+  target: string;
+  /** How the matrices are handed to the adapter (SPEC.md section 2). Default `full`. */
+  form?: LowRankForm;
+  /** Rank for `svd` (required there); ignored by `full`; `factorized` takes the layers' own rank. */
+  rank?: number;
+}
+
+export type AdapterOptions = Omit<AdapterConfig, "sourceShape" | "targetShape" | "seed" | "name">;
+
+export interface MergeNetConfig {
+  pairs: LayerPair[];
+  /** Transfer every `cycle` steps (t % cycle == 0). */
+  cycle: number;
+  rule: UpdateRule;
+  output: OutputMode;
+  direction: Direction;
+  /** A frozen source only lends knowledge: it never steps. */
+  freezeSource: boolean;
+  /** Transfer only during the first K epochs; undefined = throughout. */
+  transferEpochs?: number;
+  /** `random`: the control of SPEC.md 3b, a fixed random matrix in place of the source weight. */
+  sourceInput: SourceInput;
+  adapter: AdapterOptions;
+  adapterOptimizer: Partial<AdamWConfig>;
+  seed: number;
+}
+
+export const MERGENET_DEFAULTS: Omit<MergeNetConfig, "pairs"> = {
+  cycle: 2,
+  rule: "hypernet",
+  output: "interp",
+  direction: "one-way",
+  freezeSource: false,
+  transferEpochs: undefined,
+  sourceInput: "model",
+  adapter: {},
+  adapterOptimizer: {},
+  seed: 0,
+};
+
+/** A pair resolved against the models, in one direction. */
+interface Link {
+  pairIndex: number;
+  direction: "forward" | "backward";
+  from: SideState;
+  to: SideState;
+  form: LowRankForm;
+  rank: number;
+  /** Source parameters read (one, or B and A for `factorized`). */
+  sourceRefs: ParamRef[];
+  /** Target parameters written (one, or B and A for `factorized`). */
+  targetRefs: ParamRef[];
+  /** One adapter (full) or two (svd, factorized: one for B, one for A). */
+  adapters: ParameterAdapter[];
+  writebacks: WriteBack[];
+  /** The adapters' and write-backs' trainable variables, in the optimiser's order. */
+  variables: tf.Variable[];
+  optimizer: AdamW;
+  randomSources?: tf.Tensor2D[];
+}
+
+/** A link's inputs for one transfer: constant copies taken before any write or step. */
+interface TransferInput {
+  link: Link;
+  dropoutSeed: number;
+  /** What the adapters read from the source side (one matrix, or B and A). */
+  sourceParts: tf.Tensor2D[];
+  /** The receiving side's current matrices (one, or B and A). */
+  targetParts: tf.Tensor2D[];
+  /** `svd` only: W − U_r Σ_r V_rᵀ, kept as is. */
+  residual?: tf.Tensor2D;
+}
+
+/** What one transfer wrote, kept until the adapter update (step 4). */
+interface PendingTransfer extends TransferInput {
+  written: tf.Tensor2D[];
+  stats: TransferStats;
+}
+
+/** Validates and fills a configuration; every message says what to change. */
+export function resolveMergeNetConfig(config: Partial<MergeNetConfig> & { pairs: LayerPair[] }): MergeNetConfig {
+  const c: MergeNetConfig = { ...MERGENET_DEFAULTS, ...config };
+  const problems: string[] = [];
+  if (!Number.isInteger(c.cycle) || c.cycle < 1) problems.push(`cycle must be a whole number >= 1 (transfer every cycle steps), got ${c.cycle}`);
+  if (!["hypernet", "exact"].includes(c.rule)) problems.push(`rule must be 'hypernet' or 'exact', got '${c.rule}'`);
+  if (!["replace", "matched", "residual", "interp"].includes(c.output)) problems.push(`output must be one of replace, matched, residual, interp; got '${c.output}'`);
+  if (!["one-way", "two-way"].includes(c.direction)) problems.push(`direction must be 'one-way' or 'two-way', got '${c.direction}'`);
+  if (!["model", "random"].includes(c.sourceInput)) problems.push(`sourceInput must be 'model' or 'random', got '${c.sourceInput}'`);
+  if (c.direction === "two-way" && c.freezeSource) problems.push("a frozen source cannot receive knowledge: use direction 'one-way' with freezeSource, or unfreeze the source");
+  if (c.transferEpochs !== undefined && (!Number.isInteger(c.transferEpochs) || c.transferEpochs < 1)) {
+    problems.push(`transferEpochs must be a whole number >= 1 (or left out to transfer throughout), got ${c.transferEpochs}`);
+  }
+  if (!Number.isInteger(c.seed)) problems.push(`seed must be an integer, got ${c.seed}`);
+  if (!Array.isArray(c.pairs)) problems.push("pairs must be a list of {source, target} layer pairs");
+  else {
+    c.pairs.forEach((p, i) => {
+      const form = p.form ?? "full";
+      if (!["full", "factorized", "svd"].includes(form)) problems.push(`pairs[${i}].form must be full, factorized or svd; got '${form}'`);
+      if (form === "svd" && (!Number.isInteger(p.rank) || (p.rank as number) < 1)) problems.push(`pairs[${i}] uses form 'svd' and needs a whole-number rank >= 1, got ${p.rank}`);
+    });
+  }
+  if (problems.length) throw new Error(`invalid MergeNet configuration:\n  - ${problems.join("\n  - ")}`);
+  return c;
+}
+
+/** Seeds for dropout: a pure function of (run seed, step, link) so resumed runs repeat them. */
+function dropoutSeedFor(seed: number, step: number, link: number): number {
+  let h = (seed ^ 0x9e3779b9) >>> 0;
+  h = Math.imul(h ^ step, 0x85ebca6b) >>> 0;
+  h = Math.imul(h ^ (link + 1), 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) & 0x7fffffff;
+}
+
+function layerOf(name: string): string {
+  return name.split("/")[0];
+}
+
+/** True when the layer right after `layerName` in the model normalises its input. */
+function followedByNormalisation(model: tf.LayersModel, layerName: string): boolean {
+  const index = model.layers.findIndex((l) => l.name === layerName);
+  const next = model.layers[index + 1];
+  return next !== undefined && /normali[sz]ation/i.test(next.getClassName());
+}
+
+export class MergeNetTrainer extends JointLoop {
+  readonly config: MergeNetConfig;
+  private readonly links: Link[] = [];
+
+  constructor(source: ModelSide, target: ModelSide, config: Partial<MergeNetConfig> & { pairs: LayerPair[] }) {
+    const resolved = resolveMergeNetConfig(config);
+    super(source, target, { freezeSource: resolved.freezeSource });
+    this.config = resolved;
+    const sourceSide = this.requireSource();
+    try {
+      this.config.pairs.forEach((pair, i) => {
+        this.links.push(this.makeLink(pair, i, "forward", sourceSide, this.target));
+        if (this.config.direction === "two-way") {
+          this.links.push(this.makeLink({ ...pair, source: pair.target, target: pair.source }, i, "backward", this.target, sourceSide));
+        }
+      });
+    } catch (err) {
+      this.disposeLinks();
+      throw err;
+    }
+  }
+
+  private makeLink(pair: LayerPair, pairIndex: number, direction: Link["direction"], from: SideState, to: SideState): Link {
+    const form = pair.form ?? "full";
+    const where = `pairs[${pairIndex}]${direction === "backward" ? " (two-way, backward)" : ""}`;
+    const refsOf = (model: tf.LayersModel, name: string, side: string): ParamRef[] => {
+      try {
+        if (form === "factorized") {
+          if (name.includes("/")) throw new Error(`with form 'factorized' name the layer ('${layerOf(name)}'), not one weight ('${name}')`);
+          const { b, a } = factorRefs(model, name);
+          return [b, a];
+        }
+        return [paramRef(model, name)];
+      } catch (err) {
+        throw new Error(`${where}: ${side} ${(err as Error).message}`);
+      }
+    };
+    const sourceRefs = refsOf(from.spec.model, pair.source, "source");
+    const targetRefs = refsOf(to.spec.model, pair.target, "target");
+    let rank = 0;
+    let shapes: [number, number][][]; // per adapter: [sourceShape, targetShape]
+    if (form === "svd") {
+      rank = pair.rank as number;
+      const [ms, ns] = sourceRefs[0].matrixShape;
+      const [mt, nt] = targetRefs[0].matrixShape;
+      const limit = Math.min(ms, ns, mt, nt);
+      if (rank > limit) {
+        throw new Error(`${where}: rank ${rank} exceeds the smallest side of the paired matrices ([${ms},${ns}] and [${mt},${nt}]); use a rank <= ${limit}`);
+      }
+      shapes = [[[ms, rank], [mt, rank]], [[rank, ns], [rank, nt]]];
+    } else if (form === "factorized") {
+      rank = targetRefs[0].matrixShape[1];
+      shapes = [0, 1].map((k) => [sourceRefs[k].matrixShape, targetRefs[k].matrixShape]);
+    } else {
+      shapes = [[sourceRefs[0].matrixShape, targetRefs[0].matrixShape]];
+    }
+    const warning = writeBackWarning(this.config.output, followedByNormalisation(to.spec.model, layerOf(targetRefs[0].name)), `'${targetRefs[0].name}'`);
+    if (warning) logger.warn(`${where}: ${warning}`);
+    const linkIndex = this.links.length;
+    const adapters = shapes.map(([sourceShape, targetShape], k) =>
+      new ParameterAdapter({
+        ...this.config.adapter,
+        sourceShape,
+        targetShape,
+        seed: this.config.seed * 7919 + linkIndex * 31 + k,
+        name: `adapter${linkIndex}_${k}`,
+      }),
+    );
+    const writebacks = shapes.map((_, k) => new WriteBack(this.config.output, { name: `writeback${linkIndex}_${k}` }));
+    const variables = [...adapters.flatMap((a) => a.variables), ...writebacks.flatMap((w) => w.variables)];
+    const optimizer = new AdamW(variables, this.config.adapterOptimizer);
+    return { pairIndex, direction, from, to, form, rank, sourceRefs, targetRefs, adapters, writebacks, variables, optimizer };
+  }
+
+  /** All adapters (for plots and inspection). */
+  get adapters(): ParameterAdapter[] {
+    return this.links.flatMap((l) => l.adapters);
+  }
+
+  private transferActive(): boolean {
+    if (this.links.length === 0 || this.step % this.config.cycle !== 0) return false;
+    return this.config.transferEpochs === undefined || this.epoch < this.config.transferEpochs;
+  }
+
+  /** One global step (SPEC.md section 4, steps 1 to 4). */
+  protected stepOnce(): StepLosses {
+    // Every link reads its inputs before any link writes (two-way transfers see pre-step weights).
+    const inputs = this.transferActive() ? this.links.map((link, i) => this.timed("read_inputs", () => this.readInputs(link, i))) : [];
+    const pending = inputs.map((input) => this.timed("adapter_forward", () => this.transfer(input)));
+
+    let sourceLoss: tf.Scalar | undefined;
+    const source = this.requireSource();
+    let sourceKept: Record<string, tf.Tensor> = {};
+    if (!source.frozen) {
+      const batch = source.spec.data.next();
+      const r = this.timed("source_step", () => trainStep({ ...source.spec, weightDecay: source.weightDecay }, batch.x, batch.y, this.keepSet(pending, source)));
+      tf.dispose([batch.x, batch.y]);
+      sourceLoss = r.loss;
+      sourceKept = r.kept;
+    }
+    const batch = this.target.spec.data.next();
+    const targetStep = this.timed("target_step", () => trainStep({ ...this.target.spec, weightDecay: this.target.weightDecay }, batch.x, batch.y, this.keepSet(pending, this.target)));
+    tf.dispose([batch.x, batch.y]);
+
+    for (const p of pending) this.timed("adapter_update", () => this.updateAdapter(p, p.link.to === this.target ? targetStep.kept : sourceKept));
+    tf.dispose([targetStep.kept, sourceKept]);
+    return { source: sourceLoss, target: targetStep.loss };
+  }
+
+  /** Variables whose plain-loss gradient the `exact` rule needs from this side's step. */
+  private keepSet(pending: PendingTransfer[], side: SideState): Set<string> {
+    const names = new Set<string>();
+    if (this.config.rule !== "exact") return names;
+    for (const p of pending) if (p.link.to === side) for (const ref of p.link.targetRefs) names.add(variableOf(ref.variable).name);
+    return names;
+  }
+
+  /** The matrices the adapters read: the source's, or the control's fixed random stand-ins. */
+  private sourceParts(link: Link): tf.Tensor2D[] {
+    return tf.tidy(() => {
+      const raw = link.sourceRefs.map((ref) => readMatrix(ref));
+      let parts = raw;
+      if (link.form === "svd") {
+        const split = this.timed("svd", () => svdSplit(raw[0], link.rank)); // the source's residual is not needed
+        parts = [split.b, split.a];
+      }
+      if (this.config.sourceInput === "model") return parts;
+      if (!link.randomSources) {
+        link.randomSources = parts.map((p, k) => {
+          const std = tf.moments(p).variance.sqrt();
+          return tf.keep(tf.mul(tf.randomNormal(p.shape, 0, 1, "float32", this.config.seed * 104729 + k + 1), std) as tf.Tensor2D);
+        });
+      }
+      return link.randomSources.map((r) => r.clone());
+    });
+  }
+
+  /** W_gen for each written parameter, from fixed inputs; differentiable in the adapter's variables. */
+  private generate(p: TransferInput, updateSpectral: boolean): tf.Tensor2D[] {
+    const { link } = p;
+    const outs = link.adapters.map((adapter, k) => {
+      const out = adapter.forward(p.sourceParts[k], p.targetParts[k], { training: true, dropoutSeed: p.dropoutSeed + k, updateSpectral });
+      return link.writebacks[k].apply(out, p.targetParts[k]);
+    });
+    if (link.form === "svd") {
+      // W' = (W − U_r Σ_r V_rᵀ) + B'·A': only the rank-r part is replaced.
+      return [tf.add(p.residual as tf.Tensor2D, tf.matMul(outs[0], outs[1])) as tf.Tensor2D];
+    }
+    return outs;
+  }
+
+  /** Step 1a: copies of the matrices the link's adapters read (constants from here on). */
+  private readInputs(link: Link, linkIndex: number): TransferInput {
+    const sourceParts = this.sourceParts(link);
+    if (link.form !== "svd") {
+      const targetParts = link.targetRefs.map((ref) => readMatrix(ref));
+      return { link, dropoutSeed: dropoutSeedFor(this.config.seed, this.step, linkIndex), sourceParts, targetParts };
+    }
+    const current = readMatrix(link.targetRefs[0]);
+    const split = this.timed("svd", () => svdSplit(current, link.rank));
+    current.dispose();
+    return {
+      link,
+      dropoutSeed: dropoutSeedFor(this.config.seed, this.step, linkIndex),
+      sourceParts,
+      targetParts: [split.b, split.a],
+      residual: split.residual,
+    };
+  }
+
+  /** Step 1b: generate W_gen and write it into the receiving model; returns what step 4 needs. */
+  private transfer(input: TransferInput): PendingTransfer {
+    const { link, targetParts, residual } = input;
+    const written = tf.tidy(() => this.generate(input, true).map((w) => tf.keep(w)));
+    const change = tf.tidy(() => {
+      const before = residual ? [tf.add(residual, tf.matMul(targetParts[0], targetParts[1]))] : targetParts;
+      const moved = tf.addN(written.map((w, k) => tf.sum(tf.square(tf.sub(w, before[k])))));
+      const size = tf.addN(before.map((b) => tf.sum(tf.square(b))));
+      return tf.sqrt(tf.div(moved, tf.add(size, 1e-12))) as tf.Scalar;
+    });
+    written.forEach((w, k) => writeMatrix(link.targetRefs[k], w));
+    const stats = this.recordTransfer({ step: this.step, pair: link.pairIndex, direction: link.direction }, change);
+    return { ...input, written, stats };
+  }
+
+  /** Step 4: the adapter update, by the configured rule. */
+  private updateAdapter(p: PendingTransfer, keptGrads: Record<string, tf.Tensor>): void {
+    const { link } = p;
+    const cotangents = tf.tidy(() =>
+      link.targetRefs.map((ref, k) => {
+        if (this.config.rule === "exact") {
+          const g = keptGrads[variableOf(ref.variable).name];
+          if (!g) throw new Error(`internal: no kept gradient for '${ref.name}'`);
+          return toMatrix(ref, g); // ∂L/∂W at W_gen, as [rows, cols]
+        }
+        return tf.sub(p.written[k], readMatrix(ref)); // W_gen − T_after
+      }),
+    );
+    // Σ_k ⟨W_gen,k(θ), C_k⟩: its gradient in θ is the vector-Jacobian product the rule asks for.
+    const { grads, value } = tf.variableGrads(() => {
+      const regenerated = this.generate(p, false);
+      return tf.addN(regenerated.map((w, k) => tf.sum(tf.mul(w, cotangents[k])))) as tf.Scalar;
+    }, link.variables);
+    p.stats.gradNorm = link.optimizer.step(grads);
+    tf.dispose([grads, value, cotangents, p.sourceParts, p.targetParts, p.written, p.residual ?? []]);
+  }
+
+  private disposeLinks(): void {
+    for (const link of this.links) {
+      link.adapters.forEach((a) => a.dispose());
+      link.writebacks.forEach((w) => w.dispose());
+      link.optimizer.dispose();
+      tf.dispose(link.randomSources ?? []);
+    }
+  }
+
+  /** Write-back gates g at this moment, keyed `pair:direction:factor`. */
+  protected override gates(): Record<string, number> {
+    const gates: Record<string, number> = {};
+    for (const link of this.links) {
+      link.writebacks.forEach((w, k) => {
+        const g = w.gate();
+        if (g !== undefined) gates[`${link.pairIndex}:${link.direction}:${k}`] = g;
+      });
+    }
+    return gates;
+  }
+
+  protected override disposeOwned(): void {
+    this.disposeLinks();
+  }
+
+  /** Adapters (trainable and spectral state), write-back gates, their optimiser, control matrices. */
+  protected override extraState(): ExtraState {
+    const tensors: Record<string, tf.Tensor> = {};
+    const owned: tf.Tensor[] = [];
+    const meta = this.links.map((link, i) => {
+      link.variables.forEach((v, k) => (tensors[`link${i}.var.${k}`] = v));
+      link.adapters.forEach((a, k) => a.stateVariables.forEach((v, j) => (tensors[`link${i}.adapter${k}.state.${j}`] = v)));
+      const opt = link.optimizer.getState();
+      opt.moments.forEach((m, k) => {
+        tensors[`link${i}.adamw.m.${k}`] = m.m;
+        tensors[`link${i}.adamw.v.${k}`] = m.v;
+        owned.push(m.m, m.v);
+      });
+      (link.randomSources ?? []).forEach((r, k) => (tensors[`link${i}.random.${k}`] = r));
+      return {
+        shapes: link.variables.map((v) => v.shape),
+        states: link.adapters.map((a) => a.stateVariables.length),
+        adamw: { step: opt.step, learningRate: opt.learningRate },
+        randomSources: link.randomSources?.length ?? 0,
+      };
+    });
+    return { tensors, owned, meta: { config: this.config, links: meta } };
+  }
+
+  protected override restoreExtraState(tensors: Map<string, tf.Tensor>, rawMeta: unknown): void {
+    const meta = rawMeta as { config: MergeNetConfig; links: { shapes: number[][]; states: number[]; adamw: { step: number; learningRate: number }; randomSources: number }[] };
+    const saved = JSON.stringify(meta.config);
+    const current = JSON.stringify(this.config);
+    if (saved !== current) throw new Error(`the checkpoint was made with a different MergeNet configuration:
+  saved:   ${saved}
+  current: ${current}`);
+    const get = (name: string): tf.Tensor => {
+      const t = tensors.get(name);
+      if (!t) throw new Error(`the checkpoint lacks '${name}'; it does not belong to this trainer`);
+      return t;
+    };
+    this.links.forEach((link, i) => {
+      const info = meta.links[i];
+      if (JSON.stringify(info.shapes) !== JSON.stringify(link.variables.map((v) => v.shape))) {
+        throw new Error(`the checkpoint's adapter ${i} has different parameter shapes; build the trainer with the configuration it was saved with`);
+      }
+      link.variables.forEach((v, k) => v.assign(get(`link${i}.var.${k}`)));
+      link.adapters.forEach((a, k) => a.stateVariables.forEach((v, j) => v.assign(get(`link${i}.adapter${k}.state.${j}`))));
+      link.optimizer.setState({
+        ...info.adamw,
+        moments: link.variables.map((_, k) => ({ m: get(`link${i}.adamw.m.${k}`), v: get(`link${i}.adamw.v.${k}`) })),
+      });
+      tf.dispose(link.randomSources ?? []);
+      link.randomSources = info.randomSources
+        ? Array.from({ length: info.randomSources }, (_, k) => get(`link${i}.random.${k}`).clone() as tf.Tensor2D)
+        : undefined;
+    });
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * Mini-batch streams over tensors already in memory. A batch is a gather from the one
+ * dataset tensor (no per-batch copy of the whole set, no re-upload), and the order is a
+ * seeded permutation per epoch, so a run is reproducible and a stream's order depends on
+ * its own seed only (two models' streams never disturb each other).
+ */
+import { tf } from "../backend";
+import { mulberry32 } from "../core/random";
+
+export interface Batch {
+  x: tf.Tensor;
+  y: tf.Tensor;
+}
+
+export interface BatchStream {
+  /** Number of examples. */
+  readonly size: number;
+  readonly batchSize: number;
+  /** Batches per epoch (the last partial batch is kept). */
+  readonly batchesPerEpoch: number;
+  /** The next batch; the caller disposes its tensors. Wraps to a new epoch by itself. */
+  next(): Batch;
+  /** Where the stream is, to save in a checkpoint. */
+  position(): { epoch: number; index: number };
+  /** Moves to a saved position (re-creates that epoch's permutation from the seed). */
+  seek(position: { epoch: number; index: number }): void;
+}
+
+export interface BatchStreamOptions {
+  batchSize: number;
+  /** Shuffle each epoch with this seed; undefined keeps the stored order (bench-mnist). */
+  seed?: number;
+}
+
+/** A stream over `x` (first axis = examples) and `y`; the stream does not own x and y. */
+export function batchStream(x: tf.Tensor, y: tf.Tensor, options: BatchStreamOptions): BatchStream {
+  const size = x.shape[0];
+  const { batchSize, seed } = options;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batchSize must be a positive integer, got ${batchSize}`);
+  if (y.shape[0] !== size) throw new Error(`x has ${size} examples but y has ${y.shape[0]}`);
+  if (size === 0) throw new Error("cannot make batches from an empty dataset");
+  const batchesPerEpoch = Math.ceil(size / batchSize);
+  let epoch = 0;
+  let index = 0;
+  let order = permutation(size, seed, epoch);
+
+  function permutation(n: number, s: number | undefined, e: number): Int32Array {
+    const idx = new Int32Array(n);
+    for (let i = 0; i < n; i++) idx[i] = i;
+    if (s === undefined) return idx;
+    const rand = mulberry32(s * 1_000_003 + e);
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      const tmp = idx[i];
+      idx[i] = idx[j];
+      idx[j] = tmp;
+    }
+    return idx;
+  }
+
+  return {
+    size,
+    batchSize,
+    batchesPerEpoch,
+    next(): Batch {
+      const start = index * batchSize;
+      const end = Math.min(size, start + batchSize);
+      const batch = tf.tidy(() => {
+        if (seed === undefined) {
+          // Contiguous slice: cheaper than a gather when the order is fixed.
+          return { x: x.slice(start, end - start), y: y.slice(start, end - start) };
+        }
+        const ids = tf.tensor1d(order.subarray(start, end), "int32");
+        return { x: tf.gather(x, ids), y: tf.gather(y, ids) };
+      });
+      index += 1;
+      if (index === batchesPerEpoch) {
+        index = 0;
+        epoch += 1;
+        order = permutation(size, seed, epoch);
+      }
+      return batch;
+    },
+    position: () => ({ epoch, index }),
+    seek(p) {
+      if (!(p.index >= 0 && p.index < batchesPerEpoch)) throw new Error(`batch index ${p.index} is outside 0..${batchesPerEpoch - 1}`);
+      epoch = p.epoch;
+      index = p.index;
+      order = permutation(size, seed, epoch);
+    },
+  };
+}

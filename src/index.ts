@@ -1,0 +1,40 @@
+/**
+ * MergeNet in TypeScript: the public API.
+ *
+ * The core (parameter views, low-rank forms, the adapter, the joint trainer) sits beside
+ * small models, real data loaders, baselines and plot builders. Import from here; the
+ * modules behind it may move.
+ */
+export { tf, initBackend, backendInfo, type BackendInfo, type BackendName } from "./backend";
+
+// Core: views, low-rank forms, adapter, write-back, trainer.
+export { paramRef, matrixParamNames, readMatrix, writeMatrix, toMatrix, fromMatrix, factorRefs, type ParamRef, type ViewKind } from "./core/params";
+export { truncatedSvd, svdSplit, svdMerge, type SvdMethod, type TruncatedSvd } from "./core/lowrank";
+export { ParameterAdapter, resolveAdapterConfig, type AdapterConfig } from "./core/adapter";
+export { WriteBack, OUTPUT_MODES, type OutputMode } from "./core/writeback";
+export {
+  MergeNetTrainer,
+  resolveMergeNetConfig,
+  MERGENET_DEFAULTS,
+  type MergeNetConfig,
+  type LayerPair,
+  type LowRankForm,
+  type UpdateRule,
+} from "./core/trainer";
+export type { ModelSide, EpochRecord, TransferRecord, TrainerHistory, JointLoop } from "./core/joint";
+export { AdamW, type AdamWConfig } from "./core/adamw";
+export { sparseCrossEntropy, accuracy, accuracyEvaluator, type LossFn } from "./core/losses";
+
+// Baselines.
+export { IndependentTrainer } from "./baselines/independent";
+export { DistillationTrainer, MutualLearningTrainer, type DistillationConfig } from "./baselines/distillation";
+export { SharingTrainer, type SharingConfig } from "./baselines/sharing";
+
+// Models and data.
+export { cnn, mlp, vit, benchSource, benchTarget, saveModel, loadModel, BENCH_PAIR } from "./models/zoo";
+export { lowRankDense, lowRankConv2d, LowRankDense, LowRankConv2D } from "./models/lowrank-layers";
+export { loadImageDataset, benchMnist, type ImageDatasetName, type ImageData } from "./data/images";
+export { batchStream, type BatchStream } from "./data/batches";
+
+// Experiments.
+export { benchWorkload, BENCH_MODES, type BenchMode } from "./experiments/bench-mnist";

@@ -1,0 +1,322 @@
+/**
+ * Plot builders: pure functions from result rows to figure specs. They read numbers and
+ * return JSON; they never touch a model or a tensor, and they draw nothing (src/plots/render.ts
+ * and src/notebook/display.ts do).
+ *
+ * Design choices:
+ * - Input is tidy rows (one object per measurement), the shape result files and tables
+ *   already have, so any experiment can feed any builder.
+ * - Summary statistics (mean, std over seeds) are computed here in TypeScript rather than by
+ *   vega-lite transforms: the numbers are testable and the spec carries them for tooltips.
+ *   Std is the sample standard deviation (n - 1), 0 for a single seed.
+ * - Line charts and bars are vega-lite (small JSON, a static SVG without a browser); matrices
+ *   and 2-D paths are plotly (hover over thousands of cells, pan and zoom).
+ * - Methods get the same colours in both libraries: vega-lite colours methods with its
+ *   default `tableau10` palette in sorted order; the plotly builders add traces in sorted
+ *   order with that palette as the layout's colorway.
+ */
+import type { PlotlyFigure, VegaLiteSpec } from "./render";
+
+const VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json";
+const DEFAULT_WIDTH = 400;
+const DEFAULT_HEIGHT = 250;
+/** Vega's default categorical palette (`tableau10`), given to plotly so methods match. */
+const METHOD_COLORS = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac"];
+
+/** One measurement of a metric along training. Give `step` or `epoch`. */
+export interface CurveRow {
+  method: string;
+  seed: number | string;
+  step?: number;
+  epoch?: number;
+  value: number;
+}
+
+/** Mean and spread of one method at one x over its seeds. */
+export interface CurvePoint {
+  method: string;
+  x: number;
+  mean: number;
+  std: number;
+  lo: number;
+  hi: number;
+  /** How many seeds the point averages. */
+  n: number;
+}
+
+export interface LearningCurveOptions {
+  /** The metric's name, used as the y-axis title ("test accuracy"). */
+  metric: string;
+  /** `std` draws mean ± one std over seeds as a band (default); `none` draws only the mean. */
+  band?: "std" | "none";
+  /** Which field is the x axis; default `step` when every row has one, else `epoch`. */
+  x?: "step" | "epoch";
+  /** `log` suits losses that fall over orders of magnitude (default `linear`). */
+  yScale?: "linear" | "log";
+  title?: string;
+  width?: number;
+  height?: number;
+}
+
+function requireRows<T>(rows: T[], builder: string): void {
+  if (!Array.isArray(rows) || rows.length === 0) throw new Error(`${builder}: rows must be a non-empty array`);
+}
+
+function requireFinite(value: unknown, what: string): number {
+  if (typeof value !== "number" || !Number.isFinite(value)) {
+    throw new Error(`${what} must be a finite number, got ${String(value)}`);
+  }
+  return value;
+}
+
+function mean(values: number[]): number {
+  return values.reduce((sum, v) => sum + v, 0) / values.length;
+}
+
+function sampleStd(values: number[]): number {
+  if (values.length < 2) return 0;
+  const m = mean(values);
+  return Math.sqrt(values.reduce((sum, v) => sum + (v - m) ** 2, 0) / (values.length - 1));
+}
+
+function pickCurveX(rows: CurveRow[], x: LearningCurveOptions["x"]): "step" | "epoch" {
+  if (x) return x;
+  if (rows.every((row) => typeof row.step === "number")) return "step";
+  if (rows.every((row) => typeof row.epoch === "number")) return "epoch";
+  throw new Error("learningCurves: every row needs a numeric `step`, or every row a numeric `epoch`");
+}
+
+/** Mean ± std over seeds for each (method, x), sorted by method then x. */
+export function summarizeOverSeeds(rows: CurveRow[], x: "step" | "epoch"): CurvePoint[] {
+  const groups = new Map<string, { method: string; x: number; values: number[] }>();
+  rows.forEach((row, i) => {
+    const at = requireFinite(row[x], `learningCurves: row ${i} field '${x}'`);
+    const value = requireFinite(row.value, `learningCurves: row ${i} field 'value'`);
+    const key = JSON.stringify([row.method, at]);
+    const group = groups.get(key) ?? { method: String(row.method), x: at, values: [] };
+    group.values.push(value);
+    groups.set(key, group);
+  });
+  return [...groups.values()]
+    .map(({ method, x: at, values }) => {
+      const m = mean(values);
+      const s = sampleStd(values);
+      return { method, x: at, mean: m, std: s, lo: m - s, hi: m + s, n: values.length };
+    })
+    .sort((a, b) => (a.method < b.method ? -1 : a.method > b.method ? 1 : a.x - b.x));
+}
+
+/** Learning curves: the mean over seeds per method as a line, mean ± std as a band. */
+export function learningCurves(rows: CurveRow[], options: LearningCurveOptions): VegaLiteSpec {
+  requireRows(rows, "learningCurves");
+  if (!options || typeof options.metric !== "string") throw new Error("learningCurves: options.metric (the y-axis name) is required");
+  const bandKind = options.band ?? "std";
+  if (bandKind !== "std" && bandKind !== "none") throw new Error(`learningCurves: band must be 'std' or 'none', got '${String(bandKind)}'`);
+  const xField = pickCurveX(rows, options.x);
+  const points = summarizeOverSeeds(rows, xField);
+  const logY = options.yScale === "log";
+  if (logY && points.some((p) => p.mean <= 0)) throw new Error("learningCurves: yScale 'log' needs every mean to be positive");
+  const yScale = logY ? { type: "log" as const } : { zero: false };
+  // On a log axis mean - std can be <= 0: the band's lower edge is then clipped at mean / 10.
+  const values = points.map((p) => ({ ...p, bandLo: logY ? Math.max(p.lo, p.mean / 10) : p.lo }));
+  const x = { field: "x", type: "quantitative" as const, title: xField };
+  const color = { field: "method", type: "nominal" as const, title: "method" };
+  const line = {
+    mark: { type: "line" as const, point: points.length <= 60 },
+    encoding: {
+      x,
+      y: { field: "mean", type: "quantitative" as const, title: options.metric, scale: yScale },
+      color,
+      tooltip: [
+        { field: "method", type: "nominal" as const },
+        { field: "x", type: "quantitative" as const, title: xField },
+        { field: "mean", type: "quantitative" as const, format: ".4g" },
+        { field: "std", type: "quantitative" as const, format: ".3g" },
+        { field: "n", type: "quantitative" as const, title: "seeds" },
+      ],
+    },
+  };
+  const band = {
+    mark: { type: "area" as const, opacity: 0.2 },
+    encoding: { x, y: { field: "bandLo", type: "quantitative" as const, scale: yScale }, y2: { field: "hi" }, color },
+  };
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    ...(options.title ? { title: options.title } : {}),
+    width: options.width ?? DEFAULT_WIDTH,
+    height: options.height ?? DEFAULT_HEIGHT,
+    data: { values },
+    layer: bandKind === "std" ? [band, line] : [line],
+  };
+}
+
+/** One bar: a method's summary in one group (a dataset, a setting). */
+export interface BarRow {
+  group: string;
+  method: string;
+  mean: number;
+  /** Drawn as an error bar of ± std; omit for none. */
+  std?: number;
+}
+
+export interface GroupedBarOptions {
+  /** y-axis title (default "value"). */
+  metric?: string;
+  /** x-axis title (default "group"). */
+  groupTitle?: string;
+  title?: string;
+  width?: number;
+  height?: number;
+}
+
+/** Grouped bars (groups along x, one bar per method) with ± std error bars. */
+export function groupedBars(rows: BarRow[], options: GroupedBarOptions = {}): VegaLiteSpec {
+  requireRows(rows, "groupedBars");
+  const values = rows.map((row, i) => {
+    const m = requireFinite(row.mean, `groupedBars: row ${i} field 'mean'`);
+    const s = row.std === undefined ? 0 : requireFinite(row.std, `groupedBars: row ${i} field 'std'`);
+    if (s < 0) throw new Error(`groupedBars: row ${i} has a negative std (${s})`);
+    return { group: String(row.group), method: String(row.method), mean: m, std: s, lo: m - s, hi: m + s };
+  });
+  const groups = [...new Set(values.map((v) => v.group))];
+  const x = { field: "group", type: "nominal" as const, title: options.groupTitle ?? "group", sort: groups, axis: { labelAngle: 0 } };
+  const xOffset = { field: "method", type: "nominal" as const };
+  const metric = options.metric ?? "value";
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    ...(options.title ? { title: options.title } : {}),
+    width: options.width ?? DEFAULT_WIDTH,
+    height: options.height ?? DEFAULT_HEIGHT,
+    data: { values },
+    layer: [
+      {
+        mark: { type: "bar" },
+        encoding: {
+          x,
+          xOffset,
+          y: { field: "mean", type: "quantitative", title: metric },
+          color: { field: "method", type: "nominal", title: "method" },
+          tooltip: [
+            { field: "group", type: "nominal" },
+            { field: "method", type: "nominal" },
+            { field: "mean", type: "quantitative", format: ".4g" },
+            { field: "std", type: "quantitative", format: ".3g" },
+          ],
+        },
+      },
+      {
+        mark: { type: "rule", color: "black" },
+        encoding: { x, xOffset, y: { field: "lo", type: "quantitative" }, y2: { field: "hi" } },
+      },
+    ],
+  };
+}
+
+export interface HeatmapOptions {
+  title?: string;
+  xLabel?: string;
+  yLabel?: string;
+  /** Tick labels for columns and rows (default 0..n-1). */
+  xTicks?: string[];
+  yTicks?: string[];
+  /** Plotly colour scale name (default "Viridis"; "RdBu" suits signed values with zmid 0). */
+  colorscale?: string;
+  /** Value at the middle of the colour scale (e.g. 0 for weights). */
+  zmid?: number;
+  width?: number;
+  height?: number;
+}
+
+/** A heatmap of a matrix, row 0 at the top as the matrix is written. */
+export function heatmap(matrix: number[][], options: HeatmapOptions = {}): PlotlyFigure {
+  if (!Array.isArray(matrix) || matrix.length === 0 || !Array.isArray(matrix[0]) || matrix[0].length === 0) {
+    throw new Error("heatmap: matrix must be a non-empty array of non-empty rows (number[][])");
+  }
+  const cols = matrix[0].length;
+  matrix.forEach((row, r) => {
+    if (!Array.isArray(row) || row.length !== cols) {
+      throw new Error(`heatmap: row ${r} has ${Array.isArray(row) ? row.length : "no"} columns, row 0 has ${cols}; the matrix must be rectangular`);
+    }
+    row.forEach((v, c) => requireFinite(v, `heatmap: matrix[${r}][${c}]`));
+  });
+  if (options.xTicks && options.xTicks.length !== cols) throw new Error(`heatmap: ${options.xTicks.length} xTicks for ${cols} columns`);
+  if (options.yTicks && options.yTicks.length !== matrix.length) throw new Error(`heatmap: ${options.yTicks.length} yTicks for ${matrix.length} rows`);
+  const trace: Record<string, unknown> = {
+    type: "heatmap",
+    z: matrix,
+    colorscale: options.colorscale ?? "Viridis",
+    ...(options.xTicks ? { x: options.xTicks } : {}),
+    ...(options.yTicks ? { y: options.yTicks } : {}),
+    ...(options.zmid !== undefined ? { zmid: options.zmid } : {}),
+  };
+  return {
+    data: [trace],
+    layout: {
+      ...(options.title ? { title: { text: options.title } } : {}),
+      xaxis: { title: { text: options.xLabel ?? "" }, ...(options.xTicks ? { type: "category" } : {}) },
+      yaxis: { title: { text: options.yLabel ?? "" }, autorange: "reversed", ...(options.yTicks ? { type: "category" } : {}) },
+      width: options.width ?? 520,
+      height: options.height ?? 450,
+    },
+  };
+}
+
+/** One point of a method's 2-D trajectory (e.g. weights projected on two directions). */
+export interface PathRow {
+  method: string;
+  x: number;
+  y: number;
+  /** Order along the path (default: the order of the rows). */
+  step?: number;
+}
+
+export interface ScatterPathOptions {
+  title?: string;
+  xLabel?: string;
+  yLabel?: string;
+  width?: number;
+  height?: number;
+}
+
+/** 2-D trajectories, one line with markers per method; the start is an open circle, the end a filled one. */
+export function scatterPath(rows: PathRow[], options: ScatterPathOptions = {}): PlotlyFigure {
+  requireRows(rows, "scatterPath");
+  const paths = new Map<string, { step: number; x: number; y: number }[]>();
+  rows.forEach((row, i) => {
+    const point = {
+      step: row.step === undefined ? i : requireFinite(row.step, `scatterPath: row ${i} field 'step'`),
+      x: requireFinite(row.x, `scatterPath: row ${i} field 'x'`),
+      y: requireFinite(row.y, `scatterPath: row ${i} field 'y'`),
+    };
+    const method = String(row.method);
+    paths.set(method, [...(paths.get(method) ?? []), point]);
+  });
+  const data = [...paths.keys()].sort().map((method) => {
+    const points = [...(paths.get(method) ?? [])].sort((a, b) => a.step - b.step);
+    const last = points.length - 1;
+    return {
+      type: "scatter",
+      mode: "lines+markers",
+      name: method,
+      x: points.map((p) => p.x),
+      y: points.map((p) => p.y),
+      text: points.map((p) => `step ${p.step}`),
+      hovertemplate: "%{text}<br>(%{x:.4g}, %{y:.4g})",
+      marker: {
+        size: points.map((_, i) => (i === 0 || i === last ? 10 : 5)),
+        symbol: points.map((_, i) => (i === 0 ? "circle-open" : "circle")),
+      },
+    };
+  });
+  return {
+    data,
+    layout: {
+      ...(options.title ? { title: { text: options.title } } : {}),
+      xaxis: { title: { text: options.xLabel ?? "x" } },
+      yaxis: { title: { text: options.yLabel ?? "y" } },
+      colorway: METHOD_COLORS,
+      width: options.width ?? 600,
+      height: options.height ?? 450,
+    },
+  };
+}

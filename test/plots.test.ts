@@ -1,0 +1,192 @@
+// Plot builders (src/plots/specs.ts) and static rendering (src/plots/render.ts): specs compile
+// with vega-lite, carry what they promise (bands, error bars, trace order), and render to SVG
+// and PNG; plotly figures render through Chromium, which must be installed (apt-get install chromium).
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { afterAll, describe, expect, it } from "vitest";
+import { compile } from "vega-lite";
+import {
+  closeRenderer,
+  plotlyToPng,
+  plotlyToSvg,
+  saveVegaLite,
+  svgToPng,
+  vegaLiteToSvg,
+  type VegaLiteSpec,
+} from "../src/plots/render";
+import { groupedBars, heatmap, learningCurves, scatterPath, summarizeOverSeeds, type CurveRow } from "../src/plots/specs";
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+const CHROMIUM = process.env.MERGENET_CHROMIUM ?? "/usr/bin/chromium";
+
+function expectPng(bytes: Uint8Array): void {
+  expect([...bytes.subarray(0, 8)]).toEqual(PNG_SIGNATURE);
+  expect(bytes.length).toBeGreaterThan(1000);
+}
+
+/** The layers of a layered spec, typed loosely for inspection. */
+function layers(spec: VegaLiteSpec): { mark: { type: string }; encoding: Record<string, { field?: string }> }[] {
+  return (spec as unknown as { layer: { mark: { type: string }; encoding: Record<string, { field?: string }> }[] }).layer;
+}
+
+function dataValues(spec: VegaLiteSpec): Record<string, number | string>[] {
+  return (spec as unknown as { data: { values: Record<string, number | string>[] } }).data.values;
+}
+
+const curveRows: CurveRow[] = [0, 1, 2].flatMap((seed) =>
+  [0, 10, 20].flatMap((step) => [
+    { method: "mergenet", seed, step, value: 1 / (step + 1) + 0.1 * seed },
+    { method: "target-alone", seed, step, value: 2 / (step + 1) + 0.1 * seed },
+  ]),
+);
+
+afterAll(async () => {
+  await closeRenderer();
+});
+
+describe("learningCurves", () => {
+  it("averages over seeds with the sample std", () => {
+    const points = summarizeOverSeeds(curveRows, "step");
+    expect(points).toHaveLength(6);
+    const first = points[0];
+    expect(first).toMatchObject({ method: "mergenet", x: 0, n: 3 });
+    expect(first.mean).toBeCloseTo(1.1, 12); // 1, 1.1, 1.2
+    expect(first.std).toBeCloseTo(0.1, 12); // sample std of 1, 1.1, 1.2
+    expect(first.lo).toBeCloseTo(1.0, 12);
+    expect(first.hi).toBeCloseTo(1.2, 12);
+  });
+
+  it("draws the mean as a line over a mean ± std band and compiles", () => {
+    const spec = learningCurves(curveRows, { metric: "test loss", band: "std" });
+    expect(() => compile(spec)).not.toThrow();
+    const [band, line] = layers(spec);
+    expect(band.mark.type).toBe("area");
+    expect(band.encoding.y.field).toBe("bandLo");
+    expect(band.encoding.y2.field).toBe("hi");
+    expect(line.mark.type).toBe("line");
+    expect(line.encoding.y.field).toBe("mean");
+    expect((spec as { $schema?: string }).$schema).toContain("vega-lite/v5");
+  });
+
+  it("drops the band with band 'none' and rejects bad input clearly", () => {
+    expect(layers(learningCurves(curveRows, { metric: "loss", band: "none" })).map((l) => l.mark.type)).toEqual(["line"]);
+    expect(() => learningCurves([], { metric: "loss" })).toThrow(/non-empty/);
+    expect(() => learningCurves([{ method: "a", seed: 0, value: 1 }], { metric: "loss" })).toThrow(/step.*epoch/);
+    expect(() => learningCurves([{ method: "a", seed: 0, step: 0, value: NaN }], { metric: "loss" })).toThrow(/finite/);
+    expect(() => learningCurves([{ method: "a", seed: 0, step: 0, value: -1 }], { metric: "loss", yScale: "log" })).toThrow(/positive/);
+  });
+
+  it("keeps the log-axis band above zero", () => {
+    const rows: CurveRow[] = [
+      { method: "a", seed: 0, step: 0, value: 0.01 },
+      { method: "a", seed: 1, step: 0, value: 1 },
+    ];
+    const values = dataValues(learningCurves(rows, { metric: "loss", yScale: "log" }));
+    expect(values[0].lo as number).toBeLessThan(0);
+    expect(values[0].bandLo as number).toBeGreaterThan(0);
+  });
+
+  it("renders to SVG with a band path and to a PNG", async () => {
+    const svg = await vegaLiteToSvg(learningCurves(curveRows, { metric: "test loss", title: "curves" }));
+    expect(svg.startsWith("<svg")).toBe(true);
+    expect(svg).toContain("mark-area");
+    expect(svg).toContain("mark-line");
+    expect(svg).toContain("curves");
+    expectPng(svgToPng(svg, { scale: 2 }));
+  });
+});
+
+describe("groupedBars", () => {
+  const rows = [
+    { group: "MNIST", method: "mergenet", mean: 0.9, std: 0.02 },
+    { group: "MNIST", method: "target-alone", mean: 0.88, std: 0.01 },
+    { group: "Fashion", method: "mergenet", mean: 0.8, std: 0.03 },
+    { group: "Fashion", method: "target-alone", mean: 0.79 },
+  ];
+
+  it("has one error bar (a rule from mean - std to mean + std) per bar and compiles", () => {
+    const spec = groupedBars(rows, { metric: "accuracy" });
+    expect(() => compile(spec)).not.toThrow();
+    const [bars, errorBars] = layers(spec);
+    expect(bars.mark.type).toBe("bar");
+    expect(bars.encoding.xOffset.field).toBe("method");
+    expect(errorBars.mark.type).toBe("rule");
+    expect(errorBars.encoding.y.field).toBe("lo");
+    expect(errorBars.encoding.y2.field).toBe("hi");
+    const values = dataValues(spec);
+    expect(values[0].lo).toBeCloseTo(0.88, 12);
+    expect(values[0].hi).toBeCloseTo(0.92, 12);
+    expect(values[3].std).toBe(0);
+  });
+
+  it("renders every bar and every error bar", async () => {
+    const svg = await vegaLiteToSvg(groupedBars(rows));
+    const ruleGroup = svg.slice(svg.indexOf("mark-rule"));
+    expect(svg).toContain("mark-rect");
+    expect((ruleGroup.match(/<line /g) ?? []).length).toBeGreaterThanOrEqual(rows.length);
+    expectPng(svgToPng(svg));
+  });
+
+  it("rejects a negative std", () => {
+    expect(() => groupedBars([{ group: "g", method: "m", mean: 1, std: -1 }])).toThrow(/negative std/);
+  });
+});
+
+describe("plotly builders", () => {
+  it("heatmap keeps the matrix, puts row 0 on top and validates shape", () => {
+    const fig = heatmap([[1, 2, 3], [4, 5, 6]], { title: "W", xLabel: "in", yLabel: "out", zmid: 0 });
+    expect(fig.data[0]).toMatchObject({ type: "heatmap", z: [[1, 2, 3], [4, 5, 6]], zmid: 0 });
+    expect((fig.layout?.yaxis as { autorange?: string }).autorange).toBe("reversed");
+    expect(() => heatmap([[1, 2], [3]])).toThrow(/rectangular/);
+    expect(() => heatmap([])).toThrow(/non-empty/);
+    expect(() => heatmap([[1, 2]], { xTicks: ["a"] })).toThrow(/xTicks/);
+  });
+
+  it("scatterPath makes one trace per method in sorted order, each path in step order", () => {
+    const fig = scatterPath([
+      { method: "b", x: 1, y: 1, step: 1 },
+      { method: "a", x: 0, y: 0, step: 0 },
+      { method: "b", x: 0, y: 0, step: 0 },
+    ]);
+    expect(fig.data.map((t) => t.name)).toEqual(["a", "b"]);
+    expect(fig.data[1].x).toEqual([0, 1]);
+    expect((fig.data[1].marker as { symbol: string[] }).symbol[0]).toBe("circle-open");
+  });
+});
+
+describe("plotly rendering through Chromium", () => {
+  it("finds Chromium", () => {
+    expect(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: run \`apt-get install -y chromium\` (or set MERGENET_CHROMIUM)`).toBe(true);
+  });
+
+  it("renders a heatmap to PNG and SVG", async () => {
+    const fig = heatmap([[0, 1], [1, 0]], { title: "identity-ish" });
+    expectPng(await plotlyToPng(fig));
+    const svg = await plotlyToSvg(fig);
+    expect(svg.startsWith("<svg")).toBe(true);
+    expect(svg).toContain("identity-ish");
+  });
+
+  it("renders a path at the requested size and scale", async () => {
+    const png = await plotlyToPng(scatterPath([{ method: "a", x: 0, y: 0 }, { method: "a", x: 1, y: 2 }]), { width: 300, height: 200, scale: 2 });
+    expectPng(png);
+    const view = Buffer.from(png);
+    expect([view.readUInt32BE(16), view.readUInt32BE(20)]).toEqual([600, 400]); // IHDR width, height
+  });
+
+  it("rejects something that is not a figure", async () => {
+    await expect(plotlyToPng({} as never)).rejects.toThrow(/data/);
+  });
+});
+
+describe("saving figures", () => {
+  it("writes name.svg and name.png and refuses paths as names", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mergenet-figures-"));
+    const saved = await saveVegaLite(learningCurves(curveRows, { metric: "loss" }), "curves", dir);
+    expect(fs.readFileSync(saved.svg, "utf8").startsWith("<svg")).toBe(true);
+    expectPng(fs.readFileSync(saved.png));
+    await expect(saveVegaLite(learningCurves(curveRows, { metric: "loss" }), "../escape", dir)).rejects.toThrow(/plain file name/);
+    fs.rmSync(dir, { recursive: true });
+  });
+});
