@@ -209,3 +209,11 @@ export function factorRefs(model: tf.LayersModel, layerName: string): { b: Param
   const a = paramRef(model, `${layerName}/lora_a`);
   return { b, a };
 }
+
+/** Every matrix-viewable weight of a model with its stored shape and its [out, in] view (for tables). */
+export function describeMatrices(model: tf.LayersModel): { weight: string; kind: ViewKind; stored: string; view: string }[] {
+  return matrixParamNames(model).map((name) => {
+    const ref = paramRef(model, name);
+    return { weight: name, kind: ref.kind, stored: `[${ref.tfShape.join(", ")}]`, view: `[${ref.matrixShape.join(", ")}]` };
+  });
+}

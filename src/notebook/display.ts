@@ -30,6 +30,8 @@ import {
   type SavedFigure,
   type VegaLiteSpec,
 } from "../plots/render";
+import { resultsRoot } from "../paths";
+import { recordReportEntry } from "./report";
 
 export const VEGA_LITE_MIME = "application/vnd.vegalite.v5+json";
 export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
@@ -42,10 +44,22 @@ export interface DisplayBundle {
 }
 
 export interface ShowOptions {
-  /** Also save the figure as results/figures/<saveAs>.svg and .png. */
+  /** Also save the figure as results/figures/<saveAs>.svg and .png, and list it in results/REPORT.md. */
   saveAs?: string;
+  /** With saveAs: one line on what the figure shows (required; REPORT.md prints it). */
+  caption?: string;
   /** Folder for saveAs (default results/figures). */
   dir?: string;
+}
+
+/** Saves a figure (if asked) and records it for REPORT.md. */
+async function saveFigure(options: ShowOptions, save: (name: string, dir?: string) => Promise<SavedFigure>): Promise<void> {
+  if (!options.saveAs) return;
+  if (!options.caption) throw new Error(`figure '${options.saveAs}' is saved without a caption: pass { caption: "what it shows" }`);
+  const saved = await save(options.saveAs, options.dir);
+  if (options.dir === undefined) {
+    recordReportEntry({ name: options.saveAs, kind: "figure", caption: options.caption, content: path.relative(resultsRoot(), saved.png) });
+  }
 }
 
 interface TslabJupyterModule {
@@ -118,14 +132,14 @@ export async function plotlyBundle(figure: PlotlyFigure): Promise<DisplayBundle>
 
 /** Shows a vega-lite chart (interactive in JupyterLab, SVG elsewhere); saves it if asked. */
 export async function showVegaLite(spec: VegaLiteSpec, options: ShowOptions = {}): Promise<void> {
-  const saving: Promise<SavedFigure | void> = options.saveAs ? saveVegaLite(spec, options.saveAs, options.dir) : Promise.resolve();
+  const saving = saveFigure(options, (name, dir) => saveVegaLite(spec, name, dir));
   sendBundle(await vegaLiteBundle(spec));
   await saving;
 }
 
 /** Shows a plotly figure (interactive in JupyterLab, PNG elsewhere); saves it if asked. */
 export async function showPlotly(figure: PlotlyFigure, options: ShowOptions = {}): Promise<void> {
-  const saving: Promise<SavedFigure | void> = options.saveAs ? savePlotly(figure, options.saveAs, options.dir) : Promise.resolve();
+  const saving = saveFigure(options, (name, dir) => savePlotly(figure, name, dir));
   sendBundle(await plotlyBundle(figure));
   await saving;
 }
@@ -135,6 +149,10 @@ export interface TableOptions {
   columns?: string[];
   /** Significant digits for non-integer numbers (default 4). */
   digits?: number;
+  /** Also list the table in results/REPORT.md under this name (needs a caption). */
+  saveAs?: string;
+  /** With saveAs: one line on what the table shows. */
+  caption?: string;
 }
 
 function formatCell(value: unknown, digits: number): string {
@@ -174,7 +192,9 @@ function tslabDisplay(): TslabDisplay | undefined {
 
 /** Shows rows as a table (markdown: rendered by JupyterLab, GitHub and nbconvert alike). */
 export function showTable(rows: Record<string, unknown>[], options: TableOptions = {}): void {
-  showMarkdown(markdownTable(rows, options));
+  const table = markdownTable(rows, options);
+  if (options.saveAs) recordReportEntry({ name: options.saveAs, kind: "table", caption: options.caption ?? "", content: table });
+  showMarkdown(table);
 }
 
 /** Shows markdown text as a rendered output. */

@@ -24,6 +24,7 @@ import type { Browser, Page } from "playwright-core";
 import { parse, View } from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
 import { logger } from "../log";
+import { figuresDir } from "../paths";
 
 /** A vega-lite v5 specification (the JSON a vega-lite renderer accepts). */
 export type VegaLiteSpec = TopLevelSpec;
@@ -47,7 +48,6 @@ export interface PlotlyImageOptions extends PngOptions {
 }
 
 /** Where saved figures go: results/figures under the repository root. */
-export const FIGURES_DIR = path.resolve(__dirname, "..", "..", "results", "figures");
 
 const FONT_FAMILY = "DejaVu Sans";
 const DEJAVU_FILE = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -230,7 +230,7 @@ function figurePaths(name: string, dir: string): SavedFigure {
 }
 
 /** Writes <dir>/<name>.svg and <dir>/<name>.png (dir defaults to results/figures). */
-export function writeFigure(name: string, images: FigureImages, dir: string = FIGURES_DIR): SavedFigure {
+export function writeFigure(name: string, images: FigureImages, dir: string = figuresDir()): SavedFigure {
   const paths = figurePaths(name, dir);
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(paths.svg, images.svg);
@@ -239,14 +239,14 @@ export function writeFigure(name: string, images: FigureImages, dir: string = FI
 }
 
 /** Renders a vega-lite spec and saves it as SVG and PNG (PNG at 2x for print). */
-export async function saveVegaLite(spec: VegaLiteSpec, name: string, dir: string = FIGURES_DIR): Promise<SavedFigure> {
+export async function saveVegaLite(spec: VegaLiteSpec, name: string, dir: string = figuresDir()): Promise<SavedFigure> {
   figurePaths(name, dir);
   const svg = await vegaLiteToSvg(spec);
   return writeFigure(name, { svg, png: svgToPng(svg, { scale: 2 }) }, dir);
 }
 
 /** Renders a plotly figure and saves it as SVG and PNG (PNG at 2x for print). */
-export async function savePlotly(figure: PlotlyFigure, name: string, dir: string = FIGURES_DIR): Promise<SavedFigure> {
+export async function savePlotly(figure: PlotlyFigure, name: string, dir: string = figuresDir()): Promise<SavedFigure> {
   figurePaths(name, dir);
   const [svg, png] = await Promise.all([plotlyToSvg(figure), plotlyToPng(figure, { scale: 2 })]);
   return writeFigure(name, { svg, png }, dir);

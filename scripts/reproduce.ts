@@ -1,0 +1,65 @@
+/**
+ * `npm start [-- --quick]`: reproduces every notebook and figure headlessly, then writes
+ * results/REPORT.md (every saved table and figure with one line on what it shows).
+ *
+ * Default mode executes notebooks/*.ipynb in place: that is the reproduction whose outputs
+ * are committed. Quick mode (what CI runs) executes copies in results/quick/notebooks/ with
+ * MERGENET_QUICK=1 (one seed, few epochs), leaving the committed notebooks untouched.
+ * System packages and the Jupyter environment are set up first when missing.
+ */
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { buildReport, readReportIndex } from "../src/notebook/report";
+import { resultsRoot } from "../src/paths";
+import { closeRenderer } from "../src/plots/render";
+import { defaultNotebooks, NotebookRunError, REPO_ROOT, runNotebooks } from "./run-notebooks";
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const unknown = args.filter((a) => a !== "--quick");
+  if (unknown.length) throw new Error(`unknown argument(s) ${unknown.join(" ")}; usage: npm start [-- --quick]`);
+  const quick = args.includes("--quick");
+  const started = Date.now();
+  for (const script of ["setup-system.sh", "setup-jupyter.sh"]) {
+    execFileSync("bash", [path.join(REPO_ROOT, "scripts", script)], { stdio: "inherit" });
+  }
+  let notebooks = defaultNotebooks();
+  if (quick) process.env.MERGENET_QUICK = "1"; // results/quick/ (src/paths.ts)
+  const root = resultsRoot();
+  if (quick) {
+    const dir = path.join(root, "notebooks");
+    fs.mkdirSync(dir, { recursive: true });
+    notebooks = notebooks.map((file) => {
+      const copy = path.join(dir, path.basename(file));
+      fs.copyFileSync(file, copy);
+      return copy;
+    });
+  }
+  let failed = false;
+  try {
+    await runNotebooks(notebooks, { quick });
+  } catch (err) {
+    if (!(err instanceof NotebookRunError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    failed = true;
+  } finally {
+    await closeRenderer();
+  }
+  const minutes = ((Date.now() - started) / 60000).toFixed(1);
+  const header = [
+    "# MergeNet in TypeScript: results report",
+    "",
+    `Written by \`npm start${quick ? " -- --quick" : ""}\` in ${minutes} min. Figures are in results/figures/; every number comes from the runs in results/runs/.`,
+    quick ? "\n**Quick mode: one seed and a few epochs, to check the pipeline. These numbers are not results.**" : "",
+  ].join("\n");
+  fs.mkdirSync(root, { recursive: true });
+  fs.writeFileSync(path.join(root, "REPORT.md"), buildReport(readReportIndex(root), header));
+  process.stderr.write(`[mergenet] ${notebooks.length} notebooks in ${minutes} min; report: ${path.relative(process.cwd(), path.join(root, "REPORT.md"))}\n`);
+  if (failed) process.exit(1);
+}
+
+main().catch((err) => {
+  process.stderr.write(`npm start failed: ${err instanceof Error ? err.message : err}\n`);
+  process.exit(1);
+});

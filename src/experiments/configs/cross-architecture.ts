@@ -1,0 +1,56 @@
+/**
+ * Notebook 01's experiments, in one place: what is compared, on which budget, with which
+ * seeds. Quick mode (`MERGENET_QUICK=1`) keeps every method but trains one seed briefly,
+ * so CI checks the whole pipeline; its numbers are not results.
+ */
+import type { MergeNetConfig } from "../../core/trainer";
+import type { MethodSpec } from "../methods";
+import { pick, type ExperimentConfig } from "../runner";
+import { IMAGE_PAIRS, type ImagePairOptions } from "../scenarios/cross-architecture";
+
+type Pair = { source: string; target: string };
+
+/** MergeNet as the released configuration runs it, on one layer pair; `extra` overrides. */
+function mergenet(name: string, pair: Pair, extra: Partial<MergeNetConfig> = {}, more: Partial<MethodSpec> = {}): MethodSpec {
+  return { name, kind: "mergenet", mergenet: { pairs: [pair], cycle: 2, rule: "hypernet", output: "interp", adapter: { layers: 1 }, ...extra }, ...more } as MethodSpec;
+}
+
+const PRETRAIN_EPOCHS = 3;
+
+/** CNN → MLP: every method of the issue, both kinds of layer pair, and their random-source controls. */
+export function cnnToMlp(): ExperimentConfig {
+  const pairs = IMAGE_PAIRS.mlp;
+  const methods: MethodSpec[] = [
+    { name: "target alone", kind: "target-alone" },
+    { name: "source alone", kind: "source-alone" },
+    { name: "naive sharing (copy)", kind: "sharing", sharing: { pairs: [pairs.released], mode: "copy", cycle: 2 } },
+    { name: "naive sharing (average)", kind: "sharing", sharing: { pairs: [pairs.released], mode: "average", cycle: 2 } },
+    { name: "logit KD", kind: "kd" },
+    { name: "logit KD (pre-trained source)", kind: "kd", pretrainSourceEpochs: PRETRAIN_EPOCHS },
+    { name: "mutual learning", kind: "dml" },
+    mergenet("MergeNet hypernet", pairs.released),
+    mergenet("MergeNet exact", pairs.released, { rule: "exact" }),
+    mergenet("control: random source", pairs.released, { sourceInput: "random" }),
+    mergenet("MergeNet classifier pair", pairs.classifier),
+    mergenet("control: classifier pair, random source", pairs.classifier, { sourceInput: "random" }),
+    mergenet("MergeNet classifier pair (pre-trained source)", pairs.classifier, {}, { pretrainSourceEpochs: PRETRAIN_EPOCHS }),
+  ];
+  const options: ImagePairOptions = { dataset: "mnist", target: "mlp", sourceTrain: 10000, targetTrain: 1000, testImages: pick(2000, 5000) };
+  return { name: "01-cnn-to-mlp", scenario: "image-cnn-to-x", scenarioOptions: { ...options }, methods, epochs: pick(2, 20), seeds: pick([0], [0, 1, 2]) };
+}
+
+/** CNN → small ViT: the main comparisons on a second architecture pair. */
+export function cnnToVit(): ExperimentConfig {
+  const pairs = IMAGE_PAIRS.vit;
+  const methods: MethodSpec[] = [
+    { name: "target alone", kind: "target-alone" },
+    { name: "naive sharing (copy)", kind: "sharing", sharing: { pairs: [pairs.released], mode: "copy", cycle: 2 } },
+    { name: "logit KD (pre-trained source)", kind: "kd", pretrainSourceEpochs: PRETRAIN_EPOCHS },
+    mergenet("MergeNet hypernet", pairs.released),
+    mergenet("control: random source", pairs.released, { sourceInput: "random" }),
+    mergenet("MergeNet classifier pair", pairs.classifier),
+    mergenet("control: classifier pair, random source", pairs.classifier, { sourceInput: "random" }),
+  ];
+  const options: ImagePairOptions = { dataset: "mnist", target: "vit", sourceTrain: 10000, targetTrain: 1000, testImages: pick(2000, 5000) };
+  return { name: "01-cnn-to-vit", scenario: "image-cnn-to-x", scenarioOptions: { ...options }, methods, epochs: pick(2, 10), seeds: pick([0], [0, 1, 2]) };
+}

@@ -1,0 +1,76 @@
+/**
+ * Progress of an experiment. In a terminal: one line redrawn in place with a bar, the run,
+ * its epoch and loss, and an ETA. Elsewhere (CI logs, notebooks): one compact line per
+ * finished run. Written to stderr, so stdout stays clean for results.
+ */
+import type { EpochRecord } from "../core/joint";
+
+function duration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const m = Math.floor(seconds / 60);
+  const s = Math.round(seconds % 60);
+  return m > 0 ? `${m}m${String(s).padStart(2, "0")}s` : `${s}s`;
+}
+
+export class Progress {
+  private done_ = 0;
+  private trained = 0;
+  private trainedSeconds = 0;
+  private current = "";
+  private runStarted = 0;
+  private readonly started = Date.now();
+  private readonly live: boolean;
+
+  constructor(private readonly experiment: string, private readonly total: number, private readonly enabled: boolean) {
+    this.live = enabled && Boolean(process.stderr.isTTY);
+  }
+
+  private write(text: string): void {
+    if (this.enabled) process.stderr.write(text);
+  }
+
+  private eta(): string {
+    if (this.trained === 0) return "?";
+    return duration((this.trainedSeconds / this.trained) * (this.total - this.done_));
+  }
+
+  private redraw(detail: string): void {
+    if (!this.live) return;
+    const width = 20;
+    const filled = Math.round((this.done_ / this.total) * width);
+    const bar = `${"#".repeat(filled)}${"-".repeat(width - filled)}`;
+    const line = `[${bar}] ${this.done_}/${this.total} ${this.current} ${detail} | ETA ${this.eta()}`;
+    this.write(`\r${line.slice(0, (process.stderr.columns || 120) - 1).padEnd((process.stderr.columns || 120) - 1)}`);
+  }
+
+  start(label: string): void {
+    this.current = label;
+    this.runStarted = Date.now();
+    this.redraw("");
+  }
+
+  epoch(record: EpochRecord, epochs: number): void {
+    this.redraw(`epoch ${record.epoch + 1}/${epochs} loss ${record.targetLoss.toFixed(4)}`);
+  }
+
+  cached(label: string): void {
+    this.done_ += 1;
+    if (!this.live) this.write(`[${this.experiment}] ${this.done_}/${this.total} ${label}: cached\n`);
+    else this.redraw(`${label}: cached`);
+  }
+
+  done(summary: string): void {
+    const seconds = (Date.now() - this.runStarted) / 1000;
+    this.done_ += 1;
+    this.trained += 1;
+    this.trainedSeconds += seconds;
+    if (this.live) this.redraw(`${summary}`);
+    else this.write(`[${this.experiment}] ${this.done_}/${this.total} ${this.current}: ${summary} (${duration(seconds)}, ETA ${this.eta()})\n`);
+  }
+
+  finish(): void {
+    const total = duration((Date.now() - this.started) / 1000);
+    if (this.live) this.write(`\r[${this.experiment}] ${this.total} runs (${this.trained} trained, ${this.total - this.trained} cached) in ${total}\n`);
+    else this.write(`[${this.experiment}] ${this.total} runs (${this.trained} trained, ${this.total - this.trained} cached) in ${total}\n`);
+  }
+}

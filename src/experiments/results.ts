@@ -1,0 +1,144 @@
+/**
+ * Summaries of an experiment's runs, as plain rows for tables and plot builders. Every
+ * comparison with a baseline is paired by seed (same data subset, same initial target),
+ * and reported as mean ± sample standard deviation over seeds.
+ */
+import type { BarRow, CurveRow } from "../plots/specs";
+import type { ExperimentResult, RunResult } from "./runner";
+
+export interface Stats {
+  mean: number;
+  /** Sample standard deviation (n − 1); 0 for one value. */
+  std: number;
+  n: number;
+}
+
+export function stats(values: number[]): Stats {
+  const n = values.length;
+  if (n === 0) return { mean: NaN, std: NaN, n: 0 };
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const variance = n > 1 ? values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1) : 0;
+  return { mean, std: Math.sqrt(variance), n };
+}
+
+export function formatStats(s: Stats, digits = 4): string {
+  if (s.n === 0 || !Number.isFinite(s.mean)) return "n/a";
+  return s.n > 1 ? `${s.mean.toFixed(digits)} ± ${s.std.toFixed(digits)}` : s.mean.toFixed(digits);
+}
+
+function byMethod(result: ExperimentResult): Map<string, RunResult[]> {
+  const groups = new Map<string, RunResult[]>();
+  for (const m of result.config.methods) groups.set(m.name, []);
+  for (const run of result.runs) groups.get(run.method)?.push(run);
+  return groups;
+}
+
+export interface SummaryRow {
+  method: string;
+  /** Final target metric over seeds. */
+  target: Stats;
+  /** Final source metric over seeds (NaN where the method trains no source). */
+  source: Stats;
+  /** Target metric minus the baseline's, paired by seed. */
+  gain?: Stats;
+  /** Set when the method does not apply here: why. */
+  notApplicable?: string;
+}
+
+/**
+ * One row per method: final target (and source) metric, and the gain over `baseline`
+ * (default "target alone", the name the notebooks give it) paired by seed, where that baseline is in the experiment.
+ */
+export function summarize(result: ExperimentResult, baseline = "target alone"): SummaryRow[] {
+  const groups = byMethod(result);
+  const base = new Map((groups.get(baseline) ?? []).map((r) => [r.seed, r.final.target[r.metric]]));
+  return [...groups.entries()].map(([method, runs]) => {
+    const skipped = runs.find((r) => r.notApplicable);
+    if (skipped) return { method, target: stats([]), source: stats([]), notApplicable: skipped.notApplicable };
+    // "source alone" trains the source in the target's slot: its numbers belong in the source column.
+    const sourceOnly = runs.some((r) => r.kind === "source-alone");
+    const target = sourceOnly ? [] : runs.map((r) => r.final.target[r.metric]);
+    const source = (sourceOnly ? runs.map((r) => r.final.target[r.metric]) : runs.map((r) => r.final.source[r.metric])).filter((v) => v !== undefined && Number.isFinite(v));
+    const paired = runs.filter((r) => base.has(r.seed)).map((r) => r.final.target[r.metric] - (base.get(r.seed) as number));
+    const gain = base.size && method !== baseline && !sourceOnly ? stats(paired) : undefined;
+    return { method, target: stats(target), source: stats(source), gain };
+  });
+}
+
+/** The summary as table rows of strings (for showTable / markdown). */
+export function summaryTable(rows: SummaryRow[], metric = "accuracy"): Record<string, string>[] {
+  return rows.map((r) => ({
+    method: r.method,
+    [`target ${metric}`]: r.notApplicable ? "does not apply" : formatStats(r.target),
+    "gain over target alone (paired by seed)": r.notApplicable ? r.notApplicable : r.gain ? formatStats(r.gain) : "",
+    [`source ${metric}`]: r.notApplicable ? "" : formatStats(r.source),
+  }));
+}
+
+/** Per-epoch target metric per method and seed, for learningCurves. */
+export function curveRows(result: ExperimentResult, side: "target" | "source" = "target"): CurveRow[] {
+  return result.runs.flatMap((run) =>
+    run.epochs
+      .filter((e) => e[side][run.metric] !== undefined)
+      .map((e) => ({ method: run.method, seed: run.seed, epoch: e.epoch + 1, value: e[side][run.metric] })),
+  );
+}
+
+/** Final target metric per method as bars (mean ± std), for groupedBars. */
+export function barRows(result: ExperimentResult, group: string): BarRow[] {
+  return summarize(result)
+    .filter((r) => !r.notApplicable && r.target.n > 0)
+    .map((r) => ({ group, method: r.method, mean: r.target.mean, std: r.target.std }));
+}
+
+/** How far each transfer moved the written weight, per method and seed (relative change by step). */
+export function transferRows(result: ExperimentResult): CurveRow[] {
+  return result.runs.flatMap((run) =>
+    run.transfers.step.map((step, i) => ({ method: run.method, seed: run.seed, step, value: run.transfers.relativeChange[i] })),
+  );
+}
+
+/** Stats over seeds of (method a − method b) in the target metric, paired by seed. */
+export function pairedDifference(result: ExperimentResult, a: string, b: string): Stats {
+  const byB = new Map(result.runs.filter((r) => r.method === b && !r.notApplicable).map((r) => [r.seed, r.final.target[r.metric]]));
+  const diffs = result.runs
+    .filter((r) => r.method === a && !r.notApplicable && byB.has(r.seed))
+    .map((r) => r.final.target[r.metric] - (byB.get(r.seed) as number));
+  return stats(diffs);
+}
+
+/** True when a paired difference is clearly non-zero: |mean| > 2 standard errors (n ≥ 2). */
+export function distinguishable(s: Stats): boolean {
+  return s.n >= 2 && Math.abs(s.mean) > (2 * s.std) / Math.sqrt(s.n);
+}
+
+function signed(s: Stats): string {
+  const sign = s.mean >= 0 ? "+" : "−";
+  const spread = s.n > 1 ? ` ± ${s.std.toFixed(4)}` : "";
+  return `${sign}${Math.abs(s.mean).toFixed(4)}${spread} (n = ${s.n})`;
+}
+
+/**
+ * A plain-words verdict for a MergeNet variant: its gain over target alone, its gain over
+ * its random-source control (both paired by seed), and what the two together mean. A gain
+ * the control also gets is regularisation, never called knowledge transfer.
+ */
+export function transferVerdict(result: ExperimentResult, method: string, control: string, baseline = "target alone"): string {
+  const overAlone = pairedDifference(result, method, baseline);
+  const overControl = pairedDifference(result, method, control);
+  const controlOverAlone = pairedDifference(result, control, baseline);
+  if (overAlone.n === 0 || overControl.n === 0) return `**${method}**: no paired runs to compare.`;
+  const facts = `gain over ${baseline} ${signed(overAlone)}; over its control (${control}) ${signed(overControl)}; the control over ${baseline} ${signed(controlOverAlone)}.`;
+  let meaning: string;
+  if (overAlone.n < 2) meaning = "One seed only (quick mode?): no conclusion can be drawn.";
+  else if (distinguishable(overControl) && overControl.mean > 0) meaning = "It beats its random-source control beyond seed noise: evidence that something specific to the source's weight helped.";
+  else if (distinguishable(overAlone) && overAlone.mean > 0) meaning = "It gains over training alone, but not over its random-source control: the gain is what any such perturbation gives (regularisation), not knowledge transfer.";
+  else if (distinguishable(overAlone) && overAlone.mean < 0) meaning = "It hurts the target beyond seed noise.";
+  else meaning = "No effect beyond seed noise: no knowledge transfer is measurable here.";
+  return `**${method}**: ${facts} ${meaning}`;
+}
+
+/** The attention maps stored with a method's first-seed run (MergeNet with a `full` pair), if any. */
+export function attentionOf(result: ExperimentResult, method: string): Record<string, number[][]> | undefined {
+  return result.runs.find((r) => r.method === method && r.attention)?.attention;
+}

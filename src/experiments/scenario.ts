@@ -1,0 +1,50 @@
+/**
+ * A scenario is a pair of models with their data: what an experiment compares methods on.
+ * It knows datasets and models, never methods; the runner (runner.ts) combines a scenario
+ * with each method and seed. Scenarios register by name so that an experiment's JSON
+ * configuration (and so its cache key) can name them.
+ */
+import type { ModelSide } from "../core/joint";
+
+export interface ScenarioInstance {
+  /** Fresh, seeded models with their optimisers, data streams, losses and evaluators. */
+  source: ModelSide;
+  target: ModelSide;
+  /** Whether source and target predict the same classes on inputs both can read (KD / DML apply). */
+  sharedLabels: boolean;
+  /** The metric (a key of the evaluators' records) that the results tables report, e.g. "accuracy". */
+  metric: string;
+  /** Frees models and data made by build (not shared caches). */
+  dispose(): void;
+}
+
+export interface Scenario<Options = Record<string, unknown>> {
+  name: string;
+  /** One line for tables and reports. */
+  description: string;
+  /**
+   * Builds a fresh instance. `seed` sets every random choice of this run (weights, batch
+   * order, data subset where the options ask for one). Options are plain JSON.
+   */
+  build(seed: number, options: Options): Promise<ScenarioInstance>;
+}
+
+const registry = new Map<string, Scenario<never>>();
+
+export function registerScenario<O>(scenario: Scenario<O>): Scenario<O> {
+  registry.set(scenario.name, scenario as unknown as Scenario<never>);
+  return scenario;
+}
+
+export function getScenario(name: string): Scenario<Record<string, unknown>> {
+  const scenario = registry.get(name);
+  if (!scenario) {
+    const known = [...registry.keys()].sort().join(", ") || "(none registered: import src/experiments/scenarios first)";
+    throw new Error(`unknown scenario '${name}'; registered scenarios: ${known}`);
+  }
+  return scenario as unknown as Scenario<Record<string, unknown>>;
+}
+
+export function scenarioNames(): string[] {
+  return [...registry.keys()].sort();
+}

@@ -1,0 +1,191 @@
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { describe, expect, it } from "vitest";
+import { tf } from "../src/backend";
+import { sparseCrossEntropy, accuracyEvaluator } from "../src/core/losses";
+import { batchStream } from "../src/data/batches";
+import { summarize, pairedDifference, transferVerdict, stats, curveRows, distinguishable } from "../src/experiments/results";
+import { runExperiment, runFile, runHash, stableStringify, validateExperiment, type ExperimentConfig, type ExperimentResult, type RunResult } from "../src/experiments/runner";
+import { registerScenario } from "../src/experiments/scenario";
+import { buildReport, readReportIndex, recordReportEntry } from "../src/notebook/report";
+import { synthetic, tinyMlp } from "./helpers/tiny";
+
+// A tiny scenario (synthetic data, two small MLPs) registered for these tests only.
+registerScenario<{ sharedLabels?: boolean }>({
+  name: "test-tiny",
+  description: "tiny synthetic pair for runner tests",
+  async build(seed, options) {
+    const s = synthetic(48, 12, 4, seed + 1);
+    const t = synthetic(32, 12, 4, seed + 2);
+    const test = synthetic(40, 12, 4, 999);
+    const source = tinyMlp(12, [16], 4, seed + 3);
+    const target = tinyMlp(12, [10, 8], 4, seed + 4);
+    const evaluate = accuracyEvaluator(test.x, test.y);
+    const opts = [tf.train.sgd(0.1), tf.train.sgd(0.1)];
+    return {
+      source: { model: source, optimizer: opts[0], loss: sparseCrossEntropy, data: batchStream(s.x, s.y, { batchSize: 8, seed }), evaluate },
+      target: { model: target, optimizer: opts[1], loss: sparseCrossEntropy, data: batchStream(t.x, t.y, { batchSize: 8, seed: seed + 7 }), evaluate },
+      sharedLabels: options.sharedLabels ?? true,
+      metric: "accuracy",
+      dispose() {
+        tf.dispose([s.x, s.y, t.x, t.y, test.x, test.y]);
+        opts.forEach((o) => o.dispose());
+        source.dispose();
+        target.dispose();
+      },
+    };
+  },
+});
+
+const PAIR = { source: "classifier/kernel", target: "fc2/kernel" };
+function config(extra: Partial<ExperimentConfig> = {}): ExperimentConfig {
+  return {
+    name: "runner-test",
+    scenario: "test-tiny",
+    scenarioOptions: {},
+    epochs: 2,
+    seeds: [0, 1],
+    methods: [
+      { name: "target alone", kind: "target-alone" },
+      { name: "MergeNet", kind: "mergenet", mergenet: { pairs: [PAIR], adapter: { layers: 1, heads: 2 } } },
+      { name: "control: random source", kind: "mergenet", mergenet: { pairs: [PAIR], adapter: { layers: 1, heads: 2 }, sourceInput: "random" } },
+      { name: "KD", kind: "kd" },
+    ],
+    ...extra,
+  };
+}
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "mergenet-runner-"));
+
+describe("runExperiment", () => {
+  it("trains every (method, seed), writes one file each, and reuses them when asked again", async () => {
+    const dir = tmp();
+    const first = await runExperiment(config(), { resultsDir: dir, progress: false });
+    expect(first.runs.length).toBe(8);
+    for (const run of first.runs) {
+      expect(run.epochs.length).toBe(2);
+      expect(run.final.target.accuracy).toBeGreaterThanOrEqual(0);
+      expect(fs.existsSync(runFile(dir, first.config, first.config.methods.find((m) => m.name === run.method)!, run.seed))).toBe(true);
+    }
+    const mergenet = first.runs.find((r) => r.method === "MergeNet" && r.seed === 0)!;
+    expect(mergenet.transfers.step.length).toBeGreaterThan(0);
+    expect(mergenet.attention?.rows_rows.length).toBe(8); // [target rows, source rows]
+    const started = Date.now();
+    const again = await runExperiment(config(), { resultsDir: dir, progress: false });
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(again.runs.map((r) => r.createdAt)).toEqual(first.runs.map((r) => r.createdAt));
+  });
+
+  it("redoes only a damaged result file, and only the run whose configuration changed", async () => {
+    const dir = tmp();
+    const first = await runExperiment(config(), { resultsDir: dir, progress: false });
+    const cfg = first.config;
+    const damaged = runFile(dir, cfg, cfg.methods[1], 0);
+    fs.writeFileSync(damaged, "{ truncated");
+    const second = await runExperiment(cfg, { resultsDir: dir, progress: false });
+    const changed = second.runs.filter((r, i) => r.createdAt !== first.runs[i].createdAt).map((r) => `${r.method}/${r.seed}`);
+    expect(changed).toEqual(["MergeNet/0"]);
+    expect(second.runs.find((r) => r.method === "MergeNet" && r.seed === 0)!.final).toEqual(first.runs.find((r) => r.method === "MergeNet" && r.seed === 0)!.final);
+    // A third seed trains only the four new runs: the seed is part of each run's key, not the experiment's.
+    const before = new Map(second.runs.map((r) => [`${r.method}/${r.seed}`, r.createdAt]));
+    const three = await runExperiment({ ...cfg, seeds: [0, 1, 2] }, { resultsDir: dir, progress: false });
+    const fresh = three.runs.filter((r) => before.get(`${r.method}/${r.seed}`) !== r.createdAt).map((r) => r.seed);
+    expect(fresh).toEqual([2, 2, 2, 2]);
+  });
+
+  it("records, without training, that KD does not apply where labels differ", async () => {
+    const result = await runExperiment(config({ scenarioOptions: { sharedLabels: false }, seeds: [0], methods: [{ name: "KD", kind: "kd" }] }), { resultsDir: tmp(), progress: false });
+    expect(result.runs[0].notApplicable).toMatch(/logit distillation needs both models to predict the same classes/);
+    expect(summarize(result)[0].notApplicable).toBeDefined();
+  });
+
+  it("gives the same results for the same seeds (reproducible)", async () => {
+    const a = await runExperiment(config({ seeds: [3] }), { resultsDir: tmp(), progress: false });
+    const b = await runExperiment(config({ seeds: [3] }), { resultsDir: tmp(), progress: false });
+    expect(a.runs.map((r) => r.targetLoss)).toEqual(b.runs.map((r) => r.targetLoss));
+  });
+});
+
+describe("experiment validation", () => {
+  const cases: [string, Partial<ExperimentConfig>, RegExp][] = [
+    ["bad name", { name: "has space" }, /name must use letters, digits, - and _ only/],
+    ["epochs 0", { epochs: 0 }, /epochs must be a whole number >= 1/],
+    ["no seeds", { seeds: [] }, /seeds must be a non-empty list of integers/],
+    ["repeated seeds", { seeds: [1, 1] }, /seeds must not repeat/],
+    ["unknown scenario", { scenario: "nope" }, /unknown scenario 'nope'; registered scenarios: .*test-tiny/],
+    ["duplicate method", { methods: [{ name: "a", kind: "pair" }, { name: "a", kind: "pair" }] }, /two methods are named 'a'/],
+    ["bad kind", { methods: [{ name: "a", kind: "magic" as never }] }, /has kind 'magic'; use one of/],
+    ["mergenet without pairs", { methods: [{ name: "m", kind: "mergenet", mergenet: {} as never }] }, /is MergeNet and needs mergenet.pairs/],
+  ];
+  it.each(cases)("%s", (_, extra, message) => {
+    expect(() => validateExperiment(config(extra))).toThrow(message);
+  });
+
+  it("hashes configurations independently of key order", () => {
+    expect(stableStringify({ b: 1, a: { d: 2, c: [3, { f: 4, e: 5 }] } })).toBe(stableStringify({ a: { c: [3, { e: 5, f: 4 }], d: 2 }, b: 1 }));
+    const c = config();
+    expect(runHash(c, c.methods[1], 0)).not.toBe(runHash(c, c.methods[1], 1));
+    expect(runHash(c, c.methods[1], 0)).not.toBe(runHash({ ...c, epochs: 3 }, c.methods[1], 0));
+  });
+});
+
+describe("results", () => {
+  const run = (method: string, seed: number, acc: number): RunResult => ({
+    experiment: "x", method, kind: "mergenet", seed, configHash: "", runnerVersion: 1, backend: "", createdAt: "", wallSeconds: 0, metric: "accuracy",
+    epochs: [{ epoch: 0, steps: 1, sourceLoss: 0, targetLoss: 0, source: {}, target: { accuracy: acc }, gates: {}, seconds: 0 }],
+    targetLoss: [], transfers: { step: [], relativeChange: [], gradNorm: [] }, final: { target: { accuracy: acc }, source: {} },
+  });
+  const result = (rows: [string, number, number][]): ExperimentResult => ({
+    config: { name: "x", scenario: "s", scenarioOptions: {}, epochs: 1, seeds: [0, 1, 2], methods: [...new Set(rows.map((r) => r[0]))].map((name) => ({ name, kind: "mergenet", mergenet: { pairs: [] } })) },
+    runs: rows.map(([m, s, a]) => run(m, s, a)),
+  });
+
+  it("computes sample mean and std", () => {
+    const s = stats([1, 2, 3, 4]);
+    expect(s.mean).toBe(2.5);
+    expect(s.std).toBeCloseTo(Math.sqrt(5 / 3), 12);
+    expect(stats([7]).std).toBe(0);
+  });
+
+  it("pairs differences by seed", () => {
+    const r = result([["target alone", 0, 0.5], ["target alone", 1, 0.7], ["m", 1, 0.8], ["m", 0, 0.6]]);
+    const d = pairedDifference(r, "m", "target alone");
+    expect(d.mean).toBeCloseTo(0.1, 12);
+    expect(d.std).toBeCloseTo(0, 12);
+    expect(summarize(r)[1].gain!.mean).toBeCloseTo(0.1, 12);
+    expect(curveRows(r).length).toBe(4);
+  });
+
+  it("calls a gain that the random-source control matches regularisation, not transfer", () => {
+    const r = result([
+      ["target alone", 0, 0.80], ["target alone", 1, 0.81], ["target alone", 2, 0.79],
+      ["m", 0, 0.85], ["m", 1, 0.86], ["m", 2, 0.84],
+      ["c", 0, 0.851], ["c", 1, 0.859], ["c", 2, 0.842],
+    ]);
+    expect(transferVerdict(r, "m", "c")).toMatch(/not over its random-source control: .*not knowledge transfer/);
+    const better = result([
+      ["target alone", 0, 0.80], ["target alone", 1, 0.81], ["target alone", 2, 0.79],
+      ["m", 0, 0.85], ["m", 1, 0.86], ["m", 2, 0.84],
+      ["c", 0, 0.80], ["c", 1, 0.81], ["c", 2, 0.79],
+    ]);
+    expect(transferVerdict(better, "m", "c")).toMatch(/beats its random-source control/);
+    const none = result([["target alone", 0, 0.8], ["target alone", 1, 0.81], ["m", 0, 0.81], ["m", 1, 0.80], ["c", 0, 0.8], ["c", 1, 0.8]]);
+    expect(transferVerdict(none, "m", "c")).toMatch(/No effect beyond seed noise/);
+    expect(distinguishable(stats([0.01, 0.011, 0.009]))).toBe(true);
+    expect(distinguishable(stats([0.01, -0.011, 0.002]))).toBe(false);
+  });
+});
+
+describe("report index", () => {
+  it("records captioned entries and builds REPORT.md grouped by notebook", () => {
+    const dir = tmp();
+    recordReportEntry({ name: "02-b", kind: "table", caption: "a table", content: "| a |\n| --- |\n| 1 |" }, dir);
+    recordReportEntry({ name: "01-a", kind: "figure", caption: "a figure", content: "figures/01-a.png" }, dir);
+    const report = buildReport(readReportIndex(dir), "# R");
+    expect(report.indexOf("## Notebook 01")).toBeLessThan(report.indexOf("## Notebook 02"));
+    expect(report).toContain("![01-a](figures/01-a.png)");
+    expect(() => recordReportEntry({ name: "x", kind: "figure", caption: " ", content: "" }, dir)).toThrow(/has no caption/);
+    fs.writeFileSync(path.join(dir, "report-index.json"), "{");
+    expect(() => readReportIndex(dir)).toThrow(/is damaged .* delete it and rerun/);
+  });
+});
