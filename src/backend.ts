@@ -1,5 +1,6 @@
 /**
- * The one module that owns TensorFlow.js: every other file imports `tf` from here.
+ * The one module that owns TensorFlow.js: every other file imports `tf` from here (its
+ * helper src/wasm-gradients.ts, part of this layer, is the only other importer of tfjs).
  *
  * Backend order (first that works wins; `MERGENET_BACKEND` forces one):
  *   tensorflow-gpu  @tensorflow/tfjs-node-gpu installed and a CUDA device visible
@@ -15,6 +16,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as tf from "@tensorflow/tfjs";
 import { logger } from "./log";
+import { registerWasmGradients } from "./wasm-gradients";
 
 export { tf };
 
@@ -55,9 +57,7 @@ async function tryBackend(name: BackendName): Promise<void> {
       break;
     case "wasm":
       require("@tensorflow/tfjs-backend-wasm");
-      // Required here, not imported at the top: wasm-gradients imports `tf` from this module,
-      // and tslab's module loader cannot follow an import cycle.
-      (require("./wasm-gradients") as typeof import("./wasm-gradients")).registerWasmGradients();
+      registerWasmGradients();
       break;
     case "cpu":
       break;

@@ -51,7 +51,9 @@
  *   ones; tfjs's Conv2DBackprop* and MaxPoolGrad have none). Anything else throws a clear
  *   Error: the wasm Conv2D forward itself has no NCHW.
  */
-import { tf } from "./backend";
+// Part of the backend layer: it imports tfjs directly (not through ./backend, which imports
+// this module), because tslab's module loader cannot follow an import cycle.
+import * as tf from "@tensorflow/tfjs";
 
 /** Largest im2col scratch buffer, in floats (64 MiB); larger batches are split into chunks. */
 const COLS_CHUNK_FLOATS = 1 << 24;
