@@ -1,9 +1,10 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
-import { DistillationTrainer, MutualLearningTrainer, softKl } from "../src/baselines/distillation";
+import { DistillationTrainer, MutualLearningTrainer, softKl, type PairedInput } from "../src/baselines/distillation";
 import { IndependentTrainer } from "../src/baselines/independent";
 import { SharingTrainer } from "../src/baselines/sharing";
 import { paramRef, readMatrix } from "../src/core/params";
+import { batchStream, type Batch } from "../src/data/batches";
 import { expectNoTensorLeak } from "./helpers/leaks";
 import { tinyMlp, tinySetup, weightsOf, type TinySetup } from "./helpers/tiny";
 
@@ -88,6 +89,92 @@ describe("distillation baselines", () => {
     expect(dml.history.sourceLoss.every(Number.isFinite)).toBe(true);
     expect(dml.history.targetLoss.every(Number.isFinite)).toBe(true);
     dml.dispose();
+  });
+});
+
+/** A fake cross-modal pairing: maps each target batch with `map` and records the batches it was asked about. */
+function fakePairing(map: (batch: Batch) => tf.Tensor): PairedInput & { calls: Batch[] } {
+  const calls: Batch[] = [];
+  return { calls, sourceInputFor: (batch) => (calls.push(batch), map(batch)) };
+}
+/** The first 7 of the target's 12 input columns: a "modality" of another shape for a 7-input source. */
+const firstSeven = (batch: Batch) => tf.tidy(() => batch.x.slice([0, 0], [-1, 7])); // [rows, 12] -> [rows, 7]
+
+describe("cross-modal distillation (pairedInput)", () => {
+  it("accepts different input shapes with a pairing, and still refuses different label spaces", () => {
+    const s = setup();
+    const sevenIn = tinyMlp(7, [8], 4, 3);
+    const sevenInFive = tinyMlp(7, [8], 5, 3);
+    const pairedInput = fakePairing(firstSeven);
+    const kd = new DistillationTrainer({ ...s.source, model: sevenIn }, s.target, { sharedLabels: true, pairedInput });
+    const dml = new MutualLearningTrainer({ ...s.source, model: sevenIn }, s.target, { sharedLabels: true, pairedInput });
+    expect(() => new DistillationTrainer({ ...s.source, model: sevenIn }, s.target, { sharedLabels: false, pairedInput })).toThrow(/logit distillation does not apply here: it needs both models to predict the same classes/);
+    expect(() => new MutualLearningTrainer({ ...s.source, model: sevenInFive }, s.target, { sharedLabels: true, pairedInput })).toThrow(/the source predicts \[5\] and the target \[4\]/);
+    expect(() => new DistillationTrainer({ ...s.source, model: sevenIn }, s.target, { sharedLabels: true })).toThrow(/reads inputs of shape \[7\] and the target \[12\].*pairedInput/);
+    kd.dispose();
+    dml.dispose();
+    sevenIn.dispose();
+    sevenInFive.dispose();
+  });
+
+  it("KD runs the teacher on the mapped inputs of exactly the target's batches", async () => {
+    const runs = [(b: Batch) => b.x.clone(), undefined, (b: Batch) => tf.neg(b.x)].map((map) => {
+      const s = setup({ seed: 5 });
+      const pairedInput = map && fakePairing(map);
+      return { s, pairedInput, kd: new DistillationTrainer(s.source, s.target, { sharedLabels: true, freezeSource: true, alpha: 0.9, pairedInput }) };
+    });
+    for (const run of runs) await run.kd.fit(1);
+    const [identity, unpaired, negated] = runs;
+    // A pairing that hands back the batch itself is unpaired KD, bit for bit; a different mapped input changes the student's path.
+    expect(weightsOf(identity.s.target.model)).toEqual(weightsOf(unpaired.s.target.model));
+    expect(weightsOf(negated.s.target.model)).not.toEqual(weightsOf(unpaired.s.target.model));
+    const calls = identity.pairedInput!.calls;
+    expect(calls.length).toBe(identity.kd.steps);
+    expect(calls.map((b) => b.x.shape[0])).toEqual([8, 8, 8, 8, 8]); // the target's 40 examples in batches of 8
+    runs.forEach((run) => run.kd.dispose());
+  });
+
+  it("KD and DML run across input shapes with no tensor leak", async () => {
+    const s = setup();
+    const sevenIn = tinyMlp(7, [8], 4, 3);
+    const sevenData = { x: tf.randomNormal([40, 7], 0, 1, "float32", 3), y: tf.tensor1d(Array.from({ length: 40 }, (_, i) => i % 4), "int32") };
+    const source = { ...s.source, model: sevenIn, data: batchStream(sevenData.x, sevenData.y, { batchSize: 8, seed: 2 }) };
+    const kd = new DistillationTrainer(source, s.target, { sharedLabels: true, pairedInput: fakePairing(firstSeven) });
+    await expectNoTensorLeak(async () => { await kd.trainEpoch(); }, { warmup: 1, repeats: 2 });
+    expect(kd.history.targetLoss.every(Number.isFinite)).toBe(true);
+    kd.dispose();
+    const dml = new MutualLearningTrainer(source, s.target, { sharedLabels: true, pairedInput: fakePairing(firstSeven) });
+    await expectNoTensorLeak(async () => { await dml.trainEpoch(); }, { warmup: 1, repeats: 2 });
+    expect(dml.history.sourceLoss.every(Number.isFinite)).toBe(true);
+    expect(dml.history.targetLoss.every(Number.isFinite)).toBe(true);
+    dml.dispose();
+    sevenIn.dispose();
+    tf.dispose([sevenData.x, sevenData.y]);
+  });
+
+  it("DML feeds the source the mapped inputs of the shared batch", async () => {
+    const runs = [(b: Batch) => b.x.clone(), undefined, (b: Batch) => tf.neg(b.x)].map((map) => {
+      const s = setup({ seed: 6 });
+      return { s, dml: new MutualLearningTrainer(s.source, s.target, { sharedLabels: true, pairedInput: map && fakePairing(map) }) };
+    });
+    const [identity, unpaired, negated] = runs;
+    // After one step the target has seen only the source's logits (the source had not stepped yet): they came from the mapped input.
+    for (const run of runs) run.dml.trainStep();
+    expect(weightsOf(identity.s.target.model)).toEqual(weightsOf(unpaired.s.target.model));
+    expect(weightsOf(negated.s.target.model)).not.toEqual(weightsOf(unpaired.s.target.model));
+    for (const run of runs) await run.dml.fit(1);
+    expect(weightsOf(identity.s.source.model)).toEqual(weightsOf(unpaired.s.source.model));
+    expect(weightsOf(identity.s.target.model)).toEqual(weightsOf(unpaired.s.target.model));
+    expect(weightsOf(negated.s.source.model)).not.toEqual(weightsOf(unpaired.s.source.model));
+    expect(weightsOf(negated.s.target.model)).not.toEqual(weightsOf(unpaired.s.target.model));
+    runs.forEach((run) => run.dml.dispose());
+  });
+
+  it("names a pairing that returns the wrong number of rows", () => {
+    const s = setup();
+    const kd = new DistillationTrainer(s.source, s.target, { sharedLabels: true, pairedInput: fakePairing((b) => tf.tidy(() => b.x.slice(0, 3))) });
+    expect(() => kd.trainStep()).toThrow(/pairedInput returned 3 rows for a target batch of 8/);
+    kd.dispose();
   });
 });
 

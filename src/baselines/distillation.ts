@@ -9,11 +9,33 @@
  * Each model still sees exactly the data it sees under every other method; only the loss
  * gains the mimicry term. Where the two tasks have different labels or inputs these methods
  * do not apply, and constructing them says so (checkDistillable).
+ *
+ * Across modalities (an image model and a text model of the same items) the source cannot
+ * read the target's batch. When the data are paired item by item, a `PairedInput` maps each
+ * target batch to the source's own modality of the same items; both trainers then run the
+ * source on that mapped input wherever they would have run it on the target's batch, and the
+ * two models' input shapes may differ. The label spaces must still match.
  */
 import { tf } from "../backend";
 import { JointLoop, type ModelSide, type StepLosses } from "../core/joint";
 import { trainStep } from "../core/step";
+import type { Batch } from "../data/batches";
 import { stepSide } from "./independent";
+
+/**
+ * Item pairing between two modalities, for cross-modal distillation: the source model's input
+ * for the very items of a target batch. Only this direction is needed: both KD and DML compare
+ * the two models on the TARGET's batch, so each model keeps the data it sees under every other
+ * method.
+ */
+export interface PairedInput {
+  /**
+   * The source's input [rows, ...source input shape] for the items of `targetBatch`, in the
+   * batch's row order; `targetBatch` is the object the target's stream handed out. The
+   * returned tensor belongs to the caller.
+   */
+  sourceInputFor(targetBatch: Batch): tf.Tensor;
+}
 
 export interface DistillationConfig {
   /** The experiment declares that source and target predict the same classes. */
@@ -24,6 +46,11 @@ export interface DistillationConfig {
   alpha: number;
   /** KD only: the source never steps (a pre-trained teacher). */
   freezeSource: boolean;
+  /**
+   * Cross-modal runs: maps a target batch to the source's input for the same items. Without
+   * it the source reads the target's batch itself, so both models must read the same shape.
+   */
+  pairedInput?: PairedInput;
 }
 
 export const DISTILLATION_DEFAULTS: DistillationConfig = { sharedLabels: false, temperature: 4, alpha: 0.5, freezeSource: false };
@@ -31,16 +58,20 @@ export const DISTILLATION_DEFAULTS: DistillationConfig = { sharedLabels: false, 
 const shapeOf = (model: tf.LayersModel, which: "inputs" | "outputs"): string =>
   JSON.stringify(model[which][0].shape.slice(1));
 
-/** Throws, with the reason in words, unless logits of one model can teach the other. */
-export function checkDistillable(method: string, source: tf.LayersModel, target: tf.LayersModel, sharedLabels: boolean): void {
+/**
+ * Throws, with the reason in words, unless logits of one model can teach the other. `paired`:
+ * the source reads its own modality of the target's items (a PairedInput), so the input
+ * shapes may differ; the label spaces must match all the same.
+ */
+export function checkDistillable(method: string, source: tf.LayersModel, target: tf.LayersModel, sharedLabels: boolean, paired = false): void {
   if (!sharedLabels) {
     throw new Error(`${method} does not apply here: it needs both models to predict the same classes, and this experiment declares different label spaces (set sharedLabels only when the classes really match). Compare with MergeNet and target-alone instead.`);
   }
   if (shapeOf(source, "outputs") !== shapeOf(target, "outputs")) {
     throw new Error(`${method} does not apply here: the source predicts ${shapeOf(source, "outputs")} and the target ${shapeOf(target, "outputs")}; the label spaces differ.`);
   }
-  if (shapeOf(source, "inputs") !== shapeOf(target, "inputs")) {
-    throw new Error(`${method} does not apply here: it runs both models on the same batch, but the source reads inputs of shape ${shapeOf(source, "inputs")} and the target ${shapeOf(target, "inputs")}.`);
+  if (!paired && shapeOf(source, "inputs") !== shapeOf(target, "inputs")) {
+    throw new Error(`${method} does not apply here: it runs both models on the same batch, but the source reads inputs of shape ${shapeOf(source, "inputs")} and the target ${shapeOf(target, "inputs")} (for two modalities of the same items, pass a pairedInput).`);
   }
 }
 
@@ -53,6 +84,25 @@ export function softKl(teacherLogits: tf.Tensor, studentLogits: tf.Tensor, tempe
     const kl = tf.sum(tf.mul(teacher, tf.sub(logTeacher, logStudent)), -1);
     return tf.mul(tf.mean(kl), temperature * temperature) as tf.Scalar;
   });
+}
+
+/**
+ * The source's input for a target batch: the batch's own x, or with a pairing the source's
+ * modality of the same items. Dispose it with `releaseSourceInput`.
+ */
+function sourceInputOf(paired: PairedInput | undefined, batch: Batch): tf.Tensor {
+  if (!paired) return batch.x;
+  const x = paired.sourceInputFor(batch); // [rows, ...source input shape]
+  if (x.shape[0] !== batch.x.shape[0]) {
+    x.dispose();
+    throw new Error(`the pairedInput returned ${x.shape[0]} rows for a target batch of ${batch.x.shape[0]}; it must return the source's input for exactly the batch's items, in order`);
+  }
+  return x;
+}
+
+/** Frees a tensor from sourceInputOf unless it is the batch's own x (the caller frees that). */
+function releaseSourceInput(x: tf.Tensor, batch: Batch): void {
+  if (x !== batch.x) x.dispose();
 }
 
 /** A side whose loss gains α·KL(teacher ‖ self) against fixed teacher logits for this batch. */
@@ -71,7 +121,7 @@ abstract class DistillationBase extends JointLoop {
     const cfg = { ...DISTILLATION_DEFAULTS, ...config };
     if (!(cfg.temperature > 0)) throw new Error(`temperature must be > 0, got ${cfg.temperature}`);
     if (!(cfg.alpha >= 0 && cfg.alpha <= 1)) throw new Error(`alpha must be in [0, 1], got ${cfg.alpha}`);
-    checkDistillable(method, source.model, target.model, cfg.sharedLabels);
+    checkDistillable(method, source.model, target.model, cfg.sharedLabels, cfg.pairedInput !== undefined);
     super(source, target, { freezeSource: cfg.freezeSource });
     this.config = cfg;
   }
@@ -86,7 +136,9 @@ export class DistillationTrainer extends DistillationBase {
     const source = this.requireSource();
     const sourceLoss = source.frozen ? undefined : stepSide(source.spec, source.weightDecay);
     const batch = this.target.spec.data.next();
-    const teacher = tf.tidy(() => source.spec.model.predict(batch.x) as tf.Tensor);
+    const teacherInput = sourceInputOf(this.config.pairedInput, batch);
+    const teacher = tf.tidy(() => source.spec.model.predict(teacherInput) as tf.Tensor); // [rows, classes]
+    releaseSourceInput(teacherInput, batch);
     const r = trainStep({ ...withMimicry(this.target.spec, teacher, this.config), weightDecay: this.target.weightDecay }, batch.x, batch.y);
     tf.dispose([batch.x, batch.y, teacher]);
     return { source: sourceLoss, target: r.loss };
@@ -101,22 +153,25 @@ export class MutualLearningTrainer extends DistillationBase {
 
   /**
    * Both models' logits on the target's batch are taken before either steps (the
-   * simultaneous form of DML), so neither sees the other's post-step prediction.
+   * simultaneous form of DML), so neither sees the other's post-step prediction. With a
+   * pairing the source reads its own modality of the shared batch's items.
    */
   protected stepOnce(): StepLosses {
     const source = this.requireSource();
     const shared = this.target.spec.data.next();
+    const sharedForSource = sourceInputOf(this.config.pairedInput, shared); // [rows, ...source input shape]
     const [sourceLogits, targetLogits] = tf.tidy(() => [
-      source.spec.model.predict(shared.x) as tf.Tensor,
+      source.spec.model.predict(sharedForSource) as tf.Tensor,
       this.target.spec.model.predict(shared.x) as tf.Tensor,
     ]);
     // The source: CE on its own batch, mimicry of the target on the shared batch.
     const own = source.spec.data.next();
-    const sourceSide = this.mimicOnShared(source.spec, targetLogits, shared.x);
-    const stacked = tf.concat([own.x, shared.x]);
+    const sourceSide = this.mimicOnShared(source.spec, targetLogits, sharedForSource);
+    const stacked = tf.concat([own.x, sharedForSource]); // [own rows + shared rows, ...source input shape]
     const s = trainStep({ ...sourceSide, weightDecay: source.weightDecay }, stacked, own.y);
     // The target: CE and mimicry on the same (its own) batch.
     const t = trainStep({ ...withMimicry(this.target.spec, sourceLogits, this.config), weightDecay: this.target.weightDecay }, shared.x, shared.y);
+    releaseSourceInput(sharedForSource, shared);
     tf.dispose([own.x, own.y, stacked, shared.x, shared.y, sourceLogits, targetLogits]);
     return { source: s.loss, target: t.loss };
   }

@@ -21,8 +21,8 @@ export type MethodSpec =
   | (MethodBase & { kind: "source-alone" })
   | (MethodBase & { kind: "pair" })
   | (MethodBase & { kind: "sharing"; sharing: SharingConfig })
-  | (MethodBase & { kind: "kd"; distillation?: Partial<Omit<DistillationConfig, "sharedLabels">> })
-  | (MethodBase & { kind: "dml"; distillation?: Partial<Omit<DistillationConfig, "sharedLabels" | "freezeSource">> })
+  | (MethodBase & { kind: "kd"; distillation?: Partial<Omit<DistillationConfig, "sharedLabels" | "pairedInput">> })
+  | (MethodBase & { kind: "dml"; distillation?: Partial<Omit<DistillationConfig, "sharedLabels" | "freezeSource" | "pairedInput">> })
   | (MethodBase & { kind: "mergenet"; mergenet: Partial<MergeNetConfig> & { pairs: MergeNetConfig["pairs"] } });
 
 export const METHOD_KINDS = ["target-alone", "source-alone", "pair", "sharing", "kd", "dml", "mergenet"] as const;
@@ -30,7 +30,7 @@ export const METHOD_KINDS = ["target-alone", "source-alone", "pair", "sharing", 
 /** Why a method cannot run on a scenario, in words; undefined when it can. */
 export function methodNotApplicable(method: MethodSpec, instance: Pick<ScenarioInstance, "sharedLabels">): string | undefined {
   if ((method.kind === "kd" || method.kind === "dml") && !instance.sharedLabels) {
-    return `${method.kind === "kd" ? "logit distillation" : "deep mutual learning"} needs both models to predict the same classes on the same inputs; this scenario's tasks have different labels or inputs`;
+    return `${method.kind === "kd" ? "logit distillation" : "deep mutual learning"} needs both models to predict the same classes on the same items (one input both read, or one item seen in both modalities); this scenario's models differ in label space or share no item`;
   }
   return undefined;
 }
@@ -53,7 +53,11 @@ export function validateMethods(methods: MethodSpec[]): void {
   });
 }
 
-/** The trainer for a method on a scenario instance. The source is frozen when it was pre-trained. */
+/**
+ * The trainer for a method on a scenario instance. The source is frozen when it was
+ * pre-trained. KD / DML get the instance's label-space declaration and, for item-aligned
+ * cross-modal scenarios, its pairedInput.
+ */
 export function makeTrainer(method: MethodSpec, instance: ScenarioInstance): JointLoop {
   const frozen = method.pretrainSourceEpochs !== undefined;
   switch (method.kind) {
@@ -66,9 +70,9 @@ export function makeTrainer(method: MethodSpec, instance: ScenarioInstance): Joi
     case "sharing":
       return new SharingTrainer(instance.source, instance.target, method.sharing);
     case "kd":
-      return new DistillationTrainer(instance.source, instance.target, { ...method.distillation, freezeSource: frozen || method.distillation?.freezeSource, sharedLabels: instance.sharedLabels });
+      return new DistillationTrainer(instance.source, instance.target, { ...method.distillation, freezeSource: frozen || method.distillation?.freezeSource, sharedLabels: instance.sharedLabels, pairedInput: instance.pairedInput });
     case "dml":
-      return new MutualLearningTrainer(instance.source, instance.target, { ...method.distillation, sharedLabels: instance.sharedLabels });
+      return new MutualLearningTrainer(instance.source, instance.target, { ...method.distillation, sharedLabels: instance.sharedLabels, pairedInput: instance.pairedInput });
     case "mergenet":
       return new MergeNetTrainer(instance.source, instance.target, { ...method.mergenet, freezeSource: frozen || method.mergenet.freezeSource });
   }

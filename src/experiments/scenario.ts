@@ -4,6 +4,7 @@
  * with each method and seed. Scenarios register by name so that an experiment's JSON
  * configuration (and so its cache key) can name them.
  */
+import type { PairedInput } from "../baselines/distillation";
 import type { ModelSide } from "../core/joint";
 
 export interface ScenarioInstance {
@@ -12,6 +13,12 @@ export interface ScenarioInstance {
   target: ModelSide;
   /** Whether source and target predict the same classes on inputs both can read (KD / DML apply). */
   sharedLabels: boolean;
+  /**
+   * Item-aligned scenarios whose models read different modalities: the source's input for the
+   * items of a target batch, so KD / DML run the source on its own modality of the same items.
+   * Absent where both models read the target's batch as it is, or where no item pairing exists.
+   */
+  pairedInput?: PairedInput;
   /** The metric (a key of the evaluators' records) that the results tables report, e.g. "accuracy". */
   metric: string;
   /** Frees models and data made by build (not shared caches). */

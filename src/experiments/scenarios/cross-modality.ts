@@ -232,6 +232,7 @@ export async function buildEmojiImageText(seed: number, options: EmojiImageTextO
     target: imageIsSource ? text : image,
     sharedLabels: true,
     metric: "accuracy",
+    pairedInput: pairing,
     pairing,
     sizes: { train: data.trainItems.length, test: data.testItems.length, vocabulary: data.vocabulary.length },
     dispose() {
