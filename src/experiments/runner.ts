@@ -15,6 +15,7 @@ import { IndependentTrainer } from "../baselines/independent";
 import type { EpochRecord, JointLoop } from "../core/joint";
 import { MergeNetTrainer } from "../core/trainer";
 import { paramRef, readMatrix } from "../core/params";
+import { singularValues, type WeightRecord } from "./analysis";
 import { makeTrainer, methodNotApplicable, validateMethods, type MethodSpec } from "./methods";
 import { Progress } from "./progress";
 import { getScenario, type ScenarioInstance } from "./scenario";
@@ -32,6 +33,21 @@ export interface ExperimentConfig {
   methods: MethodSpec[];
   epochs: number;
   seeds: number[];
+  /** Optional recordings for analysis (notebook 04); part of every run's cache key when set. */
+  record?: RecordingConfig;
+}
+
+/**
+ * What a run records beyond its metrics. Weights are read from the model trained in the
+ * target's slot, as [out, in] views; `source-alone` runs record nothing (they train no target).
+ */
+export interface RecordingConfig {
+  /** Target weights (`layer/weight`) whose singular values are stored before and after training, in every run. */
+  weights?: string[];
+  /** Methods whose first-seed run also stores each of `weights` before training and after every epoch (for PCA trajectories). */
+  trajectories?: string[];
+  /** Store the trainer's wall milliseconds per phase of a step (its profile), for cost per step. */
+  phases?: boolean;
 }
 
 export interface RunResult {
@@ -56,6 +72,12 @@ export interface RunResult {
   attention?: Record<string, number[][]>;
   /** Final target and source metrics (last epoch). */
   final: { target: Record<string, number>; source: Record<string, number> };
+  /** MergeNet: trainable parameters of its adapters (the write-back gates, one number each, not counted). */
+  adapterParameters?: number;
+  /** With `record.weights`: per weight, its spectra before and after training (and its trajectory where asked). */
+  weights?: Record<string, WeightRecord>;
+  /** With `record.phases`: wall milliseconds and calls per phase of a step, over the whole run (pre-training excluded). */
+  phases?: Record<string, { ms: number; calls: number }>;
 }
 
 export interface ExperimentResult {
@@ -83,7 +105,8 @@ export function stableStringify(value: unknown): string {
 }
 
 export function runHash(config: ExperimentConfig, method: MethodSpec, seed: number): string {
-  const key = { runnerVersion: RUNNER_VERSION, scenario: config.scenario, scenarioOptions: config.scenarioOptions, method, epochs: config.epochs, seed };
+  // Without `record` the plan is undefined, and stableStringify drops undefined keys: such hashes are unchanged.
+  const key = { runnerVersion: RUNNER_VERSION, scenario: config.scenario, scenarioOptions: config.scenarioOptions, method, epochs: config.epochs, seed, record: recordingPlan(config, method, seed) };
   return crypto.createHash("sha256").update(stableStringify(key)).digest("hex").slice(0, 16);
 }
 
@@ -96,9 +119,43 @@ export function validateExperiment(config: ExperimentConfig): void {
   else if (new Set(config.seeds).size !== config.seeds.length) problems.push("seeds must not repeat");
   if (!config.scenarioOptions || typeof config.scenarioOptions !== "object") problems.push("scenarioOptions must be an object (use {} for none)");
   if (!Array.isArray(config.methods) || config.methods.length === 0) problems.push("methods must be a non-empty list");
+  else if (config.record !== undefined) problems.push(...recordingProblems(config.record, config.methods));
   if (problems.length) throw new Error(`invalid experiment '${config.name}':\n  - ${problems.join("\n  - ")}`);
   getScenario(config.scenario);
   validateMethods(config.methods);
+}
+
+/** What one run records (undefined: nothing); only this, not the whole `record`, enters the run's cache key. */
+interface RecordingPlan {
+  weights: string[];
+  trajectory: boolean;
+  phases: boolean;
+}
+
+function recordingPlan(config: ExperimentConfig, method: MethodSpec, seed: number): RecordingPlan | undefined {
+  const record = config.record;
+  if (!record || method.kind === "source-alone") return undefined;
+  const weights = record.weights ?? [];
+  const plan = { weights, trajectory: weights.length > 0 && (record.trajectories ?? []).includes(method.name) && seed === config.seeds[0], phases: record.phases ?? false };
+  return plan.weights.length > 0 || plan.phases ? plan : undefined;
+}
+
+function recordingProblems(record: RecordingConfig, methods: MethodSpec[]): string[] {
+  if (!record || typeof record !== "object") return ["record must be an object such as { weights: [\"fc2/kernel\"], trajectories: [\"target alone\"], phases: true }"];
+  const problems: string[] = [];
+  const weights = record.weights ?? [];
+  if (!Array.isArray(weights) || !weights.every((w) => typeof w === "string" && w.includes("/"))) problems.push(`record.weights must be a list of 'layer/weight' names, got ${JSON.stringify(record.weights)}`);
+  if (record.trajectories !== undefined) {
+    if (!Array.isArray(record.trajectories)) problems.push("record.trajectories must be a list of method names");
+    else {
+      if (weights.length === 0) problems.push("record.trajectories needs record.weights: name the weights whose trajectories to store");
+      const names = new Set(methods.map((m) => m.name));
+      const unknown = record.trajectories.filter((m) => !names.has(m));
+      if (unknown.length) problems.push(`record.trajectories names methods that are not in the experiment: ${unknown.join(", ")}`);
+    }
+  }
+  if (record.phases !== undefined && typeof record.phases !== "boolean") problems.push(`record.phases must be true or false, got ${JSON.stringify(record.phases)}`);
+  return problems;
 }
 
 function slug(text: string): string {
@@ -146,6 +203,25 @@ function attentionMaps(trainer: MergeNetTrainer, instance: ScenarioInstance): Re
   return maps;
 }
 
+/** Recorded weights and singular values are rounded to 1 / RECORD_SCALE (weights are about 1e-2: four significant digits kept). */
+const RECORD_SCALE = 1e6;
+
+/** Each named weight of `model` now, as its [out, in] view: shape and rows. */
+function readWeights(model: tf.LayersModel, names: string[]): Record<string, { shape: [number, number]; rows: number[][] }> {
+  return Object.fromEntries(
+    names.map((name) => {
+      const matrix = readMatrix(paramRef(model, name)); // [out, in]
+      const read = { shape: matrix.shape, rows: matrix.arraySync() };
+      matrix.dispose();
+      return [name, read];
+    }),
+  );
+}
+
+const rounded = (v: number): number => Math.round(v * RECORD_SCALE) / RECORD_SCALE;
+const spectrum = (rows: number[][]): number[] => singularValues(rows).map(rounded);
+const flatValues = (rows: number[][]): number[] => rows.flat().map(rounded);
+
 async function trainOne(config: ExperimentConfig, method: MethodSpec, seed: number, progress: Progress): Promise<RunResult> {
   const started = Date.now();
   const scenario = getScenario(config.scenario);
@@ -167,10 +243,22 @@ async function trainOne(config: ExperimentConfig, method: MethodSpec, seed: numb
       pre.dispose();
     }
     trainer = makeTrainer(method, instance);
-    const history = await trainer.fit(config.epochs, (record) => progress.epoch(record, config.epochs));
+    const plan = recordingPlan(config, method, seed);
+    const recorded = instance.target.model;
+    const before = readWeights(recorded, plan?.weights ?? []);
+    const trajectories = new Map(plan?.trajectory ? Object.entries(before).map(([name, w]) => [name, [flatValues(w.rows)]]) : []);
+    if (plan?.phases) trainer.startProfiling();
+    const history = await trainer.fit(config.epochs, (record) => {
+      for (const [name, w] of Object.entries(readWeights(recorded, [...trajectories.keys()]))) trajectories.get(name)?.push(flatValues(w.rows));
+      progress.epoch(record, config.epochs);
+    });
     for (const [i, loss] of history.targetLoss.entries()) {
       if (!Number.isFinite(loss)) throw new Error(`the target's loss became ${loss} at step ${i}; lower a learning rate or use output 'interp'`);
     }
+    const after = readWeights(recorded, plan?.weights ?? []);
+    const weights: Record<string, WeightRecord> | undefined = plan?.weights.length
+      ? Object.fromEntries(plan.weights.map((name) => [name, { shape: before[name].shape, singularValues: { before: spectrum(before[name].rows), after: spectrum(after[name].rows) }, trajectory: trajectories.get(name) }]))
+      : undefined;
     const last = history.epochs[history.epochs.length - 1];
     const attention = trainer instanceof MergeNetTrainer && seed === config.seeds[0] ? attentionMaps(trainer, instance) : undefined;
     return {
@@ -185,6 +273,9 @@ async function trainOne(config: ExperimentConfig, method: MethodSpec, seed: numb
       },
       attention,
       final: { target: last?.target ?? {}, source: last?.source ?? {} },
+      adapterParameters: trainer instanceof MergeNetTrainer ? trainer.adapters.reduce((sum, a) => sum + a.variables.reduce((n, v) => n + v.size, 0), 0) : undefined,
+      weights,
+      phases: plan?.phases ? trainer.profile() : undefined,
     };
   } finally {
     trainer?.dispose();

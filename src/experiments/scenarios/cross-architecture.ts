@@ -7,12 +7,19 @@
  *
  * An epoch is one pass over the target's (small) training set; the source's stream wraps
  * on its own. Evaluation: accuracy on the first `testImages` official test images.
+ *
+ * Options for ablations (notebook 04): the source CNN's size (`sourceFilters`,
+ * `sourceHidden`), and `factorized`, which builds chosen dense layers of either model as
+ * W = B·A at a given rank (src/models/lowrank-layers.ts), the models the `factorized`
+ * low-rank form of SPEC §2 needs. A factorized model is the zoo's model rebuilt layer by
+ * layer with those layers swapped; every other layer keeps the zoo's seeded weights.
  */
 import { tf } from "../../backend";
 import { accuracyEvaluator, sparseCrossEntropy } from "../../core/losses";
 import { batchStream } from "../../data/batches";
 import { loadImageDataset, type ImageDatasetName } from "../../data/images";
-import { cnn, mlp, vit } from "../../models/zoo";
+import { lowRankDense, type ActivationName } from "../../models/lowrank-layers";
+import { cnn, mlp, vit, weightSeed } from "../../models/zoo";
 import { registerScenario, type ScenarioInstance } from "../scenario";
 
 export interface ImagePairOptions {
@@ -30,9 +37,26 @@ export interface ImagePairOptions {
   learningRate?: number;
   /** Adam learning rate of the ViT (transformers train poorly with plain SGD here: measured ~0.19 accuracy after 20 epochs). Default 1e-3. */
   vitLearningRate?: number;
+  /** Filters of the source CNN's two convolutions. Default [32, 64]. */
+  sourceFilters?: [number, number];
+  /** Width of the source CNN's fc1 (and so the input side of its classifier). Default 128. */
+  sourceHidden?: number;
+  /** Build these dense layers as W = B·A (the `factorized` form); none by default. */
+  factorized?: FactorizedOptions;
 }
 
-export const IMAGE_PAIR_DEFAULTS: Required<ImagePairOptions> = {
+export interface FactorizedOptions {
+  /** Rank r of every factorized layer (at most the layer's smaller side). */
+  rank: number;
+  /** Dense layers of the source built factorized. Default ["classifier"]. */
+  source?: string[];
+  /** Dense layers of the target built factorized (MLP only). Default ["fc2"]. */
+  target?: string[];
+  /** LoRA-style scale alpha / r; omitted means scale 1 (lowrank-layers.ts). */
+  alpha?: number;
+}
+
+export const IMAGE_PAIR_DEFAULTS: Required<Omit<ImagePairOptions, "factorized">> = {
   dataset: "mnist",
   target: "mlp",
   sourceTrain: 10000,
@@ -41,7 +65,57 @@ export const IMAGE_PAIR_DEFAULTS: Required<ImagePairOptions> = {
   batchSize: 64,
   learningRate: 0.05,
   vitLearningRate: 1e-3,
+  sourceFilters: [32, 64],
+  sourceHidden: 128,
 };
+
+/**
+ * `model` rebuilt with the named Dense layers as LowRankDense layers of rank `rank` (same
+ * units, activation and name; factors seeded from `seed` and the layer name). Every other
+ * layer is re-created from its config and given the original's weights, so the two models
+ * differ only in the swapped layers. Only for models whose layers form one chain (the zoo's
+ * CNN and MLP). On success `model` is disposed; on a bad request nothing is made and the
+ * caller keeps `model`.
+ */
+export function withFactorizedDense(model: tf.LayersModel, layers: string[], rank: number, seed: number, alpha?: number): tf.LayersModel {
+  const names = model.layers.map((l) => l.name);
+  const unknown = layers.filter((name) => !names.includes(name));
+  if (unknown.length) throw new Error(`factorized: model '${model.name}' has no layer ${unknown.map((n) => `'${n}'`).join(", ")}; its layers are ${names.join(", ")}`);
+  const chain = model.layers.every((layer, i) => i === 0 || (layer.inboundNodes.length === 1 && layer.inboundNodes[0].inboundLayers.length === 1 && layer.inboundNodes[0].inboundLayers[0] === model.layers[i - 1]));
+  if (!chain) throw new Error(`factorized: model '${model.name}' is not a single chain of layers; only the CNN and the MLP can be built factorized`);
+  for (const name of layers) {
+    const layer = model.getLayer(name);
+    if (layer.getClassName() !== "Dense") throw new Error(`factorized: layer '${name}' is a ${layer.getClassName()}, not a Dense layer`);
+    const [fanIn, units] = layer.getWeights()[0].shape; // kernel [in, out]
+    if (!Number.isInteger(rank) || rank < 1 || rank > Math.min(fanIn, units)) {
+      throw new Error(`factorized: rank ${rank} does not fit layer '${name}' (kernel [${fanIn}, ${units}]); use a whole number in [1, ${Math.min(fanIn, units)}]`);
+    }
+  }
+  const input = tf.input({ shape: model.inputs[0].shape.slice(1) as number[], name: model.layers[0].name });
+  let h: tf.SymbolicTensor = input;
+  const copies: [tf.layers.Layer, tf.layers.Layer][] = [];
+  for (const layer of model.layers.slice(1)) {
+    let made: tf.layers.Layer;
+    if (layers.includes(layer.name)) {
+      const config = layer.getConfig();
+      made = lowRankDense({
+        name: layer.name, units: config.units as number, activation: config.activation as ActivationName, rank, alpha,
+        seed: weightSeed(seed, `${layer.name}/lora`),
+      });
+    } else {
+      const registered = tf.serialization.SerializationMap.getMap().classNameMap[layer.getClassName()];
+      if (!registered) throw new Error(`factorized: layer '${layer.name}' of class ${layer.getClassName()} is not registered with tf.serialization, so it cannot be re-created`);
+      const [cls, fromConfig] = registered;
+      made = fromConfig(cls, layer.getConfig()) as tf.layers.Layer;
+      copies.push([layer, made]);
+    }
+    h = made.apply(h) as tf.SymbolicTensor;
+  }
+  const rebuilt = tf.model({ name: model.name, inputs: input, outputs: h });
+  for (const [original, made] of copies) made.setWeights(original.getWeights());
+  model.dispose();
+  return rebuilt;
+}
 
 /**
  * Weight pairs worth trying, with why. Shapes are [out, in] views.
@@ -61,19 +135,46 @@ export const IMAGE_PAIRS = {
   },
 } as const;
 
+/** The seeded source CNN and target model of one run, factorized where the options ask; nothing is left allocated on failure. */
+function buildModels(seed: number, o: ImagePairOptions & typeof IMAGE_PAIR_DEFAULTS): { sourceModel: tf.LayersModel; targetModel: tf.LayersModel } {
+  const input: [number, number, number] = [28, 28, 1];
+  let sourceModel = cnn({ inputShape: input, classes: 10, filters: o.sourceFilters, hidden: o.sourceHidden, seed: seed * 10 + 1 });
+  let targetModel: tf.LayersModel | undefined;
+  try {
+    targetModel =
+      o.target === "mlp"
+        ? mlp({ inputShape: input, hidden: [256, 128], classes: 10, seed: seed * 10 + 2 })
+        : vit({ inputShape: input, patch: 7, dim: 64, depth: 2, heads: 4, classes: 10, seed: seed * 10 + 2 });
+    if (o.factorized) {
+      const f = o.factorized;
+      sourceModel = withFactorizedDense(sourceModel, f.source ?? ["classifier"], f.rank, seed * 10 + 1, f.alpha);
+      targetModel = withFactorizedDense(targetModel, f.target ?? ["fc2"], f.rank, seed * 10 + 2, f.alpha);
+    }
+    return { sourceModel, targetModel };
+  } catch (err) {
+    sourceModel.dispose();
+    targetModel?.dispose();
+    throw err;
+  }
+}
+
 export const imagePairScenario = registerScenario<ImagePairOptions>({
   name: "image-cnn-to-x",
   description: "a CNN trained on many images lends knowledge to an MLP or a small ViT trained on few, same 10 classes",
   async build(seed, options): Promise<ScenarioInstance> {
     const o = { ...IMAGE_PAIR_DEFAULTS, ...options };
+    if (o.factorized && o.target !== "mlp") throw new Error("factorized: only the MLP target can be built factorized (the ViT is not a single chain of layers); use target 'mlp'");
     const sourceData = await loadImageDataset(o.dataset, { trainLimit: o.sourceTrain, testLimit: o.testImages, seed: seed * 2 + 1 });
     const targetData = await loadImageDataset(o.dataset, { trainLimit: o.targetTrain, testLimit: 1, seed: seed * 2 + 2 });
-    const input: [number, number, number] = [28, 28, 1];
-    const sourceModel = cnn({ inputShape: input, classes: 10, seed: seed * 10 + 1 });
-    const targetModel =
-      o.target === "mlp"
-        ? mlp({ inputShape: input, hidden: [256, 128], classes: 10, seed: seed * 10 + 2 })
-        : vit({ inputShape: input, patch: 7, dim: 64, depth: 2, heads: 4, classes: 10, seed: seed * 10 + 2 });
+    let models: { sourceModel: tf.LayersModel; targetModel: tf.LayersModel };
+    try {
+      models = buildModels(seed, o);
+    } catch (err) {
+      sourceData.dispose();
+      targetData.dispose();
+      throw err;
+    }
+    const { sourceModel, targetModel } = models;
     const evaluate = accuracyEvaluator(sourceData.test.x, sourceData.test.y);
     const optimizers: tf.Optimizer[] = [];
     const optimizer = (adam: boolean): tf.Optimizer => {
