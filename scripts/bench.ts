@@ -1,17 +1,24 @@
 /**
- * `npm run bench [-- --json] [--quick] [--repeats N] [--out FILE]`: the performance harness.
+ * `npm run bench [-- --json] [--quick] [--largest] [--repeats N] [--out FILE]`: the performance harness.
  *
  * Runs bench-mnist (src/experiments/bench-mnist.ts) in three modes, target-alone, pair and
- * mergenet: per mode a 20-batch warm-up, then `repeats` timed epochs (157 steps each), and
- * reports the median. Also: the per-phase time of a MergeNet step, the adapter's forward +
- * backward alone over a range of matrix shapes, exact vs randomized SVD by size, peak RSS,
- * and the live tensor count before and after. Prints a table (or one JSON object with
- * --json) and writes the JSON to results/bench.json (or --out).
+ * mergenet: per mode a 20-batch warm-up and the rest of that epoch, then `repeats` timed
+ * epochs (157 steps each); reports the median. Also: the per-phase time of a step in every
+ * mode, the live tensor count before and after the timed epochs, peak RSS, the adapter's
+ * forward and backward alone over a range of matrix shapes, and exact vs randomized SVD by
+ * size. Prints a table (or one JSON object with --json, in the shape SPEC.md's
+ * "bench-mnist" section fixes, with extra fields) and writes the JSON to results/bench.json
+ * (or --out). The machine's load average is recorded too: on a shared machine, read the
+ * numbers next to it.
+ *
+ * `--quick` is one timed epoch per mode and the small adapter and SVD shapes only;
+ * `--largest` adds the adapter at 512x4096 -> 512x4096 (about 11 GB of memory).
  */
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { initBackend, tf } from "../src/backend";
+import { AdamW } from "../src/core/adamw";
 import { ParameterAdapter } from "../src/core/adapter";
 import { truncatedSvd } from "../src/core/lowrank";
 import { WriteBack } from "../src/core/writeback";
@@ -20,19 +27,22 @@ import { BENCH_BATCH, BENCH_MERGENET, BENCH_MODES, BENCH_SAMPLES, benchWorkload,
 interface Args {
   json: boolean;
   quick: boolean;
+  /** Also time the adapter at 512x4096 -> 512x4096 (about 11 GB and a minute or more). */
+  largest: boolean;
   repeats: number;
   out: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, quick: false, repeats: 3, out: path.join("results", "bench.json") };
+  const args: Args = { json: false, quick: false, largest: false, repeats: 3, out: path.join("results", "bench.json") };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--json") args.json = true;
     else if (a === "--quick") args.quick = true;
+    else if (a === "--largest") args.largest = true;
     else if (a === "--repeats") args.repeats = Number(argv[++i]);
     else if (a === "--out") args.out = argv[++i];
-    else throw new Error(`unknown argument '${a}'; use --json, --quick, --repeats N, --out FILE`);
+    else throw new Error(`unknown argument '${a}'; use --json, --quick, --largest, --repeats N, --out FILE`);
   }
   if (!Number.isInteger(args.repeats) || args.repeats < 1) throw new Error(`--repeats takes a whole number >= 1`);
   if (args.quick) args.repeats = 1;
@@ -44,7 +54,16 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+const peakRssMb = (): number => round(process.resourceUsage().maxRSS / 1024, 1);
+const loadAverage = (): number[] => os.loadavg().map((x) => round(x, 2));
+
 const WARMUP_BATCHES = 20;
+const STEPS_PER_EPOCH = Math.ceil(BENCH_SAMPLES / BENCH_BATCH);
 
 async function benchMode(mode: BenchMode, repeats: number) {
   const work = await benchWorkload(mode, 0);
@@ -60,7 +79,7 @@ async function benchMode(mode: BenchMode, repeats: number) {
     epochs.push((performance.now() - start) / 1000);
   }
   const profile = trainer.profile() ?? {};
-  const steps = repeats * Math.ceil(BENCH_SAMPLES / BENCH_BATCH);
+  const steps = repeats * STEPS_PER_EPOCH;
   const tensorsAfter = tf.memory().numTensors;
   work.dispose();
   const epoch = median(epochs);
@@ -68,82 +87,140 @@ async function benchMode(mode: BenchMode, repeats: number) {
     epoch_s: round(epoch, 3),
     samples_per_s: round(BENCH_SAMPLES / epoch, 1),
     epochs_s: epochs.map((e) => round(e, 3)),
+    // Milliseconds per global step, averaged over all timed steps (phases that run only on
+    // transfer steps, every `cycle`-th, are averaged over all steps too).
     step_ms: Object.fromEntries(Object.entries(profile).map(([k, v]) => [k, round(v.ms / steps, 3)])),
+    // Calls per step of each phase (0.5 = every second step).
+    calls_per_step: Object.fromEntries(Object.entries(profile).map(([k, v]) => [k, round(v.calls / steps, 3)])),
     tensors_before: tensorsBefore,
     tensors_after: tensorsAfter,
+    load_average: loadAverage(),
   };
 }
 
-/** Adapter forward + backward (one training-mode call and its VJP) for a pair of shapes. */
-function benchAdapter(source: [number, number], target: [number, number], repeats: number) {
+/**
+ * The adapter alone for one pair of shapes, as the trainer runs it at a transfer: forward in
+ * training mode (dropout on, spectral norm refreshed) with write-back, then the same forward
+ * on the gradient tape and its vector-Jacobian product with a fixed cotangent, then one AdamW
+ * step. `repeats` timed runs after one warm-up (none when `repeats` is 1: the largest shapes).
+ */
+async function benchAdapter(source: [number, number], target: [number, number], repeats: number) {
   const adapter = new ParameterAdapter({ ...BENCH_MERGENET.adapter, sourceShape: source, targetShape: target, seed: 1 });
   const writeback = new WriteBack("interp");
+  const vars = [...adapter.variables, ...writeback.variables];
+  const optimizer = new AdamW(vars, BENCH_MERGENET.adapterOptimizer);
   const s = tf.randomNormal(source, 0, 0.05, "float32", 1) as tf.Tensor2D;
   const t = tf.randomNormal(target, 0, 0.05, "float32", 2) as tf.Tensor2D;
-  const vars = [...adapter.variables, ...writeback.variables];
-  const run = () => {
-    const written = tf.tidy(() => writeback.apply(adapter.forward(s, t, { training: true, dropoutSeed: 3 }), t));
-    const { grads, value } = tf.variableGrads(() => tf.sum(tf.mul(writeback.apply(adapter.forward(s, t, { training: true, dropoutSeed: 3, updateSpectral: false }), t), written)) as tf.Scalar, vars);
-    tf.dispose([written, grads, value]);
+  const cotangent = tf.randomNormal(target, 0, 0.01, "float32", 3);
+  const opts = { training: true, dropoutSeed: 3, updateSpectral: false };
+  const generate = () => writeback.apply(adapter.forward(s, t, opts), t);
+  const forward = () => {
+    adapter.refreshSpectral();
+    tf.tidy(generate).dispose();
   };
-  run();
-  const times: number[] = [];
-  for (let r = 0; r < repeats; r++) {
-    const start = performance.now();
-    run();
-    times.push(performance.now() - start);
-  }
+  const backward = () => {
+    adapter.refreshSpectral();
+    const { grads, value } = tf.variableGrads(() => tf.sum(tf.mul(generate(), cotangent)) as tf.Scalar, vars);
+    tf.dispose([optimizer.step(grads), grads, value]);
+  };
+  const time = (fn: () => void): number => {
+    const times: number[] = [];
+    for (let r = 0; r < repeats + (repeats > 1 ? 1 : 0); r++) {
+      const start = performance.now();
+      fn();
+      times.push(performance.now() - start);
+    }
+    return round(median(repeats > 1 ? times.slice(1) : times), 2);
+  };
+  const forwardMs = time(forward);
+  const updateMs = time(backward);
+  // Tensor ops (kernels) per call: on the native backend each costs a fixed 20-30 µs.
+  const kernels = async (fn: () => void): Promise<number> => (await tf.profile(fn)).kernels.filter((k) => k.name !== "unnamed scope").length;
+  const forwardKernels = repeats > 1 ? await kernels(forward) : undefined;
+  const updateKernels = repeats > 1 ? await kernels(backward) : undefined;
   const parameters = vars.reduce((n, v) => n + v.size, 0);
-  tf.dispose([s, t]);
+  tf.dispose([s, t, cotangent]);
+  optimizer.dispose();
   adapter.dispose();
   writeback.dispose();
-  return { source: `${source[0]}x${source[1]}`, target: `${target[0]}x${target[1]}`, parameters, forward_backward_ms: round(median(times), 2) };
+  return {
+    source: `${source[0]}x${source[1]}`,
+    target: `${target[0]}x${target[1]}`,
+    parameters,
+    runs: repeats,
+    forward_ms: forwardMs,
+    forward_backward_adamw_ms: updateMs,
+    forward_kernels: forwardKernels,
+    forward_backward_adamw_kernels: updateKernels,
+    peak_rss_mb: peakRssMb(),
+  };
 }
 
 function benchSvd(size: number, rank: number, repeats: number) {
   const m = tf.randomNormal([size, size], 0, 1, "float32", size) as tf.Tensor2D;
-  const time = (method: "exact" | "randomized") => {
+  const time = (method: "exact" | "randomized", runs: number) => {
     const times: number[] = [];
-    for (let r = 0; r < repeats + 1; r++) {
+    for (let r = 0; r < runs + 1; r++) {
       const start = performance.now();
       const out = truncatedSvd(m, rank, { method });
       tf.dispose([out.u, out.s, out.v]);
-      if (r > 0) times.push(performance.now() - start);
+      if (r > 0 || runs === 0) times.push(performance.now() - start);
     }
     return round(median(times), 1);
   };
-  const result = { size: `${size}x${size}`, rank, exact_ms: time("exact"), randomized_ms: time("randomized") };
+  // The exact SVD of a 1024x1024 matrix takes many seconds: one run, no warm-up.
+  const exactRuns = size >= 1024 ? 0 : repeats;
+  const result = { size: `${size}x${size}`, rank, exact_ms: time("exact", exactRuns), randomized_ms: time("randomized", repeats) };
   m.dispose();
   return result;
-}
-
-function round(x: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
 }
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const info = await initBackend();
+  const loadAtStart = loadAverage();
+  const tensorsAtStart = tf.memory().numTensors;
   const modes: Record<string, Awaited<ReturnType<typeof benchMode>>> = {};
   for (const mode of BENCH_MODES) modes[mode] = await benchMode(mode, args.repeats);
-  const adapterShapes: [[number, number], [number, number]][] = args.quick
-    ? [[[10, 128], [128, 256]], [[128, 3136], [10, 128]]]
-    : [[[10, 128], [128, 256]], [[128, 3136], [10, 128]], [[256, 512], [256, 512]], [[512, 1024], [512, 1024]], [[512, 4096], [512, 4096]]];
-  const adapter = adapterShapes.map(([s, t]) => benchAdapter(s, t, args.quick ? 2 : 5));
+  const benchRss = peakRssMb();
+  const tensorsAtEnd = tf.memory().numTensors;
+  // Shape pairs [source, target] as [rows, cols] and timed runs: bench-mnist's pair, the
+  // CNN's fc1 kernel into the MLP's classifier, then square ones. The issue's largest,
+  // 512x4096 -> 512x4096 (178M adapter parameters; measured here: peak RSS 10.8 GB, 9 s
+  // forward, about a minute forward + backward on 2 cores), only with --largest.
+  const adapterShapes: [[number, number], [number, number], number][] = args.quick
+    ? [[[10, 128], [128, 256], 3], [[128, 3136], [10, 128], 2]]
+    : [
+        [[10, 128], [128, 256], 5],
+        [[128, 3136], [10, 128], 3],
+        [[256, 512], [256, 512], 3],
+        [[512, 1024], [512, 1024], 2],
+        [[512, 2048], [512, 2048], 1],
+        ...(args.largest ? [[[512, 4096], [512, 4096], 1] as [[number, number], [number, number], number]] : []),
+      ];
+  const adapter: Awaited<ReturnType<typeof benchAdapter>>[] = [];
+  for (const [s, t, repeats] of adapterShapes) adapter.push(await benchAdapter(s, t, repeats));
   const svd = (args.quick ? [128, 256] : [128, 256, 512, 1024]).map((n) => benchSvd(n, 32, args.quick ? 1 : 3));
   const result = {
     backend: info.name,
     threads: info.cores,
     cpu: os.cpus()[0]?.model ?? "unknown",
+    node: process.version,
+    tfjs: tf.version.tfjs,
     samples: BENCH_SAMPLES,
     batch: BENCH_BATCH,
     repeats: args.repeats,
+    load_average_start: loadAtStart,
     modes,
     mergenet_over_pair: round(modes.mergenet.epoch_s / modes.pair.epoch_s, 3),
-    peak_rss_mb: round(process.resourceUsage().maxRSS / 1024, 1),
+    peak_rss_mb: benchRss,
+    tensors_at_start: tensorsAtStart,
+    tensors_after_modes: tensorsAtEnd,
     adapter,
+    adapter_skipped: args.largest || args.quick ? undefined : "512x4096 -> 512x4096 (178M parameters, about 11 GB): run with --largest",
     svd,
+    peak_rss_total_mb: peakRssMb(),
+    load_average_end: loadAverage(),
   };
   fs.mkdirSync(path.dirname(args.out), { recursive: true });
   fs.writeFileSync(args.out, `${JSON.stringify(result, null, 2)}\n`);
@@ -151,17 +228,25 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(result)}\n`);
     return;
   }
+  const phases = (m: string) => Object.entries(modes[m].step_ms).map(([k, v]) => `${k} ${v}`).join(", ");
   const lines = [
-    `bench-mnist on ${result.backend} (${result.threads} cores, ${result.cpu}), ${result.samples} samples, batch ${result.batch}, median of ${result.repeats}`,
+    `bench-mnist on ${result.backend} (${result.threads} cores, ${result.cpu}; node ${result.node}, tfjs ${result.tfjs}), ` +
+      `${result.samples} samples, batch ${result.batch}, median of ${result.repeats}; load average at start ${loadAtStart.join(" ")}`,
     ...BENCH_MODES.map((m) => `  ${m.padEnd(13)} ${modes[m].epoch_s.toFixed(2)} s/epoch  ${modes[m].samples_per_s.toFixed(0)} samples/s  tensors ${modes[m].tensors_before} -> ${modes[m].tensors_after}`),
     `  mergenet / pair: ${result.mergenet_over_pair}`,
-    `  mergenet step breakdown (ms/step): ${JSON.stringify(modes.mergenet.step_ms)}`,
-    `  peak RSS: ${result.peak_rss_mb} MB`,
-    "adapter forward+backward:",
-    ...adapter.map((a) => `  ${a.source} -> ${a.target}: ${a.forward_backward_ms} ms (${a.parameters} parameters)`),
+    "  ms per step:",
+    ...BENCH_MODES.map((m) => `    ${m.padEnd(13)} ${phases(m)}`),
+    `  peak RSS (bench-mnist): ${result.peak_rss_mb} MB; live tensors ${tensorsAtStart} before the modes, ${tensorsAtEnd} after`,
+    "adapter alone (training forward; forward on the tape + backward + AdamW):",
+    ...adapter.map(
+      (a) =>
+        `  ${a.source} -> ${a.target}: ${a.forward_ms} ms; ${a.forward_backward_adamw_ms} ms` +
+        (a.forward_kernels === undefined ? "" : ` (${a.forward_kernels}; ${a.forward_backward_adamw_kernels} ops)`) +
+        ` [${a.parameters} parameters, ${a.runs} run(s), peak RSS ${a.peak_rss_mb} MB]`,
+    ),
     "truncated SVD (rank 32):",
     ...svd.map((s) => `  ${s.size}: exact ${s.exact_ms} ms, randomized ${s.randomized_ms} ms`),
-    `written to ${args.out}`,
+    `load average at end ${result.load_average_end.join(" ")}; written to ${args.out}`,
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
 }

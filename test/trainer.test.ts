@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
 import { IndependentTrainer } from "../src/baselines/independent";
+import { AdamW } from "../src/core/adamw";
 import { ParameterAdapter } from "../src/core/adapter";
 import { paramRef, readMatrix, toMatrix, writeMatrix } from "../src/core/params";
 import { trainStep, variableOf } from "../src/core/step";
@@ -61,6 +62,54 @@ describe("the hypernet rule's identity", () => {
     tf.dispose([source, target, wGen, after, hyper, exact, gHyper, gExact, batch.x, batch.y, step.loss, step.kept]);
     adapter.dispose();
     writeback.dispose();
+  });
+});
+
+describe("one forward pass per transfer", () => {
+  // The trainer computes W_gen once, on the gradient tape, and takes the adapter's gradient
+  // after the target step. Reference: the two-pass form (forward, write, step, a second
+  // forward with the same function, VJP with the rule's cotangent, AdamW), written out here.
+  // Dropout is off so the reference needs no access to the trainer's dropout seeds.
+  it.each(["hypernet", "exact"] as const)("gives the same written weight, target step and adapter update as two passes (%s)", (rule) => {
+    const adapterConfig = { ...SMALL_ADAPTER, attentionDropout: 0, ffnDropout: 0 };
+    const a = setup({ seed: 5, momentum: 0.9, weightDecay: 5e-4 });
+    const b = setup({ seed: 5, momentum: 0.9, weightDecay: 5e-4 });
+    const t = trainer(a, { cycle: 1, rule, freezeSource: true, adapter: adapterConfig, adapterOptimizer: { learningRate: 1e-2 } });
+
+    const sourceRef = paramRef(b.source.model, PAIR.source);
+    const targetRef = paramRef(b.target.model, PAIR.target);
+    const adapter = new ParameterAdapter({ sourceShape: [4, 16], targetShape: [8, 10], ...adapterConfig, seed: 3 * 7919, name: "reference_adapter" });
+    const writeback = new WriteBack("interp");
+    const vars = [...adapter.variables, ...writeback.variables];
+    const optimizer = new AdamW(vars, { learningRate: 1e-2 });
+    const initial = adapter.variables[0].clone();
+    const s = readMatrix(sourceRef);
+    const before = readMatrix(targetRef);
+    const generate = (updateSpectral: boolean) => writeback.apply(adapter.forward(s, before, { training: true, updateSpectral }), before);
+    const wGen = tf.tidy(() => generate(true));
+    writeMatrix(targetRef, wGen);
+    const batch = b.target.data.next();
+    const name = variableOf(targetRef.variable).name;
+    const step = trainStep({ ...b.target, weightDecay: 5e-4 }, batch.x, batch.y, new Set(rule === "exact" ? [name] : []));
+    const cotangent = tf.tidy(() => (rule === "exact" ? toMatrix(targetRef, step.kept[name]) : tf.sub(wGen, readMatrix(targetRef))));
+    const { grads, value } = tf.variableGrads(() => tf.sum(tf.mul(generate(false), cotangent)) as tf.Scalar, vars);
+    tf.dispose(optimizer.step(grads));
+
+    t.trainStep();
+    expect(weightsOf(a.target.model)).toEqual(weightsOf(b.target.model));
+    const trained = [...t.adapters[0].variables];
+    expect(trained.length + 1).toBe(vars.length);
+    trained.forEach((v, i) => {
+      const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(v, vars[i]))).dataSync()[0]);
+      expect(diff, adapter.parameterNames()[i]).toBeLessThan(1e-7);
+    });
+    const moved = tf.tidy(() => tf.max(tf.abs(tf.sub(trained[0], initial))).dataSync()[0]);
+    expect(moved).toBeGreaterThan(0); // the update did happen
+    tf.dispose([initial, s, before, wGen, batch.x, batch.y, step.loss, step.kept, cotangent, grads, value]);
+    optimizer.dispose();
+    adapter.dispose();
+    writeback.dispose();
+    t.dispose();
   });
 });
 

@@ -256,3 +256,33 @@ describe("write-back: errors and the normalisation warning", () => {
     );
   });
 });
+
+describe("write-back: hand-written gradient against autodiff of the formulas", () => {
+  // interp and matched run with a custom gradient; here the same formulas, written with
+  // plain ops, are differentiated by tfjs, for the output, the gate and the target itself.
+  const plain = (mode: "interp" | "matched", out: tf.Tensor2D, tgt: tf.Tensor2D, theta: tf.Scalar | undefined): tf.Tensor => {
+    const o = tf.moments(out);
+    const t = tf.moments(tgt);
+    const matched = tf.add(tf.mul(tf.sub(out, o.mean), tf.div(tf.sqrt(t.variance), tf.sqrt(tf.add(o.variance, 1e-12)))), t.mean);
+    return mode === "matched" ? matched : tf.add(tgt, tf.mul(tf.sigmoid(theta as tf.Scalar), tf.sub(matched, tgt)));
+  };
+  it.each(["interp", "matched"] as const)("%s: value and all gradients agree", (mode) => {
+    const out = tf.variable(tf.randomNormal([5, 7], 0.3, 1.2, "float32", 8) as tf.Tensor2D);
+    const tgt = tf.variable(tf.randomNormal([5, 7], 0.01, 0.05, "float32", 9) as tf.Tensor2D);
+    const weights = tf.randomNormal([5, 7], 0, 1, "float32", 10);
+    const writeBack = new WriteBack(mode, { initialTheta: 0.7 });
+    const theta = writeBack.variables[0] as tf.Scalar | undefined;
+    const vars = [out, tgt, ...writeBack.variables];
+    const fast = tf.variableGrads(() => tf.sum(tf.mul(writeBack.apply(out as tf.Tensor2D, tgt as tf.Tensor2D), weights)) as tf.Scalar, vars);
+    const reference = tf.variableGrads(() => tf.sum(tf.mul(plain(mode, out as tf.Tensor2D, tgt as tf.Tensor2D, theta), weights)) as tf.Scalar, vars);
+    expect(fast.value.dataSync()[0]).toBe(reference.value.dataSync()[0]);
+    for (const v of vars) {
+      const expected = reference.grads[v.name];
+      const tol = 1e-5 * (1 + tf.max(tf.abs(expected)).dataSync()[0]);
+      expect(tf.max(tf.abs(tf.sub(fast.grads[v.name], expected))).dataSync()[0], v.name).toBeLessThan(tol);
+      expect(tf.max(tf.abs(expected)).dataSync()[0]).toBeGreaterThan(1e-4);
+    }
+    tf.dispose([out, tgt, weights, fast.value, fast.grads, reference.value, reference.grads]);
+    writeBack.dispose();
+  });
+});

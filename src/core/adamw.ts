@@ -5,6 +5,16 @@
  *
  * tfjs has no AdamW; this one keeps its moments as plain tensors so its state can be saved
  * in a checkpoint and restored exactly.
+ *
+ * Design choice (speed): the adapter has about fifty small variables, and on the native
+ * backend every tensor op costs a fixed 20-30 µs of dispatch, far more than the arithmetic.
+ * A per-variable update took about 840 ops per step. Here the moments live in two flat
+ * vectors over all variables (in the order given), the gradients are concatenated into one
+ * vector, and the whole update (norm, clip, moments, bias correction, decoupled decay via a
+ * per-element decay vector, step) runs as about a dozen ops on it; the new values are split
+ * back into the variables: about 60 ops per step. Every element sees the same float32
+ * operations in the same order as the per-variable form; only the global norm's summation
+ * order differs (one sum over all elements instead of a sum of per-variable sums).
  */
 import { tf } from "../backend";
 
@@ -34,11 +44,21 @@ export interface AdamWState {
   moments: { m: tf.Tensor; v: tf.Tensor }[];
 }
 
+/** A tensor as a vector: [..] -> [size] (no op for a vector). */
+function flat(x: tf.Tensor): tf.Tensor1D {
+  return (x.rank === 1 ? x : tf.reshape(x, [x.size])) as tf.Tensor1D;
+}
+
 export class AdamW {
   readonly config: AdamWConfig;
   private readonly variables: tf.Variable[];
-  private readonly firstMoment = new Map<string, tf.Tensor>();
-  private readonly secondMoment = new Map<string, tf.Tensor>();
+  /** Element count of each variable, in order (the split of the flat vectors). */
+  private readonly sizes: number[];
+  /** [total] weight decay per element: weightDecay on matrices, 0 elsewhere; undefined when nothing decays. */
+  private readonly decay: tf.Tensor1D | undefined;
+  /** [total] first and second moments over all variables, concatenated in order. */
+  private firstMoment: tf.Tensor1D;
+  private secondMoment: tf.Tensor1D;
   private stepCount = 0;
   private lr: number;
 
@@ -49,10 +69,20 @@ export class AdamW {
     if (!(this.config.clipNorm > 0)) throw new Error(`gradient clip norm must be > 0 (Infinity disables it), got ${this.config.clipNorm}`);
     this.variables = variables;
     this.lr = this.config.learningRate;
-    for (const v of variables) {
-      this.firstMoment.set(v.name, tf.keep(tf.zerosLike(v)));
-      this.secondMoment.set(v.name, tf.keep(tf.zerosLike(v)));
+    this.sizes = variables.map((v) => v.size);
+    const total = this.sizes.reduce((a, b) => a + b, 0);
+    const { weightDecay } = this.config;
+    if (weightDecay > 0 && variables.some((v) => v.rank >= 2)) {
+      const perElement = new Float32Array(total);
+      let offset = 0;
+      variables.forEach((v) => {
+        if (v.rank >= 2) perElement.fill(weightDecay, offset, offset + v.size);
+        offset += v.size;
+      });
+      this.decay = tf.keep(tf.tensor1d(perElement));
     }
+    this.firstMoment = tf.keep(tf.zeros([total]));
+    this.secondMoment = tf.keep(tf.zeros([total]));
   }
 
   get learningRate(): number {
@@ -70,45 +100,63 @@ export class AdamW {
   }
 
   /**
-   * One update from `grads` (keyed by variable name; a missing entry counts as zero).
-   * Returns the global gradient norm before clipping, as a scalar tensor the caller owns.
+   * One update from `grads` (keyed by variable name; a variable with no entry is left as it
+   * is, moments included, and adds nothing to the norm). Returns the global gradient norm
+   * before clipping, as a scalar tensor the caller owns.
    */
   step(grads: Record<string, tf.Tensor>): tf.Scalar {
     this.stepCount += 1;
-    const { beta1, beta2, epsilon, weightDecay, clipNorm } = this.config;
+    const { beta1, beta2, epsilon, clipNorm } = this.config;
     const t = this.stepCount;
     const lr = this.lr;
     const correction1 = 1 - Math.pow(beta1, t);
     const correction2 = 1 - Math.pow(beta2, t);
+    const present = this.variables.map((v) => grads[v.name] !== undefined);
+    if (!present.some((p) => p)) return tf.scalar(0);
+    const all = present.every((p) => p);
     return tf.tidy(() => {
-      const present = this.variables.filter((v) => grads[v.name] !== undefined);
-      const squares = present.map((v) => tf.sum(tf.square(grads[v.name])));
-      const norm = squares.length ? tf.sqrt(tf.addN(squares)) : tf.scalar(0);
+      // [total]: the gradients in variable order (zeros for an absent one).
+      const g = tf.concat(this.variables.map((v, i) => (present[i] ? flat(grads[v.name]) : tf.zeros([v.size]))));
+      const norm = tf.sqrt(tf.sum(tf.square(g))) as tf.Scalar;
       // scale = min(1, clipNorm / norm): clipping by the global norm, as torch's clip_grad_norm_.
-      const scale = Number.isFinite(clipNorm) ? tf.minimum(1, tf.div(clipNorm, tf.add(norm, 1e-6))) : tf.scalar(1);
-      for (const v of present) {
-        const g = tf.mul(grads[v.name], scale);
-        const m = tf.add(tf.mul(this.firstMoment.get(v.name)!, beta1), tf.mul(g, 1 - beta1));
-        const s = tf.add(tf.mul(this.secondMoment.get(v.name)!, beta2), tf.mul(tf.square(g), 1 - beta2));
-        const update = tf.div(tf.div(m, correction1), tf.add(tf.sqrt(tf.div(s, correction2)), epsilon));
-        // Decoupled weight decay on matrices only: w <- w - lr * (update + wd * w).
-        const decayed = v.rank >= 2 && weightDecay > 0 ? tf.add(update, tf.mul(v, weightDecay)) : update;
-        v.assign(tf.sub(v, tf.mul(decayed, lr)));
-        this.replace(this.firstMoment, v.name, m);
-        this.replace(this.secondMoment, v.name, s);
+      const clipped = Number.isFinite(clipNorm) ? tf.mul(g, tf.minimum(1, tf.div(clipNorm, tf.add(norm, 1e-6)))) : g;
+      let m = tf.add(tf.mul(this.firstMoment, beta1), tf.mul(clipped, 1 - beta1));
+      let s = tf.add(tf.mul(this.secondMoment, beta2), tf.mul(tf.square(clipped), 1 - beta2));
+      const update = tf.div(tf.div(m, correction1), tf.add(tf.sqrt(tf.div(s, correction2)), epsilon));
+      const weights = tf.concat(this.variables.map((v) => flat(v))); // [total]
+      // Decoupled weight decay on matrices only: w <- w - lr * (update + wd * w).
+      const decayed = this.decay ? tf.add(update, tf.mul(weights, this.decay)) : update;
+      const next = tf.split(tf.sub(weights, tf.mul(decayed, lr)), this.sizes);
+      if (!all) {
+        // Absent variables keep their moments: select the old entries for them.
+        const mask = new Uint8Array(g.size);
+        let offset = 0;
+        this.sizes.forEach((n, i) => {
+          if (present[i]) mask.fill(1, offset, offset + n);
+          offset += n;
+        });
+        const keepNew = tf.tensor1d(mask, "bool");
+        m = tf.where(keepNew, m, this.firstMoment);
+        s = tf.where(keepNew, s, this.secondMoment);
       }
-      return norm as tf.Scalar;
+      this.variables.forEach((v, i) => {
+        if (present[i]) v.assign(v.rank === 1 ? next[i] : tf.reshape(next[i], v.shape));
+      });
+      this.firstMoment.dispose();
+      this.secondMoment.dispose();
+      this.firstMoment = tf.keep(m as tf.Tensor1D);
+      this.secondMoment = tf.keep(s as tf.Tensor1D);
+      return norm;
     });
-  }
-
-  private replace(store: Map<string, tf.Tensor>, name: string, value: tf.Tensor): void {
-    store.get(name)!.dispose();
-    store.set(name, tf.keep(value));
   }
 
   /** A copy of the state (tensors owned by the caller). */
   getState(): AdamWState {
-    const moments = this.variables.map((v) => ({ m: this.firstMoment.get(v.name)!.clone(), v: this.secondMoment.get(v.name)!.clone() }));
+    const moments = tf.tidy(() => {
+      const m = tf.split(this.firstMoment, this.sizes);
+      const s = tf.split(this.secondMoment, this.sizes);
+      return this.variables.map((v, i) => ({ m: tf.keep(tf.reshape(m[i], v.shape)), v: tf.keep(tf.reshape(s[i], v.shape)) }));
+    });
     return { step: this.stepCount, learningRate: this.lr, moments };
   }
 
@@ -123,19 +171,23 @@ export class AdamW {
     }
     for (const [i, v] of this.variables.entries()) {
       const saved = state.moments[i];
-      if (saved.m.shape.join() !== v.shape.join()) {
+      if (saved.m.shape.join() !== v.shape.join() || saved.v.shape.join() !== v.shape.join()) {
         throw new Error(`optimiser state for '${v.name}' has shape [${saved.m.shape}], the variable [${v.shape}]`);
       }
-      this.replace(this.firstMoment, v.name, saved.m.clone());
-      this.replace(this.secondMoment, v.name, saved.v.clone());
     }
+    const [m, s] = tf.tidy(() => [
+      tf.keep(tf.concat(state.moments.map((x) => tf.reshape(x.m, [x.m.size]))) as tf.Tensor1D),
+      tf.keep(tf.concat(state.moments.map((x) => tf.reshape(x.v, [x.v.size]))) as tf.Tensor1D),
+    ]);
+    this.firstMoment.dispose();
+    this.secondMoment.dispose();
+    this.firstMoment = m;
+    this.secondMoment = s;
     this.stepCount = state.step;
     this.lr = state.learningRate;
   }
 
   dispose(): void {
-    for (const t of [...this.firstMoment.values(), ...this.secondMoment.values()]) t.dispose();
-    this.firstMoment.clear();
-    this.secondMoment.clear();
+    tf.dispose([this.firstMoment, this.secondMoment, this.decay ?? []]);
   }
 }

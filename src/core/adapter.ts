@@ -27,6 +27,14 @@
  *   concat/split ops as it saves matmuls at these sizes). Dense layers are matMul + add,
  *   not tf.fused.matMul: the fused op's gradient computes the input's gradient even when
  *   the input is a constant (S, T), and wraps everything in extra Identity ops.
+ * - Hand-written gradients (tf.customGrad) for the attention of each block, LayerNorm,
+ *   GELU and the spectral-normalised FFN linears: a speed choice. On the native backend each
+ *   tensor op costs a fixed 20-30 µs, and autodiff through these small-matrix ops (every
+ *   op's inputs copied for the tape, every broadcast and reshape its own gradient op) took
+ *   three to four times the forward pass's op count; the hand-written backward passes take
+ *   about one. The forward values come from the same ops as before. test/perf-adapter.test.ts
+ *   checks each gradient against autodiff of the plain formulas (inspect() runs the plain
+ *   attention), and the finite-difference test in test/adapter.test.ts covers the rest.
  * - Dropout (training only): rate attentionDropout on the attention probabilities, rate
  *   ffnDropout on the FFN branch before its residual; kept values are scaled by
  *   1/(1 - rate), as torch does. The masks are our own (dropoutMask, faster than
@@ -40,7 +48,9 @@
  *   are non-trainable state (constants for the gradient); sigma is differentiable in K.
  *   `updateSpectral` (default: true in training, false in inference) runs
  *   `powerIterations` iterations and stores u, v; with false the stored u, v are reused, so
- *   a re-run computes the identical function (the trainer's gradient pass relies on it).
+ *   a re-run computes the identical function. `refreshSpectral()` runs the iterations alone:
+ *   the trainer calls it before opening its gradient tape, then runs the forward pass with
+ *   `updateSpectral: false`, so the power iterations are not recorded on the tape.
  *   At construction, and when setParameters changes an FFN kernel, u and v are warmed up
  *   with 15 iterations (as torch's parametrizations.spectral_norm does) so that an
  *   inference call before any training call already sees a sensible sigma.
@@ -351,26 +361,77 @@ interface RunOptions {
   dropoutSeed?: number;
 }
 
-/** x / max(||x||, eps), as torch.nn.functional.normalize. */
+/** x / max(||x||, eps), as torch.nn.functional.normalize (||x|| as sqrt(sum(x²)): 3 ops, where tf.norm takes 10). */
 function normalise(x: tf.Tensor2D): tf.Tensor2D {
-  return tf.div(x, tf.maximum(tf.norm(x), NORMALISE_EPSILON));
+  return tf.div(x, tf.maximum(tf.sqrt(tf.sum(tf.square(x))), NORMALISE_EPSILON));
 }
 
-/** LayerNorm over the last axis: (x - mean) / sqrt(var + 1e-12) * gamma + beta, var the population one. */
-function layerNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.Tensor): T {
-  const mean = tf.mean(x, -1, true);
-  const centred = tf.sub(x, mean);
-  const variance = tf.mean(tf.square(centred), -1, true);
-  return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, LAYER_NORM_EPSILON))), gamma), beta);
+/**
+ * `t` summed over the axes along which a tensor of `shape` was broadcast to t's shape (the
+ * gradient of that broadcast), reshaped to `shape`.
+ */
+function sumToShape(t: tf.Tensor, shape: number[]): tf.Tensor {
+  const offset = t.rank - shape.length;
+  const axes = t.shape.map((_, i) => i).filter((i) => i < offset || shape[i - offset] === 1);
+  return tf.reshape(tf.sum(t, axes), shape);
+}
+
+/**
+ * LayerNorm over the last axis: (x - mean) / sqrt(var + 1e-12) * gamma + beta, var the
+ * population one; gamma and beta broadcast against x.
+ *
+ * With a hand-written gradient (tf.customGrad): autodiff through the nine forward ops took
+ * about forty ops per call (every op's saved inputs copied, every broadcast's gradient
+ * summed and reshaped); this one takes about a dozen, from the saved x̂ and 1/σ:
+ *   dx = (1/σ) (g − mean(g) − x̂ mean(g x̂)),  g = dy · gamma,
+ *   dgamma = Σ dy x̂,  dbeta = Σ dy  (sums over gamma's broadcast axes).
+ */
+export function layerNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.Tensor): T {
+  const normalise = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [input, scale, shift] = args as tf.Tensor[];
+    const save = args[3] as tf.GradSaveFunc;
+    const mean = tf.mean(input, -1, true);
+    const centred = tf.sub(input, mean);
+    const variance = tf.mean(tf.square(centred), -1, true);
+    const inverseStd = tf.rsqrt(tf.add(variance, LAYER_NORM_EPSILON));
+    const normalised = tf.mul(centred, inverseStd); // x̂
+    save([normalised, inverseStd, scale]);
+    return {
+      value: tf.add(tf.mul(normalised, scale), shift),
+      gradFunc: (d: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xHat, rstd, g] = saved;
+        const dxHat = tf.mul(d, g);
+        const inner = tf.sub(tf.sub(dxHat, tf.mean(dxHat, -1, true)), tf.mul(xHat, tf.mean(tf.mul(dxHat, xHat), -1, true)));
+        return [tf.mul(inner, rstd), sumToShape(tf.mul(d, xHat), g.shape), sumToShape(d, shift.shape)];
+      },
+    };
+  });
+  return normalise(x, gamma, beta) as T;
 }
 
 const GELU_C1 = 2 * Math.sqrt(2 / Math.PI);
 const GELU_C2 = 0.044715 * GELU_C1;
 
-/** GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x³))) = x sigmoid(x (c1 + c2 x²)). */
-function gelu(x: tf.Tensor2D): tf.Tensor2D {
-  return tf.mul(x, tf.sigmoid(tf.mul(x, tf.add(tf.mul(tf.square(x), GELU_C2), GELU_C1))));
-}
+/**
+ * GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x³))) = x sigmoid(x (c1 + c2 x²)).
+ * Hand-written gradient (same reason as layerNorm): with s = sigmoid(z), z = x (c1 + c2 x²),
+ * d/dx = s + x s (1 − s) (c1 + 3 c2 x²).
+ */
+export const gelu = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const x = args[0] as tf.Tensor;
+  const save = args[1] as tf.GradSaveFunc;
+  const square = tf.square(x);
+  const s = tf.sigmoid(tf.mul(x, tf.add(tf.mul(square, GELU_C2), GELU_C1)));
+  save([x, s, square]);
+  return {
+    value: tf.mul(x, s),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [input, sig, sq] = saved;
+      const slope = tf.add(sig, tf.mul(tf.mul(input, tf.mul(sig, tf.sub(1, sig))), tf.add(tf.mul(sq, 3 * GELU_C2), GELU_C1)));
+      return tf.mul(dy, slope);
+    },
+  };
+}) as (x: tf.Tensor2D) => tf.Tensor2D;
 
 /** matmul(x, kernel) + bias: [n, in] -> [n, out]. */
 function dense(x: tf.Tensor2D, kernel: tf.Tensor2D, bias: tf.Tensor1D): tf.Tensor2D {
@@ -574,6 +635,16 @@ export class ParameterAdapter {
     return tf.tidy(() => this.sigma(kernel, state).dataSync()[0]);
   }
 
+  /**
+   * Runs `powerIterations` power iterations on each FFN kernel and stores u, v: what a
+   * training forward call does first unless told `updateSpectral: false`. Callers that take
+   * the forward pass's gradient run it before opening the gradient tape, so these ops are not
+   * recorded (a no-op without spectral norm).
+   */
+  refreshSpectral(): void {
+    this.updateSpectral(this.config.powerIterations);
+  }
+
   /** W_gen [mt, nt] before write-back. The caller disposes the result. */
   forward(source: tf.Tensor2D, target: tf.Tensor2D, opts: ForwardOptions): tf.Tensor2D {
     this.checkInputs(source, target);
@@ -649,20 +720,60 @@ export class ParameterAdapter {
     }
   }
 
-  /** The kernel as the layer uses it: K / sigma with spectral norm, K otherwise. */
-  private effectiveKernel(kernel: tf.Variable, state: SpectralState | undefined): tf.Tensor2D {
-    return state ? tf.div(kernel as tf.Tensor2D, this.sigma(kernel, state)) : (kernel as tf.Tensor2D);
+  /**
+   * An FFN linear layer: x K' + b with K' = K / sigma under spectral norm (sigma = vᵀ K u, u
+   * and v constants), K' = K otherwise. [n, in] -> [n, out].
+   *
+   * Under spectral norm the gradient is hand-written (tf.customGrad; same reason as
+   * layerNorm): with G = xᵀ dy the gradient for K', dK = G / sigma − (Σ G ⊙ K) / sigma² · v uᵀ,
+   * db = Σ_rows dy, dx = dy K'ᵀ.
+   */
+  private ffnDense(x: tf.Tensor2D, layer: Dense, state: SpectralState | undefined): tf.Tensor2D {
+    if (!state) return dense(x, layer.kernel as tf.Tensor2D, layer.bias as tf.Tensor1D);
+    const run = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [input, kernel, bias] = args as tf.Tensor2D[];
+      const save = args[3] as tf.GradSaveFunc;
+      const sigma = tf.matMul(tf.matMul(state.v, kernel, true, false), state.u as tf.Tensor2D); // [1, 1]
+      const effective = tf.div(kernel, sigma); // [in, out]
+      save([input, kernel, effective, sigma, state.u, state.v]);
+      return {
+        value: tf.add(tf.matMul(input, effective), bias),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, k, kEff, sg, u, v] = saved as tf.Tensor2D[];
+          const gEff = tf.matMul(xs, dy as tf.Tensor2D, true, false); // [in, out]
+          const along = tf.div(tf.sum(tf.mul(gEff, k)), tf.square(sg)); // [1, 1]
+          const dKernel = tf.sub(tf.div(gEff, sg), tf.mul(tf.matMul(v, u, false, true), along)); // v uᵀ: [in, out]
+          return [tf.matMul(dy as tf.Tensor2D, kEff, false, true), dKernel, tf.sum(dy, 0)];
+        },
+      };
+    });
+    return run(x, layer.kernel, layer.bias) as tf.Tensor2D;
+  }
+
+  /** The dropout mask of one site (training only), or undefined when there is no dropout. */
+  private dropoutMaskFor(shape: number[], rate: number, opts: RunOptions, layer: number, site: string): tf.Tensor | undefined {
+    if (!opts.training || rate === 0) return undefined;
+    const seed = opts.dropoutSeed === undefined ? undefined : hashSeed(`${opts.dropoutSeed}/layer${layer}/${site}`);
+    return dropoutMask(shape, rate, seed);
   }
 
   private dropout<T extends tf.Tensor>(x: T, rate: number, opts: RunOptions, layer: number, site: string): T {
-    if (!opts.training || rate === 0) return x;
-    const seed = opts.dropoutSeed === undefined ? undefined : hashSeed(`${opts.dropoutSeed}/layer${layer}/${site}`);
-    return tf.mul(x, dropoutMask(x.shape, rate, seed));
+    const mask = this.dropoutMaskFor(x.shape, rate, opts, layer, site);
+    return mask ? tf.mul(x, mask) : x;
   }
 
   /**
    * One block's attention, before its residual and LayerNorm: [nq, dq] queries, [nk, dk]
    * keys/values -> [nq, dq]. Records the head-averaged attention map when asked.
+   *
+   * Hand-written gradient (tf.customGrad), a speed choice: the forward pass is some twenty
+   * small ops, and autodiff through them costs about three times as many again (each op's
+   * inputs copied for the tape, each broadcast's and reshape's gradient its own op). With
+   * s = q kᵀ (q already scaled by 1/√d), P = softmax(s), P' = P ⊙ mask, C = P' v, out = merge(C) Wo + bo:
+   *   dWo = merge(C)ᵀ dout, dC = heads(dout Woᵀ), dP' = dC vᵀ, dv = P'ᵀ dC, dP = dP' ⊙ mask,
+   *   ds = P ⊙ (dP − Σ_keys dP ⊙ P), dq = ds k, dk = dsᵀ q,
+   * then through the projections (dQ = merge(dq)/√d etc.), into the queries and the keys
+   * as well (both constants in the trainer, but a caller may differentiate through them).
    */
   private attend(
     name: BlockName,
@@ -677,15 +788,55 @@ export class ParameterAdapter {
     const d = this.geometry[name].headWidth;
     const nq = query.shape[0];
     const nk = keys.shape[0];
-    const heads = (x: tf.Tensor2D, n: number): tf.Tensor3D => tf.transpose(tf.reshape(x, [n, h, d]), [1, 0, 2]); // [n, h*d] -> [h, n, d]
-    const q = heads(tf.mul(dense(query, p.q.kernel as tf.Tensor2D, p.q.bias as tf.Tensor1D), 1 / Math.sqrt(d)), nq); // [h, nq, d], scaled
-    const k = heads(dense(keys, p.k.kernel as tf.Tensor2D, p.k.bias as tf.Tensor1D), nk); // [h, nk, d]
-    const v = heads(dense(keys, p.v.kernel as tf.Tensor2D, p.v.bias as tf.Tensor1D), nk); // [h, nk, d]
-    const probs = tf.softmax(tf.matMul(q, k, false, true)); // [h, nq, nk], softmax over keys
-    if (maps) maps[name] = tf.mean(probs, 0) as tf.Tensor2D; // [h, nq, nk] -> [nq, nk]
-    const context = tf.matMul(this.dropout(probs, this.config.attentionDropout, opts, layer, name), v); // [h, nq, d]
-    const merged = tf.reshape(tf.transpose(context, [1, 0, 2]), [nq, h * d]) as tf.Tensor2D; // [h, nq, d] -> [nq, h*d]
-    return dense(merged, p.out.kernel as tf.Tensor2D, p.out.bias as tf.Tensor1D); // [nq, dq]
+    const scale = 1 / Math.sqrt(d);
+    const heads = (x: tf.Tensor, n: number): tf.Tensor3D => tf.transpose(tf.reshape(x, [n, h, d]), [1, 0, 2]); // [n, h*d] -> [h, n, d]
+    const merge = (x: tf.Tensor, n: number): tf.Tensor2D => tf.reshape(tf.transpose(x, [1, 0, 2]), [n, h * d]); // [h, n, d] -> [n, h*d]
+    const mask = this.dropoutMaskFor([h, nq, nk], this.config.attentionDropout, opts, layer, name);
+    // Inputs: the queries, the keys, then Wq, bq, Wk, bk, Wv, bv, Wo, bo (kernels [in, out]).
+    const forward = (x: tf.Tensor, kv: tf.Tensor, wq: tf.Tensor, bq: tf.Tensor, wk: tf.Tensor, bk: tf.Tensor, wv: tf.Tensor, bv: tf.Tensor, wo: tf.Tensor, bo: tf.Tensor) => {
+      const q = heads(tf.mul(dense(x as tf.Tensor2D, wq as tf.Tensor2D, bq as tf.Tensor1D), scale), nq); // [h, nq, d], scaled
+      const k = heads(dense(kv as tf.Tensor2D, wk as tf.Tensor2D, bk as tf.Tensor1D), nk); // [h, nk, d]
+      const v = heads(dense(kv as tf.Tensor2D, wv as tf.Tensor2D, bv as tf.Tensor1D), nk); // [h, nk, d]
+      const probs = tf.softmax(tf.matMul(q, k, false, true)); // [h, nq, nk], softmax over keys
+      const dropped = mask ? tf.mul(probs, mask) : probs;
+      const merged = merge(tf.matMul(dropped, v), nq); // [h, nq, d] -> [nq, h*d]
+      return { out: dense(merged, wo as tf.Tensor2D, bo as tf.Tensor1D), q, k, v, probs, dropped, merged }; // out [nq, dq]
+    };
+    const inputs = [query, keys, p.q.kernel, p.q.bias, p.k.kernel, p.k.bias, p.v.kernel, p.v.bias, p.out.kernel, p.out.bias] as const;
+    if (maps) {
+      // Inspection: the plain pass (autodiff, if anyone asks), keeping the head-averaged map.
+      const result = forward(...inputs);
+      maps[name] = tf.mean(result.probs, 0) as tf.Tensor2D; // [h, nq, nk] -> [nq, nk]
+      return result.out;
+    }
+    const attention = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [x, kv, wq, bq, wk, bk, wv, bv, wo, bo] = args as tf.Tensor[];
+      const save = args[10] as tf.GradSaveFunc;
+      const r = forward(x, kv, wq, bq, wk, bk, wv, bv, wo, bo);
+      save([x, kv, r.q, r.k, r.v, r.probs, r.dropped, r.merged, wq, wk, wv, wo, ...(mask ? [mask] : [])]);
+      return {
+        value: r.out,
+        gradFunc: (dOut: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, ks, qh, kh, vh, pr, dr, mg, wqs, wks, wvs, wos, ms] = saved;
+          const dContext = heads(tf.matMul(dOut, wos, false, true), nq); // [nq, dq] -> [h, nq, d]
+          const dDropped = tf.matMul(dContext, vh, false, true); // [h, nq, nk]
+          const dV = merge(tf.matMul(dr, dContext, true, false), nk); // [h, nk, d] -> [nk, h*d]
+          const dProbs = ms ? tf.mul(dDropped, ms) : dDropped;
+          const dScores = tf.mul(pr, tf.sub(dProbs, tf.sum(tf.mul(dProbs, pr), -1, true))); // softmax's VJP
+          const dQ = tf.mul(merge(tf.matMul(dScores, kh), nq), scale); // [nq, h*d], before the 1/√d
+          const dK = merge(tf.matMul(dScores, qh, true, false), nk); // [nk, h*d]
+          return [
+            tf.matMul(dQ, wqs, false, true), // the queries' gradient [nq, dq]
+            tf.add(tf.matMul(dK, wks, false, true), tf.matMul(dV, wvs, false, true)), // the keys' gradient [nk, dk]
+            tf.matMul(xs, dQ, true, false), tf.sum(dQ, 0),
+            tf.matMul(ks, dK, true, false), tf.sum(dK, 0),
+            tf.matMul(ks, dV, true, false), tf.sum(dV, 0),
+            tf.matMul(mg, dOut, true, false), tf.sum(dOut, 0),
+          ];
+        },
+      };
+    });
+    return attention(...inputs) as tf.Tensor2D;
   }
 
   /**
@@ -737,10 +888,8 @@ export class ParameterAdapter {
       const average = weights ? sum : (tf.mul(sum, 1 / this.enabled.length) as tf.Tensor2D); // [mt, nt]
       record?.averages.push(average);
       const spectral = layer.spectral;
-      const up = this.effectiveKernel(layer.up.kernel, spectral?.up);
-      const down = this.effectiveKernel(layer.down.kernel, spectral?.down);
-      const hidden = gelu(dense(average, up, layer.up.bias as tf.Tensor1D)); // [mt, nt] -> [mt, 2nt]
-      const branch = this.dropout(dense(hidden, down, layer.down.bias as tf.Tensor1D), this.config.ffnDropout, opts, i, "ffn"); // [mt, 2nt] -> [mt, nt]
+      const hidden = gelu(this.ffnDense(average, layer.up, spectral?.up)); // [mt, nt] -> [mt, 2nt]
+      const branch = this.dropout(this.ffnDense(hidden, layer.down, spectral?.down), this.config.ffnDropout, opts, i, "ffn"); // [mt, 2nt] -> [mt, nt]
       x = layerNorm(tf.add(average, branch) as tf.Tensor2D, layer.ffnNorm.gamma, layer.ffnNorm.beta); // [mt, nt]
       record?.layerOutputs.push(x);
     });

@@ -223,10 +223,21 @@ export abstract class JointLoop {
     if (!this.phaseTimes) return fn();
     const start = performance.now();
     const result = fn();
-    const entry = (this.phaseTimes[name] ??= { ms: 0, calls: 0 });
-    entry.ms += performance.now() - start;
-    entry.calls += 1;
+    this.addPhaseTime(name, performance.now() - start);
     return result;
+  }
+
+  /** Adds `ms` (one call) to phase `name` when profiling: for work that `timed` cannot wrap. */
+  protected addPhaseTime(name: string, ms: number): void {
+    if (!this.phaseTimes) return;
+    const entry = (this.phaseTimes[name] ??= { ms: 0, calls: 0 });
+    entry.ms += ms;
+    entry.calls += 1;
+  }
+
+  /** Whether startProfiling is on (so callers can skip taking timestamps otherwise). */
+  protected get profiling(): boolean {
+    return this.phaseTimes !== undefined;
   }
 
   protected requireSource(): SideState {

@@ -13,9 +13,19 @@
  *        hypernet (released code, from pFedHN): C = W_gen − T_after_step3,
  *        exact (the paper's words):             C = ∂L_target/∂W at W = W_gen on the step-3
  *                                                batch (exactly the gradient step 3 used).
- *      W_gen is recomputed with the same dropout seed and frozen spectral-norm vectors, so
- *      the gradient is that of the very function that produced the written weight.
  * With two-way transfer a second set of adapters writes into the source the same way.
+ *
+ * One forward pass per transfer (a speed choice, measured in scripts/bench.ts): the
+ * cotangent C exists only after step 3, but tfjs records its gradient tape only inside one
+ * tf.variableGrads call. So steps 1 to 3 of a transfer step run inside that call: W_gen is
+ * computed once, on the tape, written, the receiving side steps, and the call returns
+ * Σ ⟨W_gen, C⟩ with C built from tensors that do not depend on the adapter (W_gen read
+ * back from the written variable, the weight after the step, or step 3's kept gradient),
+ * so its gradient is exactly the vector-Jacobian product above, of the very function that
+ * produced the written weight. This replaces a second forward pass (same dropout seed,
+ * frozen spectral-norm vectors) that cost as much as the first. Only the receiving
+ * side's step runs on the tape; a side that receives nothing steps first, outside it (the
+ * two models' steps are independent, so the order between them changes no number).
  *
  * Choices the paper leaves open, made here: an epoch is one pass over the target's data
  * (the source's stream wraps on its own); dropout seeds are a pure function of (seed, t,
@@ -29,7 +39,7 @@ import { ParameterAdapter, type AdapterConfig } from "./adapter";
 import { JointLoop, type ExtraState, type ModelSide, type SideState, type StepLosses, type TransferStats } from "./joint";
 import { factorRefs, paramRef, readMatrix, toMatrix, writeMatrix, type ParamRef } from "./params";
 import { svdSplit } from "./lowrank";
-import { trainStep, variableOf } from "./step";
+import { trainStep, variableOf, type StepResult } from "./step";
 import { WriteBack, writeBackWarning, type OutputMode } from "./writeback";
 
 export type LowRankForm = "full" | "factorized" | "svd";
@@ -117,7 +127,10 @@ interface TransferInput {
 
 /** What one transfer wrote, kept until the adapter update (step 4). */
 interface PendingTransfer extends TransferInput {
+  /** W_gen per written parameter, on the adapter's gradient tape. */
   written: tf.Tensor2D[];
+  /** The same values read back from the written variables: constants for the tape. */
+  writtenCopies: tf.Tensor2D[];
   stats: TransferStats;
 }
 
@@ -254,25 +267,79 @@ export class MergeNetTrainer extends JointLoop {
   protected stepOnce(): StepLosses {
     // Every link reads its inputs before any link writes (two-way transfers see pre-step weights).
     const inputs = this.transferActive() ? this.links.map((link, i) => this.timed("read_inputs", () => this.readInputs(link, i))) : [];
-    const pending = inputs.map((input) => this.timed("adapter_forward", () => this.transfer(input)));
-
-    let sourceLoss: tf.Scalar | undefined;
     const source = this.requireSource();
-    let sourceKept: Record<string, tf.Tensor> = {};
-    if (!source.frozen) {
-      const batch = source.spec.data.next();
-      const r = this.timed("source_step", () => trainStep({ ...source.spec, weightDecay: source.weightDecay }, batch.x, batch.y, this.keepSet(pending, source)));
+    const sides = [source, this.target];
+    const results = new Map<SideState, StepResult>();
+    const stepSide = (side: SideState, pending: PendingTransfer[]): void => {
+      if (side.frozen) return;
+      const batch = side.spec.data.next();
+      const r = this.timed(side === this.target ? "target_step" : "source_step", () =>
+        trainStep({ ...side.spec, weightDecay: side.weightDecay }, batch.x, batch.y, this.keepSet(pending, side)),
+      );
       tf.dispose([batch.x, batch.y]);
-      sourceLoss = r.loss;
-      sourceKept = r.kept;
-    }
-    const batch = this.target.spec.data.next();
-    const targetStep = this.timed("target_step", () => trainStep({ ...this.target.spec, weightDecay: this.target.weightDecay }, batch.x, batch.y, this.keepSet(pending, this.target)));
-    tf.dispose([batch.x, batch.y]);
+      // Kept: inside the adapter's gradient call these would otherwise die with its scope.
+      tf.keep(r.loss);
+      Object.values(r.kept).forEach((g) => tf.keep(g));
+      results.set(side, r);
+    };
+    const receives = (side: SideState): boolean => inputs.some((input) => input.link.to === side);
+    for (const side of sides) if (!receives(side)) stepSide(side, []);
+    if (inputs.length > 0) this.transferAndUpdate(inputs, (pending) => sides.filter(receives).forEach((side) => stepSide(side, pending)), results);
+    for (const r of results.values()) tf.dispose(r.kept);
+    return { source: results.get(source)?.loss, target: results.get(this.target)!.loss };
+  }
 
-    for (const p of pending) this.timed("adapter_update", () => this.updateAdapter(p, p.link.to === this.target ? targetStep.kept : sourceKept));
-    tf.dispose([targetStep.kept, sourceKept]);
-    return { source: sourceLoss, target: targetStep.loss };
+  /**
+   * Steps 1 to 4 for every link of a transfer step, in one tf.variableGrads call (see the
+   * file's doc comment): forward and write, `stepReceivers` (the receiving sides' steps),
+   * cotangents, then the vector-Jacobian product and one AdamW step per link.
+   */
+  private transferAndUpdate(inputs: TransferInput[], stepReceivers: (pending: PendingTransfer[]) => void, results: Map<SideState, StepResult>): void {
+    // Wall time of the adapter's two phases, added once per transfer step when profiling.
+    const clock = (): number => (this.profiling ? performance.now() : 0);
+    let forwardMs = 0;
+    let updateMs = 0;
+    let pending: PendingTransfer[] = [];
+    const variables = inputs.flatMap((input) => input.link.variables);
+    let start = clock();
+    inputs.forEach((input) => input.link.adapters.forEach((a) => a.refreshSpectral()));
+    const { grads, value } = tf.variableGrads(() => {
+      pending = inputs.map((input) => this.transfer(input));
+      forwardMs += clock() - start;
+      stepReceivers(pending);
+      start = clock();
+      const products = pending.map((p) => {
+        const cotangents = this.cotangents(p, results.get(p.link.to)?.kept ?? {});
+        // Σ_k ⟨W_gen,k(θ), C_k⟩: its gradient in θ is the vector-Jacobian product the rule asks for.
+        return tf.addN(p.written.map((w, k) => tf.sum(tf.mul(w, cotangents[k]))));
+      });
+      return (products.length === 1 ? products[0] : tf.addN(products)) as tf.Scalar;
+    }, variables);
+    for (const p of pending) {
+      // Each link's optimiser picks its own variables' gradients out of the shared map.
+      p.stats.gradNorm = p.link.optimizer.step(grads);
+      tf.dispose([p.sourceParts, p.targetParts, p.written, p.writtenCopies, p.residual ?? []]);
+    }
+    tf.dispose([grads, value]);
+    updateMs += clock() - start;
+    this.addPhaseTime("adapter_forward", forwardMs);
+    this.addPhaseTime("adapter_update", updateMs);
+  }
+
+  /**
+   * The cotangent C per written parameter, as [rows, cols], from tensors that do not depend
+   * on the adapter's variables: hypernet C = W_gen − T_after (W_gen as read back from the
+   * variable it was written to), exact C = ∂L/∂W at W_gen from the step's kept gradient.
+   */
+  private cotangents(p: PendingTransfer, keptGrads: Record<string, tf.Tensor>): tf.Tensor2D[] {
+    return p.link.targetRefs.map((ref, k) => {
+      if (this.config.rule === "exact") {
+        const g = keptGrads[variableOf(ref.variable).name];
+        if (!g) throw new Error(`internal: no kept gradient for '${ref.name}'`);
+        return toMatrix(ref, g); // ∂L/∂W at W_gen, as [rows, cols]
+      }
+      return tf.tidy(() => tf.sub(p.writtenCopies[k], readMatrix(ref))); // W_gen − T_after
+    });
   }
 
   /** Variables whose plain-loss gradient the `exact` rule needs from this side's step. */
@@ -304,10 +371,11 @@ export class MergeNetTrainer extends JointLoop {
   }
 
   /** W_gen for each written parameter, from fixed inputs; differentiable in the adapter's variables. */
-  private generate(p: TransferInput, updateSpectral: boolean): tf.Tensor2D[] {
+  private generate(p: TransferInput): tf.Tensor2D[] {
     const { link } = p;
     const outs = link.adapters.map((adapter, k) => {
-      const out = adapter.forward(p.sourceParts[k], p.targetParts[k], { training: true, dropoutSeed: p.dropoutSeed + k, updateSpectral });
+      // The spectral-norm vectors were refreshed before the gradient tape opened (transferAndUpdate).
+      const out = adapter.forward(p.sourceParts[k], p.targetParts[k], { training: true, dropoutSeed: p.dropoutSeed + k, updateSpectral: false });
       return link.writebacks[k].apply(out, p.targetParts[k]);
     });
     if (link.form === "svd") {
@@ -339,38 +407,18 @@ export class MergeNetTrainer extends JointLoop {
   /** Step 1b: generate W_gen and write it into the receiving model; returns what step 4 needs. */
   private transfer(input: TransferInput): PendingTransfer {
     const { link, targetParts, residual } = input;
-    const written = tf.tidy(() => this.generate(input, true).map((w) => tf.keep(w)));
+    const written = tf.tidy(() => this.generate(input).map((w) => tf.keep(w)));
+    written.forEach((w, k) => writeMatrix(link.targetRefs[k], w));
+    // W_gen as stored, read back from the variables: the same values, but not on the tape.
+    const writtenCopies = link.targetRefs.map((ref) => tf.keep(readMatrix(ref)));
     const change = tf.tidy(() => {
       const before = residual ? [tf.add(residual, tf.matMul(targetParts[0], targetParts[1]))] : targetParts;
-      const moved = tf.addN(written.map((w, k) => tf.sum(tf.square(tf.sub(w, before[k])))));
+      const moved = tf.addN(writtenCopies.map((w, k) => tf.sum(tf.square(tf.sub(w, before[k])))));
       const size = tf.addN(before.map((b) => tf.sum(tf.square(b))));
-      return tf.sqrt(tf.div(moved, tf.add(size, 1e-12))) as tf.Scalar;
+      return tf.keep(tf.sqrt(tf.div(moved, tf.add(size, 1e-12))) as tf.Scalar);
     });
-    written.forEach((w, k) => writeMatrix(link.targetRefs[k], w));
     const stats = this.recordTransfer({ step: this.step, pair: link.pairIndex, direction: link.direction }, change);
-    return { ...input, written, stats };
-  }
-
-  /** Step 4: the adapter update, by the configured rule. */
-  private updateAdapter(p: PendingTransfer, keptGrads: Record<string, tf.Tensor>): void {
-    const { link } = p;
-    const cotangents = tf.tidy(() =>
-      link.targetRefs.map((ref, k) => {
-        if (this.config.rule === "exact") {
-          const g = keptGrads[variableOf(ref.variable).name];
-          if (!g) throw new Error(`internal: no kept gradient for '${ref.name}'`);
-          return toMatrix(ref, g); // ∂L/∂W at W_gen, as [rows, cols]
-        }
-        return tf.sub(p.written[k], readMatrix(ref)); // W_gen − T_after
-      }),
-    );
-    // Σ_k ⟨W_gen,k(θ), C_k⟩: its gradient in θ is the vector-Jacobian product the rule asks for.
-    const { grads, value } = tf.variableGrads(() => {
-      const regenerated = this.generate(p, false);
-      return tf.addN(regenerated.map((w, k) => tf.sum(tf.mul(w, cotangents[k])))) as tf.Scalar;
-    }, link.variables);
-    p.stats.gradNorm = link.optimizer.step(grads);
-    tf.dispose([grads, value, cotangents, p.sourceParts, p.targetParts, p.written, p.residual ?? []]);
+    return { ...input, written, writtenCopies, stats };
   }
 
   private disposeLinks(): void {
