@@ -189,3 +189,21 @@ describe("report index", () => {
     expect(() => readReportIndex(dir)).toThrow(/is damaged .* delete it and rerun/);
   });
 });
+
+describe("forcing a rerun", () => {
+  it("MERGENET_FORCE=1 retrains cached runs", async () => {
+    const dir = tmp();
+    const cfg = config({ seeds: [0], methods: [{ name: "target alone", kind: "target-alone" }] });
+    const first = await runExperiment(cfg, { resultsDir: dir, progress: false });
+    process.env.MERGENET_FORCE = "1";
+    let forced: ExperimentResult;
+    try {
+      forced = await runExperiment(cfg, { resultsDir: dir, progress: false });
+    } finally {
+      delete process.env.MERGENET_FORCE;
+    }
+    expect(forced.runs[0].createdAt).not.toBe(first.runs[0].createdAt);
+    const cached = await runExperiment(cfg, { resultsDir: dir, progress: false });
+    expect(cached.runs[0].createdAt).toBe(forced.runs[0].createdAt); // without the flag, the forced run is reused
+  });
+});

@@ -86,7 +86,7 @@ export interface ExperimentResult {
 }
 
 export interface RunOptions {
-  /** Retrain even when a cached result exists. */
+  /** Retrain even when a cached result exists (default: MERGENET_FORCE=1 in the environment, so `MERGENET_FORCE=1 npm start` reruns everything). */
   force?: boolean;
   /** Where results go (default results/, or results/quick/ in quick mode). */
   resultsDir?: string;
@@ -297,7 +297,8 @@ export async function runExperiment(config: ExperimentConfig, options: RunOption
   for (const { method, seed } of jobs) {
     const file = runFile(resultsDir, config, method, seed);
     const hash = runHash(config, method, seed);
-    const cached = options.force ? undefined : readCached(file, hash);
+    const force = options.force ?? process.env.MERGENET_FORCE === "1";
+    const cached = force ? undefined : readCached(file, hash);
     if (cached) {
       runs.push(cached);
       progress.cached(`${method.name} seed ${seed}`);
