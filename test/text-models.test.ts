@@ -244,7 +244,7 @@ async function runPairs(instance: ScenarioInstance, pairs: readonly SuggestedPai
     const trainer = new MergeNetTrainer(instance.source, instance.target, { pairs: [{ source: pair.source, target: pair.target }], adapter: { layers: 1 }, seed: 1 });
     await expectNoTensorLeak(async () => {
       await trainer.trainEpoch();
-    }, { warmup: 1, repeats: 1 });
+    }, { warmup: 2, repeats: 1 });
     const transfers = trainer.history.transfers;
     expect([pair.name, transfers.length > 0, transfers.every((t) => Number.isFinite(t.relativeChange) && t.relativeChange > 0)]).toEqual([pair.name, true, true]);
     const changed = tf.tidy(() => tf.any(tf.notEqual(readMatrix(ref), before)).dataSync()[0]);

@@ -59,6 +59,17 @@ export interface TrainerHistory {
   targetLoss: number[];
   transfers: TransferRecord[];
   epochs: EpochRecord[];
+  /** Steps whose loss was NaN or infinite, and what the loop did about it. */
+  divergences: DivergenceRecord[];
+}
+
+export interface DivergenceRecord {
+  /** The step whose loss was not finite. */
+  step: number;
+  /** The step of the last good state, restored in place (models, optimisers, adapters). */
+  restoredFrom: number;
+  /** What the trainer changed before going on (e.g. the adapter's new learning rate). */
+  action: string;
 }
 
 export interface StepLosses {
@@ -97,7 +108,9 @@ interface LoopMeta {
 const FLUSH_EVERY = 50;
 
 export abstract class JointLoop {
-  readonly history: TrainerHistory = { sourceLoss: [], targetLoss: [], transfers: [], epochs: [] };
+  readonly history: TrainerHistory = { sourceLoss: [], targetLoss: [], transfers: [], epochs: [], divergences: [] };
+  /** Divergences (a NaN or infinite loss) recovered from before training stops with an error. */
+  maxDivergences = 3;
   protected readonly source: SideState | undefined;
   protected readonly target: SideState;
   protected step = 0;
@@ -105,6 +118,8 @@ export abstract class JointLoop {
   private pendingLosses: StepLosses[] = [];
   private pendingTransfers: TransferStats[] = [];
   private disposed = false;
+  /** The last state known to be finite, kept in memory to recover from a divergence. */
+  private goodState: { step: number; tensors: Map<string, tf.Tensor>; meta: LoopMeta } | undefined;
   private phaseTimes: Record<string, { ms: number; calls: number }> | undefined;
 
   protected constructor(source: ModelSide | undefined, target: ModelSide, opts: { freezeSource?: boolean } = {}) {
@@ -132,6 +147,21 @@ export abstract class JointLoop {
   /** Restores what extraState saved (tensors are the checkpoint's; do not keep them). */
   protected restoreExtraState(_tensors: Map<string, tf.Tensor>, _meta: unknown): void {}
 
+  /**
+   * What the trainer changes after the last good state was restored from a divergence, in
+   * words for the history; nothing by default (MergeNet halves its adapters' learning rate).
+   * `memo` is what divergenceMemo returned just before the restore (settings the restore
+   * would otherwise roll back).
+   */
+  protected afterDivergence(_memo: unknown): string {
+    return "no change";
+  }
+
+  /** Settings to carry across the restore of a divergence (see afterDivergence). */
+  protected divergenceMemo(): unknown {
+    return undefined;
+  }
+
   private sides(): [string, SideState][] {
     return this.source ? [["source", this.source], ["target", this.target]] : [["target", this.target]];
   }
@@ -143,27 +173,72 @@ export abstract class JointLoop {
    */
   async saveCheckpoint(dir: string): Promise<void> {
     this.flush();
+    const state = await this.captureState();
+    try {
+      await writeCheckpoint(dir, state.tensors, state.meta);
+    } finally {
+      tf.dispose(state.owned);
+    }
+  }
+
+  /** Everything saveCheckpoint stores: tensors (references, plus temporaries in `owned`) and JSON. */
+  private async captureState(): Promise<{ tensors: Record<string, tf.Tensor>; owned: tf.Tensor[]; meta: LoopMeta }> {
     const tensors: Record<string, tf.Tensor> = {};
     const meta: LoopMeta = {
       trainer: this.constructor.name, step: this.step, epochStartStep: this.epochStartStep, history: this.history,
       streams: {}, weights: {}, optimizerWeights: {}, extra: null,
     };
+    const owned: tf.Tensor[] = [];
     for (const [label, side] of this.sides()) {
       side.spec.model.weights.forEach((w, i) => (tensors[`${label}.weight.${i}`] = w.read()));
       meta.weights[label] = side.spec.model.weights.map((w) => ({ name: w.originalName, shape: w.shape.map(Number) }));
       const optimizerWeights = await side.spec.optimizer.getWeights();
-      optimizerWeights.forEach((nt, i) => (tensors[`${label}.optimizer.${i}`] = nt.tensor));
+      optimizerWeights.forEach((nt, i) => {
+        tensors[`${label}.optimizer.${i}`] = nt.tensor;
+        if (nt.name === "iter") owned.push(nt.tensor); // tfjs makes this step-count scalar anew on each call
+      });
       meta.optimizerWeights[label] = optimizerWeights.length;
       meta.streams[label] = side.spec.data.position();
     }
     const extra = this.extraState();
     Object.assign(tensors, extra.tensors);
     meta.extra = extra.meta;
-    try {
-      await writeCheckpoint(dir, tensors, meta);
-    } finally {
-      tf.dispose(extra.owned);
+    return { tensors, owned: [...owned, ...extra.owned], meta };
+  }
+
+  /**
+   * Puts a captured state back: models, optimisers, subclass state; with `rewind` also the
+   * step counter, data streams and history (a resume); without it training goes on forward
+   * from the current step (a recovery).
+   */
+  private async applyState(tensors: Map<string, tf.Tensor>, meta: LoopMeta, where: string, rewind: boolean): Promise<void> {
+    if (meta.trainer !== this.constructor.name) {
+      throw new Error(`${where} was written by a ${meta.trainer}, not a ${this.constructor.name}`);
     }
+    for (const [label, side] of this.sides()) {
+      const saved = meta.weights[label];
+      const current = side.spec.model.weights.map((w) => ({ name: w.originalName, shape: w.shape.map(Number) }));
+      if (!saved || JSON.stringify(saved) !== JSON.stringify(current)) {
+        throw new Error(`${where} holds a different ${label} model (its weights: ${(saved ?? []).map((w) => `${w.name} [${w.shape}]`).join(", ")}); build the same model to resume`);
+      }
+    }
+    this.restoreExtraState(tensors, meta.extra);
+    for (const [label, side] of this.sides()) {
+      side.spec.model.weights.forEach((w, i) => w.write(tensors.get(`${label}.weight.${i}`)!));
+      const count = meta.optimizerWeights[label];
+      const named = Array.from({ length: count }, (_, i) => ({ name: `${label}.optimizer.${i}`, tensor: tensors.get(`${label}.optimizer.${i}`)! }));
+      if (count > 0) await side.spec.optimizer.setWeights(named);
+      if (rewind) side.spec.data.seek(meta.streams[label]);
+    }
+    if (!rewind) return;
+    this.flush();
+    this.history.sourceLoss.splice(0, Infinity, ...meta.history.sourceLoss);
+    this.history.targetLoss.splice(0, Infinity, ...meta.history.targetLoss);
+    this.history.transfers.splice(0, Infinity, ...meta.history.transfers);
+    this.history.epochs.splice(0, Infinity, ...meta.history.epochs);
+    this.history.divergences.splice(0, Infinity, ...(meta.history.divergences ?? []));
+    this.step = meta.step;
+    this.epochStartStep = meta.epochStartStep;
   }
 
   /**
@@ -172,37 +247,47 @@ export abstract class JointLoop {
    * leaves this trainer untouched.
    */
   async loadCheckpoint(dir: string): Promise<void> {
-    const { meta: rawMeta, tensors } = readCheckpoint(dir);
+    const { meta, tensors } = readCheckpoint(dir);
     try {
-      const meta = rawMeta as LoopMeta;
-      if (meta.trainer !== this.constructor.name) {
-        throw new Error(`checkpoint at ${dir} was written by a ${meta.trainer}, not a ${this.constructor.name}`);
-      }
-      for (const [label, side] of this.sides()) {
-        const saved = meta.weights[label];
-        const current = side.spec.model.weights.map((w) => ({ name: w.originalName, shape: w.shape.map(Number) }));
-        if (!saved || JSON.stringify(saved) !== JSON.stringify(current)) {
-          throw new Error(`checkpoint at ${dir} holds a different ${label} model (its weights: ${(saved ?? []).map((w) => `${w.name} [${w.shape}]`).join(", ")}); build the same model to resume`);
-        }
-      }
-      this.restoreExtraState(tensors, meta.extra);
-      for (const [label, side] of this.sides()) {
-        side.spec.model.weights.forEach((w, i) => w.write(tensors.get(`${label}.weight.${i}`)!));
-        const count = meta.optimizerWeights[label];
-        const named = Array.from({ length: count }, (_, i) => ({ name: `${label}.optimizer.${i}`, tensor: tensors.get(`${label}.optimizer.${i}`)! }));
-        if (count > 0) await side.spec.optimizer.setWeights(named);
-        side.spec.data.seek(meta.streams[label]);
-      }
-      this.flush();
-      this.history.sourceLoss.splice(0, Infinity, ...meta.history.sourceLoss);
-      this.history.targetLoss.splice(0, Infinity, ...meta.history.targetLoss);
-      this.history.transfers.splice(0, Infinity, ...meta.history.transfers);
-      this.history.epochs.splice(0, Infinity, ...meta.history.epochs);
-      this.step = meta.step;
-      this.epochStartStep = meta.epochStartStep;
+      await this.applyState(tensors, meta as LoopMeta, `checkpoint at ${dir}`, true);
     } finally {
       tf.dispose([...tensors.values()]); // variables that took these values hold their own reference
     }
+  }
+
+  /** Keeps a copy of the current state as the last good one. */
+  private async rememberGoodState(): Promise<void> {
+    const state = await this.captureState();
+    const copies = new Map(Object.entries(state.tensors).map(([k, t]) => [k, t.clone()]));
+    tf.dispose(state.owned);
+    if (this.goodState) tf.dispose([...this.goodState.tensors.values()]);
+    const meta = JSON.parse(JSON.stringify({ ...state.meta, history: null })) as LoopMeta;
+    this.goodState = { step: this.step, tensors: copies, meta };
+  }
+
+  /** True when every loss of the last step is finite (one device read). */
+  private lastStepFinite(): boolean {
+    const last = this.pendingLosses[this.pendingLosses.length - 1];
+    if (!last) return true;
+    const scalars = last.source ? [last.target, last.source] : [last.target];
+    return tf.tidy(() => tf.all(tf.isFinite(tf.stack(scalars))).dataSync()[0]) === 1;
+  }
+
+  /** Restores the last good state in place, lets the subclass react, records the event. */
+  private async recover(): Promise<void> {
+    const badStep = this.step - 1;
+    const good = this.goodState;
+    if (!good || this.history.divergences.length >= this.maxDivergences) {
+      const restored = good ? `the last good state is from step ${good.step}` : "no good state was recorded";
+      throw new Error(
+        `training diverged (a loss became NaN or infinite) at step ${badStep}, after ${this.history.divergences.length} recoveries (limit ${this.maxDivergences}); ${restored}. ` +
+          "Lower the learning rates, the adapter's first, or use the interp write-back; saveCheckpoint keeps a state to come back to.",
+      );
+    }
+    const memo = this.divergenceMemo();
+    await this.applyState(good.tensors, good.meta, "the last good state", false);
+    const action = this.afterDivergence(memo);
+    this.history.divergences.push({ step: badStep, restoredFrom: good.step, action });
   }
 
   /**
@@ -294,15 +379,25 @@ export abstract class JointLoop {
     const started = Date.now();
     const epoch = this.epoch;
     const end = (epoch + 1) * this.target.spec.data.batchesPerEpoch;
+    await this.rememberGoodState(); // every step so far was checked: this state is finite
     while (this.step < end) {
       this.trainStep();
+      if (!this.lastStepFinite()) {
+        await this.recover();
+        continue;
+      }
       if (this.step % FLUSH_EVERY === 0) {
         this.flush();
+        await this.rememberGoodState();
         await new Promise((resolve) => setImmediate(resolve)); // lets signals and progress output through
       }
     }
     this.flush();
-    const mean = (xs: number[]) => xs.slice(this.epochStartStep, this.step).reduce((a, b) => a + b, 0) / Math.max(1, this.step - this.epochStartStep);
+    // Mean over the epoch's finite losses (a step that diverged is listed in history.divergences).
+    const mean = (xs: number[]) => {
+      const finite = xs.slice(this.epochStartStep, this.step).filter(Number.isFinite);
+      return finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : NaN;
+    };
     const source = this.source;
     const record: EpochRecord = {
       epoch,
@@ -333,6 +428,7 @@ export abstract class JointLoop {
   dispose(): void {
     if (this.disposed) return;
     this.flush();
+    if (this.goodState) tf.dispose([...this.goodState.tensors.values()]);
     this.disposeOwned();
     this.disposed = true;
   }

@@ -442,6 +442,19 @@ export class MergeNetTrainer extends JointLoop {
     return gates;
   }
 
+  /** The adapters' learning rates before a divergence's restore (which would roll them back). */
+  protected override divergenceMemo(): number[] {
+    return this.links.map((link) => link.optimizer.learningRate);
+  }
+
+  /** After a divergence: every adapter's learning rate is half what it was when it diverged. */
+  protected override afterDivergence(memo: unknown): string {
+    if (this.links.length === 0) return "no change (no adapter)";
+    const rates = memo as number[];
+    this.links.forEach((link, i) => (link.optimizer.learningRate = rates[i] / 2));
+    return `adapter learning rate ${rates[0]} -> ${this.links[0].optimizer.learningRate}`;
+  }
+
   protected override disposeOwned(): void {
     this.disposeLinks();
   }

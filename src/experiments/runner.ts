@@ -70,6 +70,8 @@ export interface RunResult {
   transfers: { step: number[]; relativeChange: number[]; gradNorm: number[] };
   /** MergeNet, first seed only: layer 0's attention maps (averaged over heads) of the first pair's adapter after training. */
   attention?: Record<string, number[][]>;
+  /** Steps whose loss became NaN or infinite and were recovered from (restored state, halved adapter learning rate). */
+  divergences?: { step: number; restoredFrom: number; action: string }[];
   /** Final target and source metrics (last epoch). */
   final: { target: Record<string, number>; source: Record<string, number> };
   /** MergeNet: trainable parameters of its adapters (the write-back gates, one number each, not counted). */
@@ -252,8 +254,10 @@ async function trainOne(config: ExperimentConfig, method: MethodSpec, seed: numb
       for (const [name, w] of Object.entries(readWeights(recorded, [...trajectories.keys()]))) trajectories.get(name)?.push(flatValues(w.rows));
       progress.epoch(record, config.epochs);
     });
+    // A non-finite loss that the trainer did not recover from (and record) is an error.
+    const recovered = new Set(history.divergences.map((d) => d.step));
     for (const [i, loss] of history.targetLoss.entries()) {
-      if (!Number.isFinite(loss)) throw new Error(`the target's loss became ${loss} at step ${i}; lower a learning rate or use output 'interp'`);
+      if (!Number.isFinite(loss) && !recovered.has(i)) throw new Error(`the target's loss became ${loss} at step ${i}; lower a learning rate or use output 'interp'`);
     }
     const after = readWeights(recorded, plan?.weights ?? []);
     const weights: Record<string, WeightRecord> | undefined = plan?.weights.length
@@ -272,6 +276,7 @@ async function trainOne(config: ExperimentConfig, method: MethodSpec, seed: numb
         gradNorm: history.transfers.map((t) => t.gradNorm),
       },
       attention,
+      divergences: history.divergences.length ? history.divergences : undefined,
       final: { target: last?.target ?? {}, source: last?.source ?? {} },
       adapterParameters: trainer instanceof MergeNetTrainer ? trainer.adapters.reduce((sum, a) => sum + a.variables.reduce((n, v) => n + v.size, 0), 0) : undefined,
       weights,

@@ -1,0 +1,54 @@
+// Divergence handling: a NaN or infinite loss restores the last good state in place, halves
+// the adapter's learning rate, is recorded in the history, and after too many events stops
+// training with an error naming the step.
+import { afterEach, describe, expect, it } from "vitest";
+import { tf } from "../src/backend";
+import type { LossFn } from "../src/core/losses";
+import { MergeNetTrainer } from "../src/core/trainer";
+import { tinySetup, weightsOf, type TinySetup } from "./helpers/tiny";
+
+const PAIR = { source: "classifier/kernel", target: "fc2/kernel" };
+let setups: TinySetup[] = [];
+afterEach(() => {
+  setups.forEach((s) => s.dispose());
+  setups = [];
+});
+
+/** A loss that is NaN on the listed calls (0-based) and the real loss otherwise. */
+function poisoned(loss: LossFn, badCalls: number[]): LossFn {
+  let call = 0;
+  return (logits, labels) => {
+    const value = loss(logits, labels);
+    const bad = badCalls.includes(call++);
+    return bad ? (tf.tidy(() => tf.mul(value, NaN)) as tf.Scalar) : value;
+  };
+}
+
+describe("divergence", () => {
+  it("restores the last good state, halves the adapter's learning rate, records it, and trains on", async () => {
+    const s = tinySetup({ seed: 3 });
+    setups.push(s);
+    const target = { ...s.target, loss: poisoned(s.target.loss, [7]) }; // step 7 of the first epoch of 5 steps -> epoch 1
+    const t = new MergeNetTrainer(s.source, target, { pairs: [PAIR], cycle: 1, adapter: { layers: 1, heads: 2 }, adapterOptimizer: { learningRate: 1e-3 } });
+    await t.fit(3);
+    expect(t.history.divergences).toEqual([{ step: 7, restoredFrom: 5, action: "adapter learning rate 0.001 -> 0.0005" }]);
+    expect(weightsOf(s.target.model).flat().every(Number.isFinite)).toBe(true);
+    expect(weightsOf(s.source.model).flat().every(Number.isFinite)).toBe(true);
+    expect(t.history.epochs.every((e) => Number.isFinite(e.targetLoss))).toBe(true);
+    expect(Number.isNaN(t.history.targetLoss[7])).toBe(true); // the bad step stays in the record
+    t.dispose();
+  });
+
+  it("stops with an error naming the step after too many divergences (absurd adapter learning rate)", async () => {
+    const s = tinySetup({ seed: 4 });
+    setups.push(s);
+    const t = new MergeNetTrainer(s.source, s.target, {
+      pairs: [PAIR], cycle: 1, output: "replace", adapter: { layers: 1, heads: 2, spectralNorm: false }, adapterOptimizer: { learningRate: 1e30, clipNorm: Infinity },
+    });
+    t.maxDivergences = 2;
+    await expect(t.fit(4)).rejects.toThrow(/training diverged \(a loss became NaN or infinite\) at step \d+, after 2 recoveries \(limit 2\); the last good state is from step \d+/);
+    expect(t.history.divergences.length).toBe(2);
+    expect(t.history.divergences[1].action).toBe("adapter learning rate 5e+29 -> 2.5e+29");
+    t.dispose();
+  });
+});
