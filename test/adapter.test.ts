@@ -41,10 +41,6 @@ const golden: { cases: GoldenCase[] } = JSON.parse(fs.readFileSync(path.join(__d
 /** Agreement asked of the golden fixture (float32 against float64 expectations). */
 const GOLDEN_TOLERANCE = 1e-5;
 
-function toTensor(stored: StoredTensor): tf.Tensor {
-  return tf.tensor(stored.data, stored.shape);
-}
-
 function to2d(stored: StoredTensor): tf.Tensor2D {
   return tf.tensor2d(stored.data, stored.shape as [number, number]);
 }

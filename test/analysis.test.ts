@@ -4,32 +4,18 @@ import * as os from "os";
 import * as path from "path";
 import { Matrix, SVD } from "ml-matrix";
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
-import { accuracyEvaluator, sparseCrossEntropy } from "../src/core/losses";
-import { batchStream } from "../src/data/batches";
 import {
   annotatedHeatmap, costRows, readableBars, spectrumChart, gainBar, gainStats, gridMatrix, pca, singularValues, singularValueStats, spectrumDifference, spectrumRows,
   trajectoryDistances, trajectoryProjection, type AnalysedResult, type AnalysedRun,
 } from "../src/experiments/analysis";
 import { runExperiment, runHash, stableStringify, RUNNER_VERSION, validateExperiment, type ExperimentConfig } from "../src/experiments/runner";
-import { registerScenario } from "../src/experiments/scenario";
 import { vegaLiteToSvg } from "../src/plots/render";
 import { groupedBars } from "../src/plots/specs";
-import { synthetic, tinyMlp } from "./helpers/tiny";
+import { registerTinyScenario } from "./helpers/tiny";
+import { mulberry32 } from "../src/core/random";
 
-/** A seeded uniform generator (mulberry32), so the test matrices are fixed. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const randomMatrix = (rows: number, cols: number, seed: number): number[][] => {
-  const next = generator(seed);
+  const next = mulberry32(seed);
   return Array.from({ length: rows }, () => Array.from({ length: cols }, () => next() * 2 - 1));
 };
 
@@ -57,7 +43,7 @@ describe("singularValues", () => {
 describe("pca", () => {
   it("recovers a known direction, its sign convention and the points' coordinates", () => {
     const d = 50;
-    const next = generator(3);
+    const next = mulberry32(3);
     const raw = Array.from({ length: d }, () => next() - 0.5);
     const norm = Math.hypot(...raw);
     const direction = raw.map((v) => v / norm);
@@ -187,31 +173,7 @@ describe("trajectories and spectra from results", () => {
   });
 });
 
-registerScenario<Record<string, never>>({
-  name: "test-tiny-recording",
-  description: "tiny synthetic pair for the runner's recordings",
-  async build(seed) {
-    const s = synthetic(32, 12, 4, seed + 1);
-    const t = synthetic(32, 12, 4, seed + 2);
-    const test = synthetic(40, 12, 4, 999);
-    const source = tinyMlp(12, [16], 4, seed + 3);
-    const target = tinyMlp(12, [10, 8], 4, seed + 4);
-    const evaluate = accuracyEvaluator(test.x, test.y);
-    const opts = [tf.train.sgd(0.1), tf.train.sgd(0.1)];
-    return {
-      source: { model: source, optimizer: opts[0], loss: sparseCrossEntropy, data: batchStream(s.x, s.y, { batchSize: 8, seed }), evaluate },
-      target: { model: target, optimizer: opts[1], loss: sparseCrossEntropy, data: batchStream(t.x, t.y, { batchSize: 8, seed: seed + 7 }), evaluate },
-      sharedLabels: true,
-      metric: "accuracy",
-      dispose() {
-        tf.dispose([s.x, s.y, t.x, t.y, test.x, test.y]);
-        opts.forEach((o) => o.dispose());
-        source.dispose();
-        target.dispose();
-      },
-    };
-  },
-});
+registerTinyScenario("test-tiny-recording", 32);
 
 describe("runner recordings", () => {
   const pair = { source: "classifier/kernel", target: "fc2/kernel" };

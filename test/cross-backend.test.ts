@@ -11,6 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
 import { registerWasmGradients } from "../src/wasm-gradients";
+import { runOn, uniform } from "./helpers/numeric";
 
 require("@tensorflow/tfjs-backend-wasm");
 registerWasmGradients();
@@ -29,29 +30,6 @@ function nativeRegistered(): boolean {
   return tf.findBackend("tensorflow") !== null;
 }
 const hasNative = nativeRegistered();
-
-/** Deterministic values in [-1, 1) (mulberry32), identical on every backend. */
-function uniform(shape: number[], seed: number): tf.Tensor {
-  let s = seed >>> 0;
-  const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < values.length; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    values[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return tf.tensor(values, shape, "float32");
-}
-
-/** Runs `outputs` on `backend` and returns copies of the results (no tensors kept). */
-async function runOn(backend: string, outputs: () => tf.Tensor[]): Promise<Float32Array[]> {
-  if (!(await tf.setBackend(backend))) throw new Error(`tf.setBackend('${backend}') failed`);
-  const tensors = tf.tidy(outputs);
-  const values = tensors.map((t) => Float32Array.from(t.dataSync()));
-  tf.dispose(tensors);
-  return values;
-}
 
 function expectClose(got: Float32Array[], want: Float32Array[], what: string): void {
   expect(got.length).toBe(want.length);

@@ -2,41 +2,12 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
-import { sparseCrossEntropy, accuracyEvaluator } from "../src/core/losses";
-import { batchStream } from "../src/data/batches";
 import { summarize, pairedDifference, transferVerdict, stats, curveRows, distinguishable } from "../src/experiments/results";
 import { runExperiment, runFile, runHash, stableStringify, validateExperiment, type ExperimentConfig, type ExperimentResult, type RunResult } from "../src/experiments/runner";
-import { registerScenario } from "../src/experiments/scenario";
 import { buildReport, readReportIndex, recordReportEntry } from "../src/notebook/report";
-import { synthetic, tinyMlp } from "./helpers/tiny";
+import { registerTinyScenario } from "./helpers/tiny";
 
-// A tiny scenario (synthetic data, two small MLPs) registered for these tests only.
-registerScenario<{ sharedLabels?: boolean }>({
-  name: "test-tiny",
-  description: "tiny synthetic pair for runner tests",
-  async build(seed, options) {
-    const s = synthetic(48, 12, 4, seed + 1);
-    const t = synthetic(32, 12, 4, seed + 2);
-    const test = synthetic(40, 12, 4, 999);
-    const source = tinyMlp(12, [16], 4, seed + 3);
-    const target = tinyMlp(12, [10, 8], 4, seed + 4);
-    const evaluate = accuracyEvaluator(test.x, test.y);
-    const opts = [tf.train.sgd(0.1), tf.train.sgd(0.1)];
-    return {
-      source: { model: source, optimizer: opts[0], loss: sparseCrossEntropy, data: batchStream(s.x, s.y, { batchSize: 8, seed }), evaluate },
-      target: { model: target, optimizer: opts[1], loss: sparseCrossEntropy, data: batchStream(t.x, t.y, { batchSize: 8, seed: seed + 7 }), evaluate },
-      sharedLabels: options.sharedLabels ?? true,
-      metric: "accuracy",
-      dispose() {
-        tf.dispose([s.x, s.y, t.x, t.y, test.x, test.y]);
-        opts.forEach((o) => o.dispose());
-        source.dispose();
-        target.dispose();
-      },
-    };
-  },
-});
+registerTinyScenario("test-tiny");
 
 const PAIR = { source: "classifier/kernel", target: "fc2/kernel" };
 function config(extra: Partial<ExperimentConfig> = {}): ExperimentConfig {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
 import { registerWasmGradients, WASM_TRAINING_KERNELS } from "../src/wasm-gradients";
 import { expectNoTensorLeak } from "./helpers/leaks";
+import { runOn, uniform } from "./helpers/numeric";
 
 require("@tensorflow/tfjs-backend-wasm");
 
@@ -15,29 +16,6 @@ const wasmKernelsBefore = new Map(WASM_TRAINING_KERNELS.map((name) => [name, tf.
 registerWasmGradients();
 
 const REL_TOL = 1e-4;
-
-/** Deterministic values in [-1, 1) (mulberry32), identical on every backend. */
-function uniform(shape: number[], seed: number): tf.Tensor {
-  let s = seed >>> 0;
-  const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < values.length; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    values[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return tf.tensor(values, shape, "float32");
-}
-
-/** Runs `outputs` on `backend` and returns copies of the results (no tensors kept). */
-async function runOn(backend: string, outputs: () => tf.Tensor[]): Promise<Float32Array[]> {
-  if (!(await tf.setBackend(backend))) throw new Error(`tf.setBackend('${backend}') failed`);
-  const tensors = tf.tidy(outputs);
-  const values = tensors.map((t) => Float32Array.from(t.dataSync()));
-  tf.dispose(tensors);
-  return values;
-}
 
 /**
  * Every element within REL_TOL of cpu's, relative to 1 + |that element| ("element") or to

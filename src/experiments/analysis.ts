@@ -109,7 +109,7 @@ export function pca(points: number[][], k = 2): Projection {
   const vectors = evd.eigenvectorMatrix; // columns: eigenvectors of the Gram matrix [n, n]
   const components: number[][] = [];
   const scores: number[][] = points.map(() => []);
-  for (const { value, index } of order.slice(0, k)) {
+  for (const { index } of order.slice(0, k)) {
     const u = vectors.getColumn(index); // [n]
     const direction = new Float64Array(d); // Xcᵀ·u [d]
     u.forEach((weight, a) => {

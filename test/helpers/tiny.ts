@@ -2,7 +2,8 @@
 import { tf } from "../../src/backend";
 import { batchStream } from "../../src/data/batches";
 import type { ModelSide } from "../../src/core/joint";
-import { sparseCrossEntropy } from "../../src/core/losses";
+import { accuracyEvaluator, sparseCrossEntropy } from "../../src/core/losses";
+import { registerScenario } from "../../src/experiments/scenario";
 
 let counter = 0;
 
@@ -66,4 +67,37 @@ export function tinySetup(opts: { seed?: number; modelSeed?: number; targetLr?: 
 /** All weights of a model as plain arrays (for exact comparisons). */
 export function weightsOf(model: tf.LayersModel): number[][] {
   return model.getWeights().map((w) => Array.from(w.dataSync()));
+}
+
+/**
+ * Registers a tiny runner scenario under `name` (synthetic data, the two MLPs above, plain
+ * SGD): fast enough for tests that go through runExperiment. Option `sharedLabels` (default
+ * true) lets a test make KD and DML inapplicable.
+ */
+export function registerTinyScenario(name: string, sourceExamples = 48): void {
+  registerScenario<{ sharedLabels?: boolean }>({
+    name,
+    description: "tiny synthetic pair for tests",
+    async build(seed, options) {
+      const s = synthetic(sourceExamples, 12, 4, seed + 1);
+      const t = synthetic(32, 12, 4, seed + 2);
+      const test = synthetic(40, 12, 4, 999);
+      const source = tinyMlp(12, [16], 4, seed + 3);
+      const target = tinyMlp(12, [10, 8], 4, seed + 4);
+      const evaluate = accuracyEvaluator(test.x, test.y);
+      const opts = [tf.train.sgd(0.1), tf.train.sgd(0.1)];
+      return {
+        source: { model: source, optimizer: opts[0], loss: sparseCrossEntropy, data: batchStream(s.x, s.y, { batchSize: 8, seed }), evaluate },
+        target: { model: target, optimizer: opts[1], loss: sparseCrossEntropy, data: batchStream(t.x, t.y, { batchSize: 8, seed: seed + 7 }), evaluate },
+        sharedLabels: options.sharedLabels ?? true,
+        metric: "accuracy",
+        dispose() {
+          tf.dispose([s.x, s.y, t.x, t.y, test.x, test.y]);
+          opts.forEach((o) => o.dispose());
+          source.dispose();
+          target.dispose();
+        },
+      };
+    },
+  });
 }

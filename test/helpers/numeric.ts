@@ -1,0 +1,20 @@
+// Shared by the cross-backend tests: deterministic inputs and running ops on a named backend.
+import { tf } from "../../src/backend";
+import { mulberry32 } from "../../src/core/random";
+
+/** Deterministic values in [-1, 1) (mulberry32), identical on every backend. */
+export function uniform(shape: number[], seed: number): tf.Tensor {
+  const next = mulberry32(seed);
+  const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < values.length; i++) values[i] = 2 * next() - 1;
+  return tf.tensor(values, shape, "float32");
+}
+
+/** Runs `outputs` on `backend` and returns copies of the results (no tensors kept). */
+export async function runOn(backend: string, outputs: () => tf.Tensor[]): Promise<Float32Array[]> {
+  if (!(await tf.setBackend(backend))) throw new Error(`tf.setBackend('${backend}') failed`);
+  const tensors = tf.tidy(outputs);
+  const values = tensors.map((t) => Float32Array.from(t.dataSync()));
+  tf.dispose(tensors);
+  return values;
+}
