@@ -16,6 +16,7 @@ import type { EpochRecord, JointLoop } from "../core/joint";
 import { MergeNetTrainer } from "../core/trainer";
 import { paramRef, readMatrix } from "../core/params";
 import { singularValues, type WeightRecord } from "./analysis";
+import { checkpointExists } from "../core/checkpoint";
 import { makeTrainer, methodNotApplicable, validateMethods, type MethodSpec } from "./methods";
 import { Progress } from "./progress";
 import { getScenario, type ScenarioInstance } from "./scenario";
@@ -224,7 +225,15 @@ const rounded = (v: number): number => Math.round(v * RECORD_SCALE) / RECORD_SCA
 const spectrum = (rows: number[][]): number[] => singularValues(rows).map(rounded);
 const flatValues = (rows: number[][]): number[] => rows.flat().map(rounded);
 
-async function trainOne(config: ExperimentConfig, method: MethodSpec, seed: number, progress: Progress): Promise<RunResult> {
+/** Where an interrupted run's checkpoint lives; the run's hash is in the name, so a changed configuration never resumes from it. */
+export function checkpointDir(resultsDir: string, config: ExperimentConfig, method: MethodSpec, seed: number): string {
+  return path.join(resultsDir, "checkpoints", config.name, slug(method.name), `seed-${seed}-${runHash(config, method, seed)}`);
+}
+
+/** Set by the first SIGINT/SIGTERM while an experiment runs: the current run checkpoints at its epoch's end. */
+let stopRequested = false;
+
+async function trainOne(config: ExperimentConfig, method: MethodSpec, seed: number, progress: Progress, resultsDir: string): Promise<RunResult> {
   const started = Date.now();
   const scenario = getScenario(config.scenario);
   const instance = await scenario.build(seed, config.scenarioOptions);
@@ -239,21 +248,44 @@ async function trainOne(config: ExperimentConfig, method: MethodSpec, seed: numb
   }
   let trainer: JointLoop | undefined;
   try {
-    if (method.pretrainSourceEpochs) {
+    trainer = makeTrainer(method, instance);
+    const plan = recordingPlan(config, method, seed);
+    // Runs that record weights along training restart from scratch when interrupted; the others
+    // checkpoint at an epoch's end on SIGINT/SIGTERM and resume from there.
+    const resumable = !plan;
+    const ckpt = checkpointDir(resultsDir, config, method, seed);
+    let resumed = false;
+    if (resumable && checkpointExists(ckpt)) {
+      try {
+        await trainer.loadCheckpoint(ckpt);
+        resumed = true;
+        logger.info(`${method.name} seed ${seed}: resuming from the checkpoint after epoch ${trainer.history.epochs.length}`);
+      } catch (err) {
+        // loadCheckpoint checks everything before it changes anything: the trainer is still fresh.
+        logger.warn(`checkpoint ${ckpt} cannot be used (${(err as Error).message.split("\n")[0]}); that run starts over`);
+        fs.rmSync(ckpt, { recursive: true, force: true });
+      }
+    }
+    if (method.pretrainSourceEpochs && !resumed) {
       const pre = new IndependentTrainer(undefined, instance.source);
       await pre.fit(method.pretrainSourceEpochs);
       pre.dispose();
     }
-    trainer = makeTrainer(method, instance);
-    const plan = recordingPlan(config, method, seed);
     const recorded = instance.target.model;
     const before = readWeights(recorded, plan?.weights ?? []);
     const trajectories = new Map(plan?.trajectory ? Object.entries(before).map(([name, w]) => [name, [flatValues(w.rows)]]) : []);
     if (plan?.phases) trainer.startProfiling();
-    const history = await trainer.fit(config.epochs, (record) => {
+    while (trainer.history.epochs.length < config.epochs) {
+      const record = await trainer.trainEpoch();
       for (const [name, w] of Object.entries(readWeights(recorded, [...trajectories.keys()]))) trajectories.get(name)?.push(flatValues(w.rows));
       progress.epoch(record, config.epochs);
-    });
+      if (stopRequested && trainer.history.epochs.length < config.epochs) {
+        if (!resumable) throw new Error(`interrupted: ${method.name} seed ${seed} records weights along training, so it starts over when run again`);
+        await trainer.saveCheckpoint(ckpt);
+        throw new Error(`interrupted: ${method.name} seed ${seed} saved at epoch ${record.epoch + 1} in ${ckpt}; run the same command again to resume`);
+      }
+    }
+    const history = trainer.history;
     // A non-finite loss that the trainer did not recover from (and record) is an error.
     const recovered = new Set(history.divergences.map((d) => d.step));
     for (const [i, loss] of history.targetLoss.entries()) {
@@ -298,6 +330,23 @@ export async function runExperiment(config: ExperimentConfig, options: RunOption
   const resultsDir = options.resultsDir ?? resultsRoot();
   const jobs = config.methods.flatMap((method) => config.seeds.map((seed) => ({ method, seed })));
   const progress = new Progress(config.name, jobs.length, options.progress ?? true);
+  stopRequested = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopRequested) process.exit(130); // a second signal: quit at once
+    stopRequested = true;
+    logger.warn(`${signal}: the current run saves a checkpoint at the end of its epoch, then stops (send it again to quit at once)`);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    return await runJobs(config, jobs, options, resultsDir, progress);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; seed: number }[], options: RunOptions, resultsDir: string, progress: Progress): Promise<ExperimentResult> {
   const runs: RunResult[] = [];
   for (const { method, seed } of jobs) {
     const file = runFile(resultsDir, config, method, seed);
@@ -310,7 +359,8 @@ export async function runExperiment(config: ExperimentConfig, options: RunOption
       continue;
     }
     progress.start(`${method.name} seed ${seed}`);
-    const run = await trainOne(config, method, seed, progress);
+    const run = await trainOne(config, method, seed, progress, resultsDir);
+    fs.rmSync(checkpointDir(resultsDir, config, method, seed), { recursive: true, force: true });
     writeJsonAtomic(file, run);
     runs.push(run);
     progress.done(run.notApplicable ? "not applicable" : `${run.metric} ${run.final.target[run.metric]?.toFixed(4) ?? "-"}`);
