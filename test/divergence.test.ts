@@ -39,16 +39,18 @@ describe("divergence", () => {
     t.dispose();
   });
 
-  it("stops with an error naming the step after too many divergences (absurd adapter learning rate)", async () => {
+  it("stops with an error naming the step after too many divergences (an infinite adapter learning rate)", async () => {
+    // Infinity, not merely huge: a huge rate can be tamed by the adapter's LayerNorms on some backends
+    // (wasm kept 1e30 finite), an infinite one makes NaN weights on all of them.
     const s = tinySetup({ seed: 4 });
     setups.push(s);
     const t = new MergeNetTrainer(s.source, s.target, {
-      pairs: [PAIR], cycle: 1, output: "replace", adapter: { layers: 1, heads: 2, spectralNorm: false }, adapterOptimizer: { learningRate: 1e30, clipNorm: Infinity },
+      pairs: [PAIR], cycle: 1, output: "replace", adapter: { layers: 1, heads: 2, spectralNorm: false }, adapterOptimizer: { learningRate: Infinity, clipNorm: Infinity },
     });
     t.maxDivergences = 2;
     await expect(t.fit(4)).rejects.toThrow(/training diverged \(a loss became NaN or infinite\) at step \d+, after 2 recoveries \(limit 2\); the last good state is from step \d+/);
     expect(t.history.divergences.length).toBe(2);
-    expect(t.history.divergences[1].action).toBe("adapter learning rate 5e+29 -> 2.5e+29");
+    expect(t.history.divergences[1].action).toBe("adapter learning rate Infinity -> Infinity");
     t.dispose();
   });
 });

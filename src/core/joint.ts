@@ -265,11 +265,17 @@ export abstract class JointLoop {
     this.goodState = { step: this.step, tensors: copies, meta };
   }
 
-  /** True when every loss of the last step is finite (one device read). */
+  /**
+   * True when every loss of the last step is finite, and so is every weight a transfer wrote
+   * in it (its relative change is NaN or infinite otherwise): one device read. The written
+   * weights must be checked on their own: on some backends a NaN weight does not reach the
+   * loss (wasm's ReLU turns NaN into 0).
+   */
   private lastStepFinite(): boolean {
     const last = this.pendingLosses[this.pendingLosses.length - 1];
     if (!last) return true;
-    const scalars = last.source ? [last.target, last.source] : [last.target];
+    const written = this.pendingTransfers.filter((t) => t.record.step === this.step - 1).map((t) => t.change);
+    const scalars = [last.target, ...(last.source ? [last.source] : []), ...written];
     return tf.tidy(() => tf.all(tf.isFinite(tf.stack(scalars))).dataSync()[0]) === 1;
   }
 
