@@ -38,3 +38,11 @@ export { batchStream, type BatchStream } from "./data/batches";
 
 // Experiments.
 export { benchWorkload, BENCH_MODES, type BenchMode } from "./experiments/bench-mnist";
+export { runExperiment, isQuick, pick, type ExperimentConfig, type ExperimentResult, type RunResult } from "./experiments/runner";
+export type { MethodSpec } from "./experiments/methods";
+export { registerScenario, getScenario, scenarioNames, type Scenario, type ScenarioInstance } from "./experiments/scenario";
+export { summarize, summaryTable, curveRows, barRows, transferRows, transferVerdict, pairedDifference, stats } from "./experiments/results";
+
+// Plots and notebook display.
+export { learningCurves, groupedBars, heatmap, scatterPath } from "./plots/specs";
+export { showVegaLite, showPlotly, showTable, showMarkdown } from "./notebook/display";
