@@ -66,10 +66,8 @@ export class MaskPadding extends tf.layers.Layer {
   }
 }
 
-/** Mean over real tokens: [[b, l, d], [b, l]] -> [b, d]; zeros for an all-padding row. */
-export class MaskedMeanPool extends tf.layers.Layer {
-  static className = "MergeNetMaskedMeanPool";
-
+/** A pooling over real tokens: [[b, l, d], [b, l]] -> [b, d]; subclasses say how to pool. */
+abstract class MaskedPool extends tf.layers.Layer {
   constructor(args: LayerArgs = {}) {
     super(args);
   }
@@ -82,37 +80,35 @@ export class MaskedMeanPool extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const [x, ids] = inputsOf(inputs, 2, this.name);
-      const mask = tokenMask(ids).expandDims(-1); // [b, l, 1]
-      const total = tf.sum(tf.mul(x, mask), 1); // [b, l, d] -> [b, d]
-      const count = tf.maximum(tf.sum(mask, 1), 1); // [b, 1]
-      return tf.div(total, count);
+      return this.pool(x, tokenMask(ids).expandDims(-1)); // mask [b, l, 1]
     });
+  }
+
+  /** x [b, l, d], mask [b, l, 1] (1 = real token) -> [b, d]. */
+  protected abstract pool(x: tf.Tensor, mask: tf.Tensor): tf.Tensor;
+}
+
+/** Mean over real tokens: [[b, l, d], [b, l]] -> [b, d]; zeros for an all-padding row. */
+export class MaskedMeanPool extends MaskedPool {
+  static className = "MergeNetMaskedMeanPool";
+
+  protected pool(x: tf.Tensor, mask: tf.Tensor): tf.Tensor {
+    const total = tf.sum(tf.mul(x, mask), 1); // [b, l, d] -> [b, d]
+    const count = tf.maximum(tf.sum(mask, 1), 1); // [b, 1]
+    return tf.div(total, count);
   }
 }
 
 /** Max over real tokens: [[b, l, d], [b, l]] -> [b, d]; zeros for an all-padding row. */
-export class MaskedMaxPool extends tf.layers.Layer {
+export class MaskedMaxPool extends MaskedPool {
   static className = "MergeNetMaskedMaxPool";
 
-  constructor(args: LayerArgs = {}) {
-    super(args);
-  }
-
-  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
-    const [x] = shapesOf(inputShape, 2, this.name);
-    return [x[0], x[2]];
-  }
-
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => {
-      const [x, ids] = inputsOf(inputs, 2, this.name);
-      const mask = tokenMask(ids).expandDims(-1); // [b, l, 1]
-      // Padded positions get MASKED_SCORE, so they never win the max while a real token exists.
-      const filled = tf.add(tf.mul(x, mask), tf.mul(tf.sub(1, mask), MASKED_SCORE)); // [b, l, d]
-      const best = tf.max(filled, 1); // [b, l, d] -> [b, d]
-      const any = tf.cast(tf.greater(tf.sum(mask, 1), 0), "float32"); // [b, 1]
-      return tf.mul(best, any);
-    });
+  protected pool(x: tf.Tensor, mask: tf.Tensor): tf.Tensor {
+    // Padded positions get MASKED_SCORE, so they never win the max while a real token exists.
+    const filled = tf.add(tf.mul(x, mask), tf.mul(tf.sub(1, mask), MASKED_SCORE)); // [b, l, d]
+    const best = tf.max(filled, 1); // [b, l, d] -> [b, d]
+    const any = tf.cast(tf.greater(tf.sum(mask, 1), 0), "float32"); // [b, 1]
+    return tf.mul(best, any);
   }
 }
 
