@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
 import { DistillationTrainer, MutualLearningTrainer, softKl, type PairedInput } from "../src/baselines/distillation";
 import { IndependentTrainer } from "../src/baselines/independent";
@@ -6,18 +6,9 @@ import { SharingTrainer } from "../src/baselines/sharing";
 import { paramRef, readMatrix } from "../src/core/params";
 import { batchStream, type Batch } from "../src/data/batches";
 import { expectNoTensorLeak } from "./helpers/leaks";
-import { tinyMlp, tinySetup, weightsOf, type TinySetup } from "./helpers/tiny";
+import { disposedAfterEach, tinyMlp, weightsOf } from "./helpers/tiny";
 
-let setups: TinySetup[] = [];
-function setup(opts?: Parameters<typeof tinySetup>[0]): TinySetup {
-  const s = tinySetup(opts);
-  setups.push(s);
-  return s;
-}
-afterEach(() => {
-  setups.forEach((s) => s.dispose());
-  setups = [];
-});
+const setup = disposedAfterEach();
 
 describe("softKl", () => {
   it("is zero for equal logits and positive otherwise, scaled by τ²", () => {

@@ -1,18 +1,14 @@
 // Divergence handling: a NaN or infinite loss restores the last good state in place, halves
 // the adapter's learning rate, is recorded in the history, and after too many events stops
 // training with an error naming the step.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
 import type { LossFn } from "../src/core/losses";
 import { MergeNetTrainer } from "../src/core/trainer";
-import { tinySetup, weightsOf, type TinySetup } from "./helpers/tiny";
+import { disposedAfterEach, weightsOf } from "./helpers/tiny";
 
 const PAIR = { source: "classifier/kernel", target: "fc2/kernel" };
-let setups: TinySetup[] = [];
-afterEach(() => {
-  setups.forEach((s) => s.dispose());
-  setups = [];
-});
+const setup = disposedAfterEach();
 
 /** A loss that is NaN on the listed calls (0-based) and the real loss otherwise. */
 function poisoned(loss: LossFn, badCalls: number[]): LossFn {
@@ -26,8 +22,7 @@ function poisoned(loss: LossFn, badCalls: number[]): LossFn {
 
 describe("divergence", () => {
   it("restores the last good state, halves the adapter's learning rate, records it, and trains on", async () => {
-    const s = tinySetup({ seed: 3 });
-    setups.push(s);
+    const s = setup({ seed: 3 });
     const target = { ...s.target, loss: poisoned(s.target.loss, [7]) }; // step 7 of the first epoch of 5 steps -> epoch 1
     const t = new MergeNetTrainer(s.source, target, { pairs: [PAIR], cycle: 1, adapter: { layers: 1, heads: 2 }, adapterOptimizer: { learningRate: 1e-3 } });
     await t.fit(3);
@@ -42,8 +37,7 @@ describe("divergence", () => {
   it("stops with an error naming the step after too many divergences (an infinite adapter learning rate)", async () => {
     // Infinity, not merely huge: a huge rate can be tamed by the adapter's LayerNorms on some backends
     // (wasm kept 1e30 finite), an infinite one makes NaN weights on all of them.
-    const s = tinySetup({ seed: 4 });
-    setups.push(s);
+    const s = setup({ seed: 4 });
     const t = new MergeNetTrainer(s.source, s.target, {
       pairs: [PAIR], cycle: 1, output: "replace", adapter: { layers: 1, heads: 2, spectralNorm: false }, adapterOptimizer: { learningRate: Infinity, clipNorm: Infinity },
     });

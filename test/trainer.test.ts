@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
 import { IndependentTrainer } from "../src/baselines/independent";
 import { AdamW } from "../src/core/adamw";
@@ -8,22 +8,13 @@ import { trainStep, variableOf } from "../src/core/step";
 import { MergeNetTrainer, resolveMergeNetConfig, type MergeNetConfig } from "../src/core/trainer";
 import { WriteBack } from "../src/core/writeback";
 import { expectNoTensorLeak } from "./helpers/leaks";
-import { tinySetup, weightsOf, type TinySetup } from "./helpers/tiny";
+import { disposedAfterEach, weightsOf, type TinySetup } from "./helpers/tiny";
 
 // The pair used throughout: source classifier [4,16] (as [out, in]) -> target fc2 [8,10].
 const PAIR = { source: "classifier/kernel", target: "fc2/kernel" };
 const SMALL_ADAPTER = { layers: 1, heads: 2 };
 
-let setups: TinySetup[] = [];
-function setup(opts?: Parameters<typeof tinySetup>[0]): TinySetup {
-  const s = tinySetup(opts);
-  setups.push(s);
-  return s;
-}
-afterEach(() => {
-  setups.forEach((s) => s.dispose());
-  setups = [];
-});
+const setup = disposedAfterEach();
 
 function trainer(s: TinySetup, config: Partial<MergeNetConfig> = {}): MergeNetTrainer {
   return new MergeNetTrainer(s.source, s.target, { pairs: [PAIR], adapter: SMALL_ADAPTER, seed: 3, ...config });
