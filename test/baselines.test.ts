@@ -6,7 +6,8 @@ import { SharingTrainer } from "../src/baselines/sharing";
 import { paramRef, readMatrix } from "../src/core/params";
 import { batchStream, type Batch } from "../src/data/batches";
 import { expectNoTensorLeak } from "./helpers/leaks";
-import { disposedAfterEach, tinyMlp, weightsOf } from "./helpers/tiny";
+import { disposedAfterEach } from "./helpers/disposed";
+import { tinyMlp, weightsOf } from "./helpers/tiny";
 
 const setup = disposedAfterEach();
 

@@ -5,7 +5,8 @@ import { describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
 import type { LossFn } from "../src/core/losses";
 import { MergeNetTrainer } from "../src/core/trainer";
-import { disposedAfterEach, weightsOf } from "./helpers/tiny";
+import { disposedAfterEach } from "./helpers/disposed";
+import { weightsOf } from "./helpers/tiny";
 
 const PAIR = { source: "classifier/kernel", target: "fc2/kernel" };
 const setup = disposedAfterEach();

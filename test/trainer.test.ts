@@ -8,7 +8,8 @@ import { trainStep, variableOf } from "../src/core/step";
 import { MergeNetTrainer, resolveMergeNetConfig, type MergeNetConfig } from "../src/core/trainer";
 import { WriteBack } from "../src/core/writeback";
 import { expectNoTensorLeak } from "./helpers/leaks";
-import { disposedAfterEach, weightsOf, type TinySetup } from "./helpers/tiny";
+import { disposedAfterEach } from "./helpers/disposed";
+import { weightsOf, type TinySetup } from "./helpers/tiny";
 
 // The pair used throughout: source classifier [4,16] (as [out, in]) -> target fc2 [8,10].
 const PAIR = { source: "classifier/kernel", target: "fc2/kernel" };

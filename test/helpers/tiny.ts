@@ -1,5 +1,4 @@
 // Tiny models and synthetic data for fast trainer tests (real-data runs live in their own tests).
-import { afterEach } from "vitest";
 import { tf } from "../../src/backend";
 import { batchStream } from "../../src/data/batches";
 import type { ModelSide } from "../../src/core/joint";
@@ -101,21 +100,4 @@ export function registerTinyScenario(name: string, sourceExamples = 48): void {
       };
     },
   });
-}
-
-/**
- * A `tinySetup` whose models and data are disposed after each test of the calling file
- * (registers a vitest afterEach). Call once at the top of a test file.
- */
-export function disposedAfterEach(): (opts?: Parameters<typeof tinySetup>[0]) => TinySetup {
-  let made: TinySetup[] = [];
-  afterEach(() => {
-    made.forEach((s) => s.dispose());
-    made = [];
-  });
-  return (opts) => {
-    const s = tinySetup(opts);
-    made.push(s);
-    return s;
-  };
 }
