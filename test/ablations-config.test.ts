@@ -34,15 +34,15 @@ function namesTheNotebookUses(): { experiment: ExperimentConfig; methods: string
     {
       experiment: main,
       methods: [
-        cfg.ALONE, cfg.PAIR_ONLY, cfg.REFERENCE, cfg.CONTROL, cfg.EXACT, cfg.EXACT_CONTROL, cfg.TWO_WAY, cfg.FROZEN,
-        ...cfg.usableRanks().map(cfg.svdMethod),
+        cfg.ALONE, cfg.PAIR_ONLY, cfg.REFERENCE, cfg.CONTROL, cfg.PERMUTED, cfg.EXACT, cfg.EXACT_CONTROL, cfg.TWO_WAY, cfg.FROZEN,
+        ...cfg.usableRanks().flatMap((r) => [cfg.svdMethod(r), cfg.svdControl(r)]),
         ...cfg.layerPairs().flatMap(([s, t]) => [cfg.pairMethod(s, t), cfg.pairControl(s, t)]),
         ...cfg.adapterVariants().map((m) => m.name),
         ...cfg.transferEpochsK().map(cfg.earlyMethod),
       ],
     },
     { experiment: grid, methods: [cfg.ALONE, ...cfg.gridCycles().flatMap((c) => cfg.gridLearningRates().map((lr) => cfg.gridMethod(c, lr)))] },
-    ...cfg.factorizedRanks().map((experiment) => ({ experiment, methods: [cfg.ALONE, cfg.FACTORIZED] })),
+    ...cfg.factorizedRanks().map((experiment) => ({ experiment, methods: [cfg.ALONE, cfg.FACTORIZED, cfg.FACTORIZED_CONTROL] })),
     ...cfg.sourceCapacity().map((experiment) => ({ experiment, methods: [cfg.ALONE, cfg.REFERENCE, cfg.CONTROL] })),
   ];
 }
@@ -117,6 +117,12 @@ describe("ablation configs in each mode", () => {
       const reference = byName.get(cfg.REFERENCE);
       expect(reference).toMatchObject({ kind: "mergenet", mergenet: { pairs: [cfg.REFERENCE_PAIR], cycle: 2, rule: "hypernet", output: "interp", adapter: { layers: 1 } } });
       expect(byName.get(cfg.CONTROL)).toMatchObject({ mergenet: { ...(reference as { mergenet: object }).mergenet, sourceInput: "random" } });
+      expect(byName.get(cfg.PERMUTED)).toMatchObject({ mergenet: { ...(reference as { mergenet: object }).mergenet, sourceInput: "permuted" } });
+      expect(byName.get(cfg.svdControl(4))).toMatchObject({ mergenet: { pairs: [{ ...cfg.REFERENCE_PAIR, form: "svd", rank: 4 }], sourceInput: "random" } });
+      for (const experiment of cfg.factorizedRanks()) {
+        const [factorized, control] = [cfg.FACTORIZED, cfg.FACTORIZED_CONTROL].map((name) => experiment.methods.find((m) => m.name === name) as { mergenet: object });
+        expect(control).toMatchObject({ mergenet: { ...factorized.mergenet, sourceInput: "random" } });
+      }
       expect(byName.get(cfg.EXACT)).toMatchObject({ mergenet: { rule: "exact" } });
       expect(byName.get(cfg.FROZEN)).toMatchObject({ pretrainSourceEpochs: 3 });
       expect(byName.get("without cols_rows")).toMatchObject({ mergenet: { adapter: { layers: 1, blocks: { colsRows: false } } } });

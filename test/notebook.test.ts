@@ -171,4 +171,30 @@ describe("run-notebooks reports failures", () => {
     expect(saved.cells[2].outputs).toEqual([]);
     fs.rmSync(dir, { recursive: true });
   });
+
+  it("a failing cell shows the error's sentence, not a stack of tfjs internals", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mergenet-nb-sentence-"));
+    const fromTfjs = path.join(dir, "a-tfjs.ipynb");
+    const fromConfig = path.join(dir, "b-config.ipynb");
+    writeNotebook(fromTfjs, ['import { initBackend, tf } from "./src/backend";\nawait initBackend();', "tf.matMul(tf.ones([2, 2]), tf.ones([3, 3]));"]);
+    writeNotebook(fromConfig, [
+      'import { runExperiment } from "./src/experiments/runner";\nimport { cnnToMlp } from "./src/experiments/configs/cross-architecture";',
+      "await runExperiment({ ...cnnToMlp(), epochs: 0 });",
+    ]);
+    await expect(runNotebooks([fromTfjs, fromConfig])).rejects.toBeInstanceOf(NotebookRunError);
+    const printed = (file: string): string => {
+      const saved = JSON.parse(fs.readFileSync(file, "utf8")) as { cells: { outputs: { text?: unknown }[] }[] };
+      return saved.cells[1].outputs.map((o) => nbText(o.text)).join("");
+    };
+    const tfjs = printed(fromTfjs);
+    expect(tfjs).toMatch(/^Error: (Error in matMul: inner shapes|TensorFlow: Matrix size-incompatible)/);
+    const config = printed(fromConfig);
+    expect(config).toMatch(/^Error: invalid experiment '01-cnn-to-mlp':\n {2}- epochs must be a whole number >= 1, got 0/);
+    for (const text of [tfjs, config]) {
+      expect(text, text).not.toMatch(/\n\s+at /); // no stack frames
+      expect(text).not.toContain("node_modules");
+      expect(text).toContain("(MERGENET_DEBUG=1 shows the JavaScript stack)");
+    }
+    fs.rmSync(dir, { recursive: true });
+  });
 });

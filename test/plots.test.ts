@@ -15,7 +15,7 @@ import {
   vegaLiteToSvg,
   type VegaLiteSpec,
 } from "../src/plots/render";
-import { groupedBars, heatmap, learningCurves, scatterPath, summarizeOverSeeds, type CurveRow } from "../src/plots/specs";
+import { groupedBars, heatmap, learningCurves, scatterPath, summarizeOverSeeds, wrapTitle, type CurveRow } from "../src/plots/specs";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const CHROMIUM = process.env.MERGENET_CHROMIUM ?? "/usr/bin/chromium";
@@ -188,5 +188,22 @@ describe("saving figures", () => {
     expectPng(fs.readFileSync(saved.png));
     await expect(saveVegaLite(learningCurves(curveRows, { metric: "loss" }), "../escape", dir)).rejects.toThrow(/plain file name/);
     fs.rmSync(dir, { recursive: true });
+  });
+});
+
+describe("plotly titles fit their figure", () => {
+  it("wraps a long title on spaces into lines that fit the width, and leaves a short one alone", () => {
+    const long = "Adapter attention, rows→rows (target fc2 rows × source class rows)";
+    const wrapped = wrapTitle(long, 520);
+    const lines = wrapped.split("<br>");
+    expect(lines.length).toBe(2);
+    expect(lines.join(" ")).toBe(long); // nothing lost, only line breaks added
+    lines.forEach((line) => expect(line.length * 17 * 0.55).toBeLessThanOrEqual(520 - 20));
+    expect(wrapTitle("Short title", 520)).toBe("Short title");
+  });
+
+  it("heatmaps carry the wrapped title", () => {
+    const fig = heatmap([[1, 2], [3, 4]], { title: "Adapter attention, rows→rows (target fc2 rows × source class rows)" });
+    expect((fig.layout.title as { text: string }).text).toContain("<br>");
   });
 });

@@ -5,6 +5,9 @@ import { describe, expect, it } from "vitest";
 import { summarize, pairedDifference, transferVerdict, stats, curveRows, distinguishable } from "../src/experiments/results";
 import { runExperiment, runFile, runHash, stableStringify, validateExperiment, type ExperimentConfig, type ExperimentResult, type RunResult } from "../src/experiments/runner";
 import { buildReport, readReportIndex, recordReportEntry } from "../src/notebook/report";
+import { tf } from "../src/backend";
+import type { LossFn } from "../src/core/losses";
+import { getScenario, registerScenario } from "../src/experiments/scenario";
 import { registerTinyScenario } from "./helpers/tiny";
 
 registerTinyScenario("test-tiny");
@@ -74,6 +77,43 @@ describe("runExperiment", () => {
     const a = await runExperiment(config({ seeds: [3] }), { resultsDir: tmp(), progress: false });
     const b = await runExperiment(config({ seeds: [3] }), { resultsDir: tmp(), progress: false });
     expect(a.runs.map((r) => r.targetLoss)).toEqual(b.runs.map((r) => r.targetLoss));
+  });
+});
+
+describe("errors that need the models show before any training", () => {
+  it("a wrong layer name in the LAST method stops the experiment before its first run, naming method and layer", async () => {
+    const dir = tmp();
+    const bad = config();
+    bad.methods.push({ name: "MergeNet, wrong layer", kind: "mergenet", mergenet: { pairs: [{ source: "classifier/kernel", target: "fc9/kernel" }] } });
+    const failure = await runExperiment(bad, { resultsDir: dir, progress: false }).then(() => undefined, (err: unknown) => err as Error);
+    expect(failure?.message).toMatch(/invalid experiment 'runner-test' \(checked before any training; nothing was run\)/);
+    expect(failure?.message).toMatch(/method 'MergeNet, wrong layer': .*'fc9\/kernel'/);
+    expect(fs.existsSync(path.join(dir, "runs"))).toBe(false); // not one run was trained
+  });
+
+  it("names the run that failed during training and keeps the original (tfjs) error as its cause", async () => {
+    // A scenario whose target loss hits a tfjs shape error on its third call: a failure that
+    // no preflight can see, deep inside a run.
+    registerScenario<Record<string, never>>({
+      name: "test-tiny-fails-at-step-2",
+      description: "tiny pair whose target loss throws a tfjs error on its third call",
+      async build(seed, options) {
+        const instance = await getScenario("test-tiny").build(seed, options);
+        let calls = 0;
+        const loss: LossFn = (logits, labels) => {
+          if (calls++ === 2) tf.tidy(() => tf.matMul(tf.ones([2, 2]), tf.ones([3, 3])));
+          return instance.target.loss(logits, labels);
+        };
+        return { ...instance, target: { ...instance.target, loss }, dispose: () => instance.dispose() };
+      },
+    });
+    const failing = config({ scenario: "test-tiny-fails-at-step-2", seeds: [0], methods: [{ name: "MergeNet", kind: "mergenet", mergenet: { pairs: [PAIR], adapter: { layers: 1, heads: 2 } } }] });
+    const failure = await runExperiment(failing, { resultsDir: tmp(), progress: false }).then(() => undefined, (err: unknown) => err as Error);
+    // The JavaScript backends word it "Error in matMul: inner shapes..."; native TensorFlow's
+    // "Invalid TF_Status: 3 / Message: Matrix size-incompatible..." loses its status-code preamble.
+    expect(failure?.message).toMatch(/^\[runner-test\] 'MergeNet' seed 0 failed: (Error in matMul: inner shapes \(2\) and \(3\)|TensorFlow: Matrix size-incompatible: In\[0\]: \[2,2\], In\[1\]: \[3,3\])/);
+    expect(failure?.message).not.toContain("TF_Status");
+    expect(failure?.cause).toBeInstanceOf(Error);
   });
 });
 

@@ -197,10 +197,53 @@ describe("MergeNetTrainer schedule", () => {
     expect(t.history.transfers.every((r) => r.relativeChange > 0 && Number.isFinite(r.gradNorm))).toBe(true);
   });
 
-  it("feeds the random-source control a fixed matrix, not the source weight", () => {
+  /** What the trainer's first link hands the adapter on the source side, and the link's fixed permutation. */
+  function adapterInput(t: MergeNetTrainer): { read: number[]; permutation?: number[] } {
+    const inner = t as unknown as { links: { permutations?: tf.Tensor1D[] }[]; sourceParts(link: unknown): tf.Tensor2D[] };
+    const parts = inner.sourceParts(inner.links[0]);
+    const read = Array.from(parts[0].dataSync());
+    tf.dispose(parts);
+    const perm = inner.links[0].permutations?.[0];
+    return { read, permutation: perm ? Array.from(perm.dataSync()) : undefined };
+  }
+  const sourceWeight = (s: TinySetup): number[] => {
+    const m = readMatrix(paramRef(s.source.model, PAIR.source));
+    const values = Array.from(m.dataSync());
+    m.dispose();
+    return values;
+  };
+  const sorted = (v: number[]): number[] => [...v].sort((a, b) => a - b);
+
+  it("feeds the random-source control a fixed matrix of the source's std, not the source weight", () => {
     const s = setup();
     const t = trainer(s, { cycle: 1, sourceInput: "random" });
+    const first = adapterInput(t).read;
+    const source = sourceWeight(s);
     for (let i = 0; i < 3; i++) t.trainStep();
+    expect(sourceWeight(s)).not.toEqual(source); // the source trained...
+    expect(adapterInput(t).read).toEqual(first); // ...the control's input did not move
+    expect(sorted(first)).not.toEqual(sorted(source));
+    const std = (v: number[]) => Math.sqrt(v.reduce((a, x) => a + x * x, 0) / v.length - (v.reduce((a, x) => a + x, 0) / v.length) ** 2);
+    expect(std(first) / std(source)).toBeGreaterThan(0.7);
+    expect(std(first) / std(source)).toBeLessThan(1.3);
+    t.dispose();
+    expect(t.history.transfers.length).toBe(3);
+  });
+
+  it("feeds the permuted-source control the live source weight under one fixed shuffle of its entries", () => {
+    const s = setup();
+    const t = trainer(s, { cycle: 1, sourceInput: "permuted" });
+    const before = adapterInput(t);
+    const perm = before.permutation!;
+    expect(sorted(perm)).toEqual(perm.map((_, i) => i)); // a permutation...
+    expect(perm.filter((p, i) => p === i).length).toBeLessThan(perm.length / 4); // ...that moves most entries
+    expect(before.read).toEqual(perm.map((p) => sourceWeight(s)[p]));
+    for (let i = 0; i < 3; i++) t.trainStep();
+    const after = adapterInput(t);
+    expect(after.permutation).toEqual(perm); // the same shuffle...
+    const source = sourceWeight(s);
+    expect(after.read).toEqual(perm.map((p) => source[p])); // ...of the weight as it is now
+    expect(after.read).not.toEqual(before.read);
     t.dispose();
     expect(t.history.transfers.length).toBe(3);
   });
@@ -224,7 +267,7 @@ describe("MergeNet configuration errors", () => {
     ["two-way with a frozen source", { direction: "two-way", freezeSource: true }, /a frozen source cannot receive knowledge/],
     ["transferEpochs 0", { transferEpochs: 0 }, /transferEpochs must be a whole number >= 1/],
     ["svd without rank", { pairs: [{ ...PAIR, form: "svd" }] }, /needs a whole-number rank >= 1/],
-    ["bad source input", { sourceInput: "noise" as never }, /sourceInput must be 'model' or 'random'/],
+    ["bad source input", { sourceInput: "noise" as never }, /sourceInput must be 'model', 'random' or 'permuted'/],
   ];
   it.each(cases)("%s", (_, config, message) => {
     expect(() => resolveMergeNetConfig({ pairs: [PAIR], ...config })).toThrow(message);

@@ -39,13 +39,25 @@ import { ParameterAdapter, type AdapterConfig } from "./adapter";
 import { JointLoop, type ExtraState, type ModelSide, type SideState, type StepLosses, type TransferStats } from "./joint";
 import { factorRefs, paramRef, readMatrix, toMatrix, writeMatrix, type ParamRef } from "./params";
 import { svdSplit } from "./lowrank";
+import { mulberry32 } from "./random";
 import { trainStep, variableOf, type StepResult } from "./step";
 import { WriteBack, writeBackWarning, type OutputMode } from "./writeback";
 
 export type LowRankForm = "full" | "factorized" | "svd";
 export type UpdateRule = "hypernet" | "exact";
 export type Direction = "one-way" | "two-way";
-export type SourceInput = "model" | "random";
+export type SourceInput = "model" | "random" | "permuted";
+
+/** A seeded uniform permutation of 0..n-1 (Fisher–Yates on mulberry32). */
+export function permutation(n: number, seed: number): Int32Array {
+  const order = Int32Array.from({ length: n }, (_, i) => i);
+  const rand = mulberry32(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
 
 /** One pair of weights: knowledge flows from `source` into `target`. */
 export interface LayerPair {
@@ -72,7 +84,13 @@ export interface MergeNetConfig {
   freezeSource: boolean;
   /** Transfer only during the first K epochs; undefined = throughout. */
   transferEpochs?: number;
-  /** `random`: the control of SPEC.md 3b, a fixed random matrix in place of the source weight. */
+  /**
+   * What the adapter reads on the source side. `model`: the source's weight. `random`: the
+   * control of SPEC.md 3b, a fixed random matrix of the source weight's shape and std.
+   * `permuted`: the second control, the source's live weight with its entries shuffled by one
+   * fixed permutation: its values, scale and their drift over training are the source's, the
+   * arrangement (which entry sits where) is not.
+   */
   sourceInput: SourceInput;
   adapter: AdapterOptions;
   adapterOptimizer: Partial<AdamWConfig>;
@@ -111,6 +129,8 @@ interface Link {
   variables: tf.Variable[];
   optimizer: AdamW;
   randomSources?: tf.Tensor2D[];
+  /** `permuted` control: one fixed permutation of entry indices per source part (int32, flat). */
+  permutations?: tf.Tensor1D[];
 }
 
 /** A link's inputs for one transfer: constant copies taken before any write or step. */
@@ -142,7 +162,7 @@ export function resolveMergeNetConfig(config: Partial<MergeNetConfig> & { pairs:
   if (!["hypernet", "exact"].includes(c.rule)) problems.push(`rule must be 'hypernet' or 'exact', got '${c.rule}'`);
   if (!["replace", "matched", "residual", "interp"].includes(c.output)) problems.push(`output must be one of replace, matched, residual, interp; got '${c.output}'`);
   if (!["one-way", "two-way"].includes(c.direction)) problems.push(`direction must be 'one-way' or 'two-way', got '${c.direction}'`);
-  if (!["model", "random"].includes(c.sourceInput)) problems.push(`sourceInput must be 'model' or 'random', got '${c.sourceInput}'`);
+  if (!["model", "random", "permuted"].includes(c.sourceInput)) problems.push(`sourceInput must be 'model', 'random' or 'permuted', got '${c.sourceInput}'`);
   if (c.direction === "two-way" && c.freezeSource) problems.push("a frozen source cannot receive knowledge: use direction 'one-way' with freezeSource, or unfreeze the source");
   if (c.transferEpochs !== undefined && (!Number.isInteger(c.transferEpochs) || c.transferEpochs < 1)) {
     problems.push(`transferEpochs must be a whole number >= 1 (or left out to transfer throughout), got ${c.transferEpochs}`);
@@ -360,6 +380,10 @@ export class MergeNetTrainer extends JointLoop {
         parts = [split.b, split.a];
       }
       if (this.config.sourceInput === "model") return parts;
+      if (this.config.sourceInput === "permuted") {
+        link.permutations ??= parts.map((p, k) => tf.keep(tf.tensor1d(permutation(p.size, this.config.seed * 104729 + link.pairIndex * 7919 + k + 1), "int32")));
+        return parts.map((p, k) => tf.reshape(tf.gather(tf.reshape(p, [-1]), link.permutations![k]), p.shape) as tf.Tensor2D);
+      }
       if (!link.randomSources) {
         link.randomSources = parts.map((p, k) => {
           const std = tf.moments(p).variance.sqrt();
@@ -427,6 +451,7 @@ export class MergeNetTrainer extends JointLoop {
       link.writebacks.forEach((w) => w.dispose());
       link.optimizer.dispose();
       tf.dispose(link.randomSources ?? []);
+      tf.dispose(link.permutations ?? []);
     }
   }
 

@@ -15,6 +15,7 @@
  * Modes: "target-alone", "pair" (both models, no adapter) and "mergenet".
  */
 import { tf } from "../backend";
+import { momentum } from "../core/momentum";
 import { IndependentTrainer } from "../baselines/independent";
 import type { JointLoop, ModelSide } from "../core/joint";
 import { sparseCrossEntropy } from "../core/losses";
@@ -50,7 +51,7 @@ export interface BenchWorkload {
 function side(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor): ModelSide {
   return {
     model,
-    optimizer: tf.train.momentum(0.05, 0.9),
+    optimizer: momentum(0.05, 0.9),
     weightDecay: 5e-4,
     loss: sparseCrossEntropy,
     data: batchStream(x, y, { batchSize: BENCH_BATCH }), // fixed order: no seed

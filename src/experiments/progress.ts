@@ -1,7 +1,11 @@
 /**
  * Progress of an experiment. In a terminal: one line redrawn in place with a bar, the run,
- * its epoch and loss, and an ETA. Elsewhere (CI logs, notebooks): one compact line per
- * finished run. Written to stderr, so stdout stays clean for results.
+ * its epoch and loss, and an ETA. Elsewhere (CI logs): one compact line per finished run.
+ * Written to stderr, so stdout stays clean for results.
+ *
+ * In the notebook kernel (MERGENET_KERNEL=1, set by start-kernel.sh) the lines go to stdout,
+ * because Jupyter shows stderr as alarming pink blocks, and runs read from the cache are not
+ * listed one by one: the experiment's closing line counts them.
  */
 import type { EpochRecord } from "../core/joint";
 
@@ -20,13 +24,15 @@ export class Progress {
   private runStarted = 0;
   private readonly started = Date.now();
   private readonly live: boolean;
+  private readonly inKernel = process.env.MERGENET_KERNEL === "1";
+  private readonly stream: NodeJS.WriteStream = this.inKernel ? process.stdout : process.stderr;
 
   constructor(private readonly experiment: string, private readonly total: number, private readonly enabled: boolean) {
-    this.live = enabled && Boolean(process.stderr.isTTY);
+    this.live = enabled && !this.inKernel && Boolean(process.stderr.isTTY);
   }
 
   private write(text: string): void {
-    if (this.enabled) process.stderr.write(text);
+    if (this.enabled) this.stream.write(text);
   }
 
   private eta(): string {
@@ -40,7 +46,7 @@ export class Progress {
     const filled = Math.round((this.done_ / this.total) * width);
     const bar = `${"#".repeat(filled)}${"-".repeat(width - filled)}`;
     const line = `[${bar}] ${this.done_}/${this.total} ${this.current} ${detail} | ETA ${this.eta()}`;
-    this.write(`\r${line.slice(0, (process.stderr.columns || 120) - 1).padEnd((process.stderr.columns || 120) - 1)}`);
+    this.write(`\r${line.slice(0, (this.stream.columns || 120) - 1).padEnd((this.stream.columns || 120) - 1)}`);
   }
 
   start(label: string): void {
@@ -55,7 +61,7 @@ export class Progress {
 
   cached(label: string): void {
     this.done_ += 1;
-    if (!this.live) this.write(`[${this.experiment}] ${this.done_}/${this.total} ${label}: cached\n`);
+    if (!this.live && !this.inKernel) this.write(`[${this.experiment}] ${this.done_}/${this.total} ${label}: cached\n`);
     else this.redraw(`${label}: cached`);
   }
 

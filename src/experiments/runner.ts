@@ -346,20 +346,68 @@ export async function runExperiment(config: ExperimentConfig, options: RunOption
   }
 }
 
+/**
+ * Builds each method's trainer on one scenario instance, without training, so an error that
+ * only the models can reveal (a layer name, a rank above a matrix's dimensions, options the
+ * scenario rejects) stops the experiment before its first run rather than after the runs
+ * listed before the faulty method. Costs one scenario build.
+ */
+async function preflight(config: ExperimentConfig, methods: MethodSpec[], seed: number): Promise<void> {
+  const problems: string[] = [];
+  let instance: ScenarioInstance;
+  try {
+    instance = await getScenario(config.scenario).build(seed, config.scenarioOptions);
+  } catch (err) {
+    throw new Error(`invalid experiment '${config.name}': scenario '${config.scenario}' cannot be built from its scenarioOptions: ${messageOf(err)}`, { cause: err });
+  }
+  try {
+    for (const method of methods) {
+      if (methodNotApplicable(method, instance)) continue;
+      let trainer: JointLoop | undefined;
+      try {
+        trainer = makeTrainer(method, instance);
+      } catch (err) {
+        problems.push(`method '${method.name}': ${messageOf(err)}`);
+      } finally {
+        trainer?.dispose();
+      }
+    }
+  } finally {
+    instance.dispose();
+  }
+  if (problems.length) throw new Error(`invalid experiment '${config.name}' (checked before any training; nothing was run):\n  - ${problems.join("\n  - ")}`);
+}
+
+/** An error's message; native TensorFlow's "Invalid TF_Status: 3\nMessage: ..." becomes its message. */
+function messageOf(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.replace(/^Invalid TF_Status: \d+\s*Message:\s*/, "TensorFlow: ");
+}
+
 async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; seed: number }[], options: RunOptions, resultsDir: string, progress: Progress): Promise<ExperimentResult> {
+  const force = options.force ?? process.env.MERGENET_FORCE === "1";
+  const planned = jobs.map((job) => {
+    const file = runFile(resultsDir, config, job.method, job.seed);
+    return { ...job, file, cached: force ? undefined : readCached(file, runHash(config, job.method, job.seed)) };
+  });
+  const pending = planned.filter((job) => !job.cached);
+  if (pending.length) await preflight(config, [...new Set(pending.map((job) => job.method))], pending[0].seed);
   const runs: RunResult[] = [];
-  for (const { method, seed } of jobs) {
-    const file = runFile(resultsDir, config, method, seed);
-    const hash = runHash(config, method, seed);
-    const force = options.force ?? process.env.MERGENET_FORCE === "1";
-    const cached = force ? undefined : readCached(file, hash);
+  for (const { method, seed, file, cached } of planned) {
     if (cached) {
       runs.push(cached);
       progress.cached(`${method.name} seed ${seed}`);
       continue;
     }
     progress.start(`${method.name} seed ${seed}`);
-    const run = await trainOne(config, method, seed, progress, resultsDir);
+    let run: RunResult;
+    try {
+      run = await trainOne(config, method, seed, progress, resultsDir);
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith("interrupted:")) throw err;
+      // Name the run that failed; the original error (and its stack) is the cause.
+      throw new Error(`[${config.name}] '${method.name}' seed ${seed} failed: ${messageOf(err)}`, { cause: err });
+    }
     fs.rmSync(checkpointDir(resultsDir, config, method, seed), { recursive: true, force: true });
     writeJsonAtomic(file, run);
     runs.push(run);

@@ -13,6 +13,7 @@
  *   compared by colour; the lowest mel band is drawn at the bottom, as in any spectrogram.
  */
 import type { PlotlyFigure } from "./render";
+import { wrapTitle } from "./specs";
 
 /** One picture of a mosaic. */
 export interface ImageTile {
@@ -78,11 +79,12 @@ export function imageMosaic(tiles: ImageTile[], options: MosaicOptions = {}): Pl
       });
     });
   });
-  const margin = { l: 5, r: 5, t: options.title ? 40 : 5, b: 5 };
+  const title = options.title ? wrapTitle(options.title, mosaicWidth * scale + 10) : undefined;
+  const margin = { l: 5, r: 5, t: title ? 40 + 22 * (title.split("<br>").length - 1) : 5, b: 5 };
   return {
     data: [{ type: "image", z, hoverinfo: "skip" }],
     layout: {
-      ...(options.title ? { title: { text: options.title } } : {}),
+      ...(title ? { title: { text: title } } : {}),
       xaxis: { visible: false, range: [-0.5, mosaicWidth - 0.5] },
       yaxis: { visible: false, range: [mosaicHeight - 0.5, -0.5] },
       annotations,
@@ -130,9 +132,10 @@ export function spectrogramPanels(panels: SpectrogramPanel[], options: Spectrogr
   const spacing = 0.04;
   const width = (1 - spacing * (n - 1)) / n;
   const data: Record<string, unknown>[] = [];
+  const figureWidth = Math.max(360, 220 * n + 120);
   const layout: Record<string, unknown> = {
-    ...(options.title ? { title: { text: options.title } } : {}),
-    width: Math.max(360, 220 * n + 120),
+    ...(options.title ? { title: { text: wrapTitle(options.title, figureWidth) } } : {}),
+    width: figureWidth,
     height: options.height ?? 320,
     annotations: [] as Record<string, unknown>[],
   };

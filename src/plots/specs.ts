@@ -227,6 +227,25 @@ export interface HeatmapOptions {
   height?: number;
 }
 
+/**
+ * A plotly title broken onto lines (`<br>`) that fit `widthPx`: plotly neither wraps nor
+ * shrinks titles, so a long one is cut off at the figure's edges. Greedy on spaces; the
+ * average glyph is taken as 0.55 × the font size (plotly's default title font is 17 px).
+ */
+export function wrapTitle(text: string, widthPx: number, fontPx = 17): string {
+  const perLine = Math.max(10, Math.floor((widthPx - 20) / (fontPx * 0.55)));
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line && line.length + 1 + word.length > perLine) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  lines.push(line);
+  return lines.join("<br>");
+}
+
 /** A heatmap of a matrix, row 0 at the top as the matrix is written. */
 export function heatmap(matrix: number[][], options: HeatmapOptions = {}): PlotlyFigure {
   if (!Array.isArray(matrix) || matrix.length === 0 || !Array.isArray(matrix[0]) || matrix[0].length === 0) {
@@ -252,7 +271,7 @@ export function heatmap(matrix: number[][], options: HeatmapOptions = {}): Plotl
   return {
     data: [trace],
     layout: {
-      ...(options.title ? { title: { text: options.title } } : {}),
+      ...(options.title ? { title: { text: wrapTitle(options.title, options.width ?? 520) } } : {}),
       xaxis: { title: { text: options.xLabel ?? "" }, ...(options.xTicks ? { type: "category" } : {}) },
       yaxis: { title: { text: options.yLabel ?? "" }, autorange: "reversed", ...(options.yTicks ? { type: "category" } : {}) },
       width: options.width ?? 520,
@@ -311,7 +330,7 @@ export function scatterPath(rows: PathRow[], options: ScatterPathOptions = {}): 
   return {
     data,
     layout: {
-      ...(options.title ? { title: { text: options.title } } : {}),
+      ...(options.title ? { title: { text: wrapTitle(options.title, options.width ?? 600) } } : {}),
       xaxis: { title: { text: options.xLabel ?? "x" } },
       yaxis: { title: { text: options.yLabel ?? "y" } },
       colorway: METHOD_COLORS,

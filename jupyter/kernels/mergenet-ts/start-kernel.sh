@@ -11,6 +11,8 @@
 # - MERGENET_LOG defaults to `silent` so progress messages do not fill saved notebooks with
 #   stderr blocks (warnings are always shown); export MERGENET_LOG=info before starting
 #   Jupyter to see them.
+# - cell-errors.js is preloaded (NODE_OPTIONS=--require) so a failing cell prints its error's
+#   sentence and causes instead of a stack of tfjs internals; MERGENET_DEBUG=1 keeps the stack.
 set -euo pipefail
 connection_file="$1"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
@@ -21,4 +23,6 @@ if [[ ! -x node_modules/.bin/tslab ]]; then
 fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"
 export MERGENET_LOG="${MERGENET_LOG:-silent}"
+export MERGENET_KERNEL=1
+export NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--require \"$repo/jupyter/kernels/mergenet-ts/cell-errors.js\""
 exec node_modules/.bin/tslab kernel --config-path "$connection_file"

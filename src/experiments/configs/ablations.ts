@@ -32,6 +32,8 @@ export const ALONE = "target alone";
 export const PAIR_ONLY = "pair (no adapter)";
 export const REFERENCE = "MergeNet";
 export const CONTROL = "control: random source";
+/** The second control (SPEC.md 3b's "permuted source weight"): the live source weight, its entries shuffled by one fixed permutation. */
+export const PERMUTED = "control: permuted source";
 /** The reference's layer pair: source classifier [10, 128] → target fc2 [128, 256]. */
 export const REFERENCE_PAIR: LayerPair = { ...IMAGE_PAIRS.mlp.released };
 /** The target weight whose trajectory and spectra are recorded (the reference pair's target). */
@@ -77,15 +79,22 @@ export const RANK_LIMIT = 10;
 /** Ranks run: those of RANKS within RANK_LIMIT (quick mode: two of them). */
 export const usableRanks = (): number[] => pick([2, 8], RANKS.filter((r) => r <= RANK_LIMIT));
 export const svdMethod = (rank: number): string => `svd rank ${rank}`;
+/** The random-source control of the svd form at a rank: the same adapters fed random factors. */
+export const svdControl = (rank: number): string => controlOf(svdMethod(rank));
 export const FACTORIZED = "MergeNet factorized";
+export const FACTORIZED_CONTROL = controlOf(FACTORIZED);
 
-/** One experiment per rank: models whose paired layers are W = B·A at that rank, alone and with MergeNet. */
+/** One experiment per rank: models whose paired layers are W = B·A at that rank, alone, with MergeNet and with its random-source control. */
 export function factorizedRanks(): ExperimentConfig[] {
   return usableRanks().map((rank) => ({
     name: `04-factorized-r${rank}`,
     scenario: SCENARIO,
     scenarioOptions: { ...scenarioOptions({ factorized: { rank, source: ["classifier"], target: ["fc2"] } }) },
-    methods: [{ name: ALONE, kind: "target-alone" }, mergenet(FACTORIZED, { pairs: [{ source: "classifier", target: "fc2", form: "factorized" }] })],
+    methods: [
+      { name: ALONE, kind: "target-alone" },
+      mergenet(FACTORIZED, { pairs: [{ source: "classifier", target: "fc2", form: "factorized" }] }),
+      mergenet(FACTORIZED_CONTROL, { pairs: [{ source: "classifier", target: "fc2", form: "factorized" }], sourceInput: "random" }),
+    ],
     epochs: epochs(),
     seeds: seeds(),
     record: { phases: true },
@@ -177,7 +186,11 @@ export function ablations(): ExperimentConfig {
     { name: PAIR_ONLY, kind: "pair" },
     mergenet(REFERENCE),
     mergenet(CONTROL, { sourceInput: "random" }),
-    ...usableRanks().map((rank) => mergenet(svdMethod(rank), { pairs: [{ ...REFERENCE_PAIR, form: "svd", rank }] })),
+    mergenet(PERMUTED, { sourceInput: "permuted" }),
+    ...usableRanks().flatMap((rank) => [
+      mergenet(svdMethod(rank), { pairs: [{ ...REFERENCE_PAIR, form: "svd", rank }] }),
+      mergenet(svdControl(rank), { pairs: [{ ...REFERENCE_PAIR, form: "svd", rank }], sourceInput: "random" }),
+    ]),
     ...pairs,
     ...adapterVariants(),
     mergenet(EXACT, { rule: "exact" }),

@@ -15,6 +15,7 @@
  * layer with those layers swapped; every other layer keeps the zoo's seeded weights.
  */
 import { tf } from "../../backend";
+import { momentum } from "../../core/momentum";
 import { accuracyEvaluator, sparseCrossEntropy } from "../../core/losses";
 import { batchStream } from "../../data/batches";
 import { loadImageDataset, type ImageDatasetName } from "../../data/images";
@@ -178,7 +179,7 @@ export const imagePairScenario = registerScenario<ImagePairOptions>({
     const evaluate = accuracyEvaluator(sourceData.test.x, sourceData.test.y);
     const optimizers: tf.Optimizer[] = [];
     const optimizer = (adam: boolean): tf.Optimizer => {
-      const made = adam ? tf.train.adam(o.vitLearningRate) : tf.train.momentum(o.learningRate, 0.9);
+      const made = adam ? tf.train.adam(o.vitLearningRate) : momentum(o.learningRate, 0.9);
       optimizers.push(made);
       return made;
     };

@@ -25,6 +25,7 @@
  * All sides: SGD momentum 0.9, weight decay 5e-4, cross-entropy.
  */
 import { tf } from "../../backend";
+import { momentum } from "../../core/momentum";
 import type { ModelSide } from "../../core/joint";
 import { accuracyEvaluator, sparseCrossEntropy } from "../../core/losses";
 import type { LayerPair } from "../../core/trainer";
@@ -129,7 +130,7 @@ function checkOptions(scenario: string, options: Record<string, unknown>, defaul
 }
 
 function sgdSide(model: tf.LayersModel, learningRate: number, data: BatchStream, evaluate: ModelSide["evaluate"]): ModelSide {
-  return { model, optimizer: tf.train.momentum(learningRate, 0.9), weightDecay: 5e-4, loss: sparseCrossEntropy, data, evaluate };
+  return { model, optimizer: momentum(learningRate, 0.9), weightDecay: 5e-4, loss: sparseCrossEntropy, data, evaluate };
 }
 
 /** Accuracy on a held-out set under several keys at once (e.g. two test renderings). */
