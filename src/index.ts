@@ -20,9 +20,11 @@ export {
   type LayerPair,
   type LowRankForm,
   type UpdateRule,
+  type SourceInput,
 } from "./core/trainer";
 export type { ModelSide, EpochRecord, TransferRecord, TrainerHistory, JointLoop } from "./core/joint";
 export { AdamW, type AdamWConfig } from "./core/adamw";
+export { momentum, LeakFreeMomentum } from "./core/momentum";
 export { sparseCrossEntropy, accuracy, accuracyEvaluator, type LossFn } from "./core/losses";
 
 // Baselines.

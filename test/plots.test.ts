@@ -204,6 +204,6 @@ describe("plotly titles fit their figure", () => {
 
   it("heatmaps carry the wrapped title", () => {
     const fig = heatmap([[1, 2], [3, 4]], { title: "Adapter attention, rows→rows (target fc2 rows × source class rows)" });
-    expect((fig.layout.title as { text: string }).text).toContain("<br>");
+    expect((fig.layout?.title as { text: string }).text).toContain("<br>");
   });
 });

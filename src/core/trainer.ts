@@ -30,7 +30,9 @@
  * Choices the paper leaves open, made here: an epoch is one pass over the target's data
  * (the source's stream wraps on its own); dropout seeds are a pure function of (seed, t,
  * pair), so a resumed run draws the same masks; the random-source control draws one fixed
- * Gaussian matrix per source input at the first transfer, with that input's std.
+ * Gaussian matrix per source input at the first transfer, with that input's std; the
+ * permuted-source control shuffles each source input's entries by one fixed permutation,
+ * a pure function of (seed, pair, input), so it needs no checkpointing.
  */
 import { tf } from "../backend";
 import { logger } from "../log";
