@@ -358,6 +358,36 @@ function conv2DBackpropInput({ inputs, backend: rawBackend, attrs }: KernelArgs)
 }
 
 /**
+ * Every (output pixel, filter tap) of a depthwise convolution whose input pixel lies inside
+ * the image, as the flat offsets of its input pixel (x[b, ih, iw, 0]), output pixel
+ * (dy[b, oh, ow, 0]) and tap (w[kh, kw, 0, 0]); the caller loops over channels. Both
+ * depthwise gradients are this walk with a different inner loop.
+ */
+function forEachDepthwiseTap(info: Conv2DInfo, visit: (xBase: number, dyBase: number, wBase: number) => void): void {
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: CO } = info;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: sH, strideWidth: sW, dilationHeight: dH, dilationWidth: dW } = info;
+  const M = CO / C;
+  const padTop = info.padInfo.top;
+  const padLeft = info.padInfo.left;
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const dyBase = ((b * OH + oh) * OW + ow) * CO;
+        for (let kh = 0; kh < KH; kh++) {
+          const ih = oh * sH - padTop + kh * dH;
+          if (ih < 0 || ih >= H) continue;
+          for (let kw = 0; kw < KW; kw++) {
+            const iw = ow * sW - padLeft + kw * dW;
+            if (iw < 0 || iw >= W) continue;
+            visit(((b * H + ih) * W + iw) * C, dyBase, (kh * KW + kw) * C * M);
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
  * DepthwiseConv2dNativeBackpropFilter: dW [KH, KW, C, M] from x [B, H, W, C] and
  * dy [B, OH, OW, C*M], where dW[kh,kw,c,m] = sum over b,oh,ow of
  * x[b, oh*sH - padTop + kh*dH, ow*sW - padLeft + kw*dW, c] * dy[b, oh, ow, c*M + m].
@@ -376,34 +406,16 @@ function depthwiseBackpropFilter({ inputs, backend: rawBackend, attrs }: KernelA
   const out = backend.makeOutput(filterShape, "float32");
   const xs = floatView(backend, x);
   const dys = floatView(backend, dy);
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: CO } = info;
-  const { filterHeight: KH, filterWidth: KW, strideHeight: sH, strideWidth: sW, dilationHeight: dH, dilationWidth: dW } = info;
-  const M = CO / C;
-  const padTop = info.padInfo.top;
-  const padLeft = info.padInfo.left;
+  const C = info.inChannels;
+  const M = info.outChannels / C;
   // Accumulate in float64: each entry sums B*OH*OW products.
-  const acc = new Float64Array(KH * KW * C * M);
-  for (let b = 0; b < B; b++) {
-    for (let oh = 0; oh < OH; oh++) {
-      for (let ow = 0; ow < OW; ow++) {
-        const dyBase = ((b * OH + oh) * OW + ow) * CO;
-        for (let kh = 0; kh < KH; kh++) {
-          const ih = oh * sH - padTop + kh * dH;
-          if (ih < 0 || ih >= H) continue;
-          for (let kw = 0; kw < KW; kw++) {
-            const iw = ow * sW - padLeft + kw * dW;
-            if (iw < 0 || iw >= W) continue;
-            const xBase = ((b * H + ih) * W + iw) * C;
-            const wBase = (kh * KW + kw) * C * M;
-            for (let c = 0; c < C; c++) {
-              const xv = xs[xBase + c];
-              for (let m = 0; m < M; m++) acc[wBase + c * M + m] += xv * dys[dyBase + c * M + m];
-            }
-          }
-        }
-      }
+  const acc = new Float64Array(filterShape[0] * filterShape[1] * C * M);
+  forEachDepthwiseTap(info, (xBase, dyBase, wBase) => {
+    for (let c = 0; c < C; c++) {
+      const xv = xs[xBase + c];
+      for (let m = 0; m < M; m++) acc[wBase + c * M + m] += xv * dys[dyBase + c * M + m];
     }
-  }
+  });
   floatView(backend, out).set(acc);
   return out;
 }
@@ -428,33 +440,15 @@ function depthwiseBackpropInput({ inputs, backend: rawBackend, attrs }: KernelAr
   const dys = floatView(backend, dy);
   const ws = floatView(backend, filter);
   dx.fill(0);
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: CO } = info;
-  const { filterHeight: KH, filterWidth: KW, strideHeight: sH, strideWidth: sW, dilationHeight: dH, dilationWidth: dW } = info;
-  const M = CO / C;
-  const padTop = info.padInfo.top;
-  const padLeft = info.padInfo.left;
-  for (let b = 0; b < B; b++) {
-    for (let oh = 0; oh < OH; oh++) {
-      for (let ow = 0; ow < OW; ow++) {
-        const dyBase = ((b * OH + oh) * OW + ow) * CO;
-        for (let kh = 0; kh < KH; kh++) {
-          const ih = oh * sH - padTop + kh * dH;
-          if (ih < 0 || ih >= H) continue;
-          for (let kw = 0; kw < KW; kw++) {
-            const iw = ow * sW - padLeft + kw * dW;
-            if (iw < 0 || iw >= W) continue;
-            const xBase = ((b * H + ih) * W + iw) * C;
-            const wBase = (kh * KW + kw) * C * M;
-            for (let c = 0; c < C; c++) {
-              let s = 0;
-              for (let m = 0; m < M; m++) s += dys[dyBase + c * M + m] * ws[wBase + c * M + m];
-              dx[xBase + c] += s;
-            }
-          }
-        }
-      }
+  const C = info.inChannels;
+  const M = info.outChannels / C;
+  forEachDepthwiseTap(info, (xBase, dyBase, wBase) => {
+    for (let c = 0; c < C; c++) {
+      let s = 0;
+      for (let m = 0; m < M; m++) s += dys[dyBase + c * M + m] * ws[wBase + c * M + m];
+      dx[xBase + c] += s;
     }
-  }
+  });
   return out;
 }
 

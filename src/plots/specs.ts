@@ -106,6 +106,17 @@ export function summarizeOverSeeds(rows: CurveRow[], x: "step" | "epoch"): Curve
     .sort((a, b) => (a.method < b.method ? -1 : a.method > b.method ? 1 : a.x - b.x));
 }
 
+/** What every vega-lite chart here starts with: schema, optional title, size and inline data. */
+function frame(options: { title?: string; width?: number; height?: number }, values: unknown[]): Record<string, unknown> {
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    ...(options.title ? { title: options.title } : {}),
+    width: options.width ?? DEFAULT_WIDTH,
+    height: options.height ?? DEFAULT_HEIGHT,
+    data: { values },
+  };
+}
+
 /** Learning curves: the mean over seeds per method as a line, mean ± std as a band. */
 export function learningCurves(rows: CurveRow[], options: LearningCurveOptions): VegaLiteSpec {
   requireRows(rows, "learningCurves");
@@ -141,11 +152,7 @@ export function learningCurves(rows: CurveRow[], options: LearningCurveOptions):
     encoding: { x, y: { field: "bandLo", type: "quantitative" as const, scale: yScale }, y2: { field: "hi" }, color },
   };
   return {
-    $schema: VEGA_LITE_SCHEMA,
-    ...(options.title ? { title: options.title } : {}),
-    width: options.width ?? DEFAULT_WIDTH,
-    height: options.height ?? DEFAULT_HEIGHT,
-    data: { values },
+    ...frame(options, values),
     layer: bandKind === "std" ? [band, line] : [line],
   };
 }
@@ -183,11 +190,7 @@ export function groupedBars(rows: BarRow[], options: GroupedBarOptions = {}): Ve
   const xOffset = { field: "method", type: "nominal" as const };
   const metric = options.metric ?? "value";
   return {
-    $schema: VEGA_LITE_SCHEMA,
-    ...(options.title ? { title: options.title } : {}),
-    width: options.width ?? DEFAULT_WIDTH,
-    height: options.height ?? DEFAULT_HEIGHT,
-    data: { values },
+    ...frame(options, values),
     layer: [
       {
         mark: { type: "bar" },
