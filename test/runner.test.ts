@@ -7,8 +7,11 @@ import { runExperiment, runFile, runHash, stableStringify, validateExperiment, t
 import { buildReport, readReportIndex, recordReportEntry } from "../src/notebook/report";
 import { tf } from "../src/backend";
 import type { LossFn } from "../src/core/losses";
+import { momentum } from "../src/core/momentum";
+import type { MethodSpec } from "../src/experiments/methods";
 import { getScenario, registerScenario } from "../src/experiments/scenario";
 import { registerTinyScenario } from "./helpers/tiny";
+import { expectNoTensorLeak } from "./helpers/leaks";
 
 registerTinyScenario("test-tiny");
 
@@ -77,6 +80,37 @@ describe("runExperiment", () => {
     const a = await runExperiment(config({ seeds: [3] }), { resultsDir: tmp(), progress: false });
     const b = await runExperiment(config({ seeds: [3] }), { resultsDir: tmp(), progress: false });
     expect(a.runs.map((r) => r.targetLoss)).toEqual(b.runs.map((r) => r.targetLoss));
+  });
+});
+
+describe("memory across whole experiments", () => {
+  it("a whole experiment (preflight, every run, both controls) leaves no tensor behind", async () => {
+    const permuted: MethodSpec = { name: "control: permuted source", kind: "mergenet", mergenet: { pairs: [PAIR], adapter: { layers: 1, heads: 2 }, sourceInput: "permuted" } };
+    const methods = [...config().methods, permuted];
+    await expectNoTensorLeak(async () => {
+      await runExperiment(config({ seeds: [0], epochs: 1, methods }), { resultsDir: tmp(), progress: false });
+    }, { warmup: 1, repeats: 2 });
+  });
+
+  it("the momentum optimiser the scenarios use frees its learning-rate scalar (tfjs's own keeps it)", () => {
+    const v = tf.variable(tf.ones([3]));
+    const countAfter = (make: () => tf.Optimizer): number => {
+      const before = tf.memory().numTensors;
+      const opt = make();
+      const grad = tf.onesLike(v);
+      opt.applyGradients({ [v.name]: grad });
+      grad.dispose();
+      opt.dispose();
+      return tf.memory().numTensors - before;
+    };
+    tf.engine().startScope();
+    try {
+      expect(countAfter(() => momentum(0.1, 0.9))).toBe(0);
+      expect(countAfter(() => tf.train.momentum(0.1, 0.9))).toBe(1); // tfjs 4.22's leak; if this fails, tfjs fixed it
+    } finally {
+      tf.engine().endScope();
+      v.dispose();
+    }
   });
 });
 
