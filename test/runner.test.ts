@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { summarize, pairedDifference, transferVerdict, stats, curveRows, distinguishable } from "../src/experiments/results";
+import { summarize, pairedDifference, transferVerdict, stats, curveRows, distinguishable, studentTail, falseWinRate, chanceOfWins } from "../src/experiments/results";
 import { runExperiment, runFile, runHash, stableStringify, validateExperiment, type ExperimentConfig, type ExperimentResult, type RunResult } from "../src/experiments/runner";
 import { buildReport, readReportIndex, recordReportEntry } from "../src/notebook/report";
 import { tf } from "../src/backend";
@@ -250,5 +250,28 @@ describe("forcing a rerun", () => {
     expect(forced.runs[0].createdAt).not.toBe(first.runs[0].createdAt);
     const cached = await runExperiment(cfg, { resultsDir: dir, progress: false });
     expect(cached.runs[0].createdAt).toBe(forced.runs[0].createdAt); // without the flag, the forced run is reused
+  });
+});
+
+describe("how many wins chance gives", () => {
+  it("Student's t tail matches closed forms (1 and 2 degrees of freedom) and the normal for many", () => {
+    expect(studentTail(2, 1)).toBeCloseTo(0.5 - Math.atan(2) / Math.PI, 6); // Cauchy
+    expect(studentTail(2, 2)).toBeCloseTo(0.5 * (1 - 2 / Math.sqrt(6)), 6);
+    expect(studentTail(0, 5)).toBeCloseTo(0.5, 9);
+    expect(studentTail(1.959964, 200)).toBeCloseTo(0.0253, 3); // close to the normal's 0.025
+  });
+
+  it("a null method passes the two-standard-error bar often with few seeds", () => {
+    expect(falseWinRate(3)).toBeCloseTo(0.0918, 4);
+    expect(falseWinRate(10)).toBeLessThan(falseWinRate(5));
+    expect(() => falseWinRate(1)).toThrow(/at least 2 seeds/);
+  });
+
+  it("1 win in 20 comparisons on 3 seeds is what chance gives; 8 is not", () => {
+    const one = chanceOfWins(1, 20, 3);
+    expect(one.expected).toBeCloseTo(20 * 0.0918, 2);
+    expect(one.pAtLeast).toBeGreaterThan(0.8);
+    expect(chanceOfWins(8, 20, 3).pAtLeast).toBeLessThan(0.01);
+    expect(chanceOfWins(0, 20, 3).pAtLeast).toBe(1);
   });
 });

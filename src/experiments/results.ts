@@ -112,6 +112,56 @@ export function distinguishable(s: Stats): boolean {
   return s.n >= 2 && Math.abs(s.mean) > (2 * s.std) / Math.sqrt(s.n);
 }
 
+/** ln Γ(x) for x a positive multiple of 1/2 (all a t distribution with whole degrees of freedom needs), by Γ(x + 1) = x Γ(x). */
+function logGammaHalf(x: number): number {
+  if (!(x > 0) || !Number.isInteger(2 * x)) throw new Error(`logGammaHalf needs a positive multiple of 1/2, got ${x}`);
+  let value = Number.isInteger(x) ? 0 : 0.5 * Math.log(Math.PI); // Γ(1) = 1, Γ(1/2) = √π
+  for (let k = Number.isInteger(x) ? 1 : 0.5; k < x; k++) value += Math.log(k);
+  return value;
+}
+
+/** P(T > t) for Student's t with `df` whole degrees of freedom, t ≥ 0 (Simpson's rule on the density over [0, t]). */
+export function studentTail(t: number, df: number): number {
+  if (!Number.isInteger(df) || df < 1) throw new Error(`studentTail: df must be a whole number >= 1, got ${df}`);
+  if (!(t >= 0)) throw new Error(`studentTail: t must be >= 0, got ${t}`);
+  const logC = logGammaHalf((df + 1) / 2) - logGammaHalf(df / 2) - 0.5 * Math.log(df * Math.PI);
+  const density = (x: number): number => Math.exp(logC - ((df + 1) / 2) * Math.log(1 + (x * x) / df));
+  const steps = 2000; // even
+  const h = t / steps;
+  let area = density(0) + density(t);
+  for (let i = 1; i < steps; i++) area += (i % 2 ? 4 : 2) * density(i * h);
+  return Math.max(0, 0.5 - (area * h) / 3);
+}
+
+/**
+ * How often a method with NO real effect still "beats" its control under `distinguishable`
+ * (paired mean above two standard errors) with n seeds, assuming normal seed noise: one-sided
+ * P(T > 2), T ~ Student's t with n − 1 degrees of freedom. 3 seeds: 0.092; 5: 0.058; 10: 0.038.
+ * Loose on purpose (it flags what is worth a longer run); so among many comparisons some
+ * "wins" are expected by chance alone, and chanceOfWins says how surprising a count is.
+ */
+export function falseWinRate(seeds: number): number {
+  if (!Number.isInteger(seeds) || seeds < 2) throw new Error(`falseWinRate: needs at least 2 seeds, got ${seeds}`);
+  return studentTail(2, seeds - 1);
+}
+
+/**
+ * Among `comparisons` methods with no real effect, each judged on `seeds` seeds: the expected
+ * number of chance "wins" over the control, and the probability of at least `wins` of them
+ * (binomial tail). A small probability (below 0.05) means the wins are more than chance gives.
+ */
+export function chanceOfWins(wins: number, comparisons: number, seeds: number): { expected: number; pAtLeast: number } {
+  const p = falseWinRate(seeds);
+  if (wins <= 0) return { expected: comparisons * p, pAtLeast: 1 };
+  let pAtLeast = 0;
+  let term = Math.pow(1 - p, comparisons); // P(X = 0)
+  for (let k = 0; k <= comparisons; k++) {
+    if (k >= wins) pAtLeast += term;
+    term *= ((comparisons - k) / (k + 1)) * (p / (1 - p)); // P(X = k + 1) from P(X = k)
+  }
+  return { expected: comparisons * p, pAtLeast: Math.min(1, pAtLeast) };
+}
+
 function signed(s: Stats): string {
   const sign = s.mean >= 0 ? "+" : "−";
   const spread = s.n > 1 ? ` ± ${s.std.toFixed(4)}` : "";
