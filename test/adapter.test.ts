@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
 import { AdapterConfig, BLOCK_NAMES, ParameterAdapter, dropoutMask, headWidth, resolveAdapterConfig } from "../src/core/adapter";
 import { WriteBack } from "../src/core/writeback";
+import { finiteDifference } from "./helpers/numeric";
 
 interface StoredTensor {
   shape: number[];
@@ -163,21 +164,6 @@ describe("adapter: shapes", () => {
     expect(headWidth(7, 5, 3)).toBe(42); // floor(128 / 3)
   });
 });
-
-/** Central finite difference of `loss` in one element of `variable`. */
-function finiteDifference(loss: () => number, variable: tf.Variable, index: number, step: number): number {
-  const original = variable.dataSync().slice();
-  const evaluate = (delta: number): number => {
-    const values = original.slice();
-    values[index] += delta;
-    tf.tidy(() => variable.assign(tf.tensor(values, variable.shape)));
-    return loss();
-  };
-  const plus = evaluate(step);
-  const minus = evaluate(-step);
-  tf.tidy(() => variable.assign(tf.tensor(original, variable.shape)));
-  return (plus - minus) / (2 * step);
-}
 
 // float32 finite differences: step 1e-2, loss sum(R * out) of magnitude ~5 over 24
 // elements. Float32 rounding of the loss (~5e-7) over 2*step gives ~3e-5 of noise and the

@@ -14,6 +14,7 @@ import {
   needsFollowingNormalisation,
   writeBackWarning,
 } from "../src/core/writeback";
+import { finiteDifference } from "./helpers/numeric";
 
 interface StoredTensor {
   shape: [number, number];
@@ -152,21 +153,6 @@ describe("write-back: modes", () => {
     b.dispose();
   });
 });
-
-/** Central finite difference of `loss` in one element of `variable`. */
-function finiteDifference(loss: () => number, variable: tf.Variable, index: number, step: number): number {
-  const original = variable.dataSync().slice();
-  const evaluate = (delta: number): number => {
-    const values = original.slice();
-    values[index] += delta;
-    tf.tidy(() => variable.assign(tf.tensor(values, variable.shape)));
-    return loss();
-  };
-  const plus = evaluate(step);
-  const minus = evaluate(-step);
-  tf.tidy(() => variable.assign(tf.tensor(original, variable.shape)));
-  return (plus - minus) / (2 * step);
-}
 
 describe("write-back: gradients against finite differences (float32)", () => {
   // Loss sum(R * W'), |loss| ~ 1; step 1e-2. Float32 rounding of the loss over 2*step and

@@ -1,4 +1,4 @@
-// Shared by the cross-backend tests: deterministic inputs and running ops on a named backend.
+// Shared numeric test helpers: deterministic inputs, running ops on a named backend, finite differences.
 import { tf } from "../../src/backend";
 import { mulberry32 } from "../../src/core/random";
 
@@ -17,4 +17,19 @@ export async function runOn(backend: string, outputs: () => tf.Tensor[]): Promis
   const values = tensors.map((t) => Float32Array.from(t.dataSync()));
   tf.dispose(tensors);
   return values;
+}
+
+/** Central finite difference of `loss` in one element of `variable`. */
+export function finiteDifference(loss: () => number, variable: tf.Variable, index: number, step: number): number {
+  const original = variable.dataSync().slice();
+  const evaluate = (delta: number): number => {
+    const values = original.slice();
+    values[index] += delta;
+    tf.tidy(() => variable.assign(tf.tensor(values, variable.shape)));
+    return loss();
+  };
+  const plus = evaluate(step);
+  const minus = evaluate(-step);
+  tf.tidy(() => variable.assign(tf.tensor(original, variable.shape)));
+  return (plus - minus) / (2 * step);
 }
