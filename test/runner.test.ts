@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { summarize, pairedDifference, transferVerdict, stats, curveRows, distinguishable, studentTail, falseWinRate, chanceOfWins } from "../src/experiments/results";
+import { summarize, pairedDifference, transferVerdict, stats, curveRows, distinguishable, studentTail, falseWinRate, chanceOfWins, oneSidedP } from "../src/experiments/results";
 import { runExperiment, runFile, runHash, stableStringify, validateExperiment, type ExperimentConfig, type ExperimentResult, type RunResult } from "../src/experiments/runner";
 import { buildReport, readReportIndex, recordReportEntry } from "../src/notebook/report";
 import { tf } from "../src/backend";
@@ -213,7 +213,7 @@ describe("results", () => {
       ["m", 0, 0.85], ["m", 1, 0.86], ["m", 2, 0.84],
       ["c", 0, 0.80], ["c", 1, 0.81], ["c", 2, 0.79],
     ]);
-    expect(transferVerdict(better, "m", "c")).toMatch(/beats its random-source control/);
+    expect(transferVerdict(better, "m", "c")).toMatch(/beats its random-source control beyond seed noise \(one-sided p < 0\.001, paired t test on 3 seeds; .*\): a candidate for transfer/);
     const none = result([["target alone", 0, 0.8], ["target alone", 1, 0.81], ["m", 0, 0.81], ["m", 1, 0.80], ["c", 0, 0.8], ["c", 1, 0.8]]);
     expect(transferVerdict(none, "m", "c")).toMatch(/No effect beyond seed noise/);
     expect(distinguishable(stats([0.01, 0.011, 0.009]))).toBe(true);
@@ -265,6 +265,14 @@ describe("how many wins chance gives", () => {
     expect(falseWinRate(3)).toBeCloseTo(0.0918, 4);
     expect(falseWinRate(10)).toBeLessThan(falseWinRate(5));
     expect(() => falseWinRate(1)).toThrow(/at least 2 seeds/);
+  });
+
+  it("one-sided p of a paired difference: t test, with the zero-spread cases named", () => {
+    // mean 0.01, std 0.01, n 3: t = √3, df 2: P(T > √3) = 0.5 (1 − √3 / √5)
+    expect(oneSidedP(stats([0.0, 0.01, 0.02]))).toBeCloseTo(0.5 * (1 - Math.sqrt(3) / Math.sqrt(5)), 6);
+    expect(oneSidedP(stats([-0.02, -0.01, 0.0]))).toBeCloseTo(1 - 0.5 * (1 - Math.sqrt(3) / Math.sqrt(5)), 6);
+    expect(oneSidedP(stats([0.1, 0.1]))).toBe(0);
+    expect(() => oneSidedP(stats([0.1]))).toThrow(/at least 2/);
   });
 
   it("1 win in 20 comparisons on 3 seeds is what chance gives; 8 is not", () => {

@@ -162,6 +162,16 @@ export function chanceOfWins(wins: number, comparisons: number, seeds: number): 
   return { expected: comparisons * p, pAtLeast: Math.min(1, pAtLeast) };
 }
 
+/** One-sided p-value of a paired mean above 0: P(T > mean / (std / √n)), T ~ Student's t with n − 1 degrees of freedom. */
+export function oneSidedP(s: Stats): number {
+  if (s.n < 2) throw new Error(`oneSidedP needs at least 2 paired values, got ${s.n}`);
+  if (s.std === 0) return s.mean > 0 ? 0 : s.mean < 0 ? 1 : 0.5;
+  const t = s.mean / (s.std / Math.sqrt(s.n));
+  return t >= 0 ? studentTail(t, s.n - 1) : 1 - studentTail(-t, s.n - 1);
+}
+
+const pText = (p: number): string => (p < 0.001 ? "< 0.001" : `= ${p.toFixed(3)}`);
+
 function signed(s: Stats): string {
   const sign = s.mean >= 0 ? "+" : "−";
   const spread = s.n > 1 ? ` ± ${s.std.toFixed(4)}` : "";
@@ -181,7 +191,9 @@ export function transferVerdict(result: ExperimentResult, method: string, contro
   const facts = `gain over ${baseline} ${signed(overAlone)}; over its control (${control}) ${signed(overControl)}; the control over ${baseline} ${signed(controlOverAlone)}.`;
   let meaning: string;
   if (overAlone.n < 2) meaning = "One seed only (quick mode?): no conclusion can be drawn.";
-  else if (distinguishable(overControl) && overControl.mean > 0) meaning = "It beats its random-source control beyond seed noise: evidence that something specific to the source's weight helped.";
+  else if (distinguishable(overControl) && overControl.mean > 0) {
+    meaning = `It beats its random-source control beyond seed noise (one-sided p ${pText(oneSidedP(overControl))}, paired t test on ${overControl.n} seeds; among many comparisons a few pass by chance): a candidate for transfer from the source, to confirm with more seeds.`;
+  }
   else if (distinguishable(overAlone) && overAlone.mean > 0) meaning = "It gains over training alone, but not over its random-source control: the gain is what any such perturbation gives (regularisation), not knowledge transfer.";
   else if (distinguishable(overAlone) && overAlone.mean < 0) meaning = "It hurts the target beyond seed noise.";
   else meaning = "No effect beyond seed noise: no knowledge transfer is measurable here.";
