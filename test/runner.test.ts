@@ -259,6 +259,10 @@ describe("how many wins chance gives", () => {
     expect(studentTail(2, 2)).toBeCloseTo(0.5 * (1 - 2 / Math.sqrt(6)), 6);
     expect(studentTail(0, 5)).toBeCloseTo(0.5, 9);
     expect(studentTail(1.959964, 200)).toBeCloseTo(0.0253, 3); // close to the normal's 0.025
+    // Far tails stay accurate: df 2 has the closed form 0.5 (1 − t / √(t² + 2)).
+    expect(studentTail(40, 2)).toBeCloseTo(0.5 * (1 - 40 / Math.sqrt(1602)), 8);
+    expect(studentTail(1e6, 2)).toBeLessThan(1e-9);
+    expect(studentTail(Infinity, 4)).toBeCloseTo(0, 9);
   });
 
   it("a null method passes the two-standard-error bar often with few seeds", () => {

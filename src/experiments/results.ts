@@ -120,17 +120,23 @@ function logGammaHalf(x: number): number {
   return value;
 }
 
-/** P(T > t) for Student's t with `df` whole degrees of freedom, t ≥ 0 (Simpson's rule on the density over [0, t]). */
+/**
+ * P(T > t) for Student's t with `df` whole degrees of freedom, t ≥ 0 (Infinity allowed).
+ * With x = √df·tan θ the density becomes C·√df·cos^(df−1) θ on [0, π/2), smooth and bounded,
+ * so Simpson's rule is accurate for any t, however large.
+ */
 export function studentTail(t: number, df: number): number {
   if (!Number.isInteger(df) || df < 1) throw new Error(`studentTail: df must be a whole number >= 1, got ${df}`);
   if (!(t >= 0)) throw new Error(`studentTail: t must be >= 0, got ${t}`);
   const logC = logGammaHalf((df + 1) / 2) - logGammaHalf(df / 2) - 0.5 * Math.log(df * Math.PI);
-  const density = (x: number): number => Math.exp(logC - ((df + 1) / 2) * Math.log(1 + (x * x) / df));
+  const scale = Math.exp(logC) * Math.sqrt(df);
+  const density = (theta: number): number => scale * Math.pow(Math.cos(theta), df - 1);
+  const end = Math.atan(t / Math.sqrt(df));
   const steps = 2000; // even
-  const h = t / steps;
-  let area = density(0) + density(t);
+  const h = end / steps;
+  let area = density(0) + density(end);
   for (let i = 1; i < steps; i++) area += (i % 2 ? 4 : 2) * density(i * h);
-  return Math.max(0, 0.5 - (area * h) / 3);
+  return Math.min(0.5, Math.max(0, 0.5 - (area * h) / 3));
 }
 
 /**
