@@ -15,8 +15,8 @@ function capture(): { out: string[]; err: string[] } {
 
 function runThree(): void {
   const p = new Progress("exp", 3, true);
-  p.cached("a seed 0");
-  p.cached("a seed 1");
+  p.cached("a seed 0", 65);
+  p.cached("a seed 1", 60);
   p.start("b seed 0");
   p.epoch(record, 1);
   p.done("accuracy 0.9");
@@ -34,7 +34,7 @@ describe("progress lines", () => {
     runThree();
     vi.restoreAllMocks();
     expect(out).toEqual([]);
-    expect(err.join("")).toMatch(/^\[exp\] 1\/3 a seed 0: cached\n\[exp\] 2\/3 a seed 1: cached\n\[exp\] 3\/3 b seed 0: accuracy 0\.9 \(\d+s, ETA 0s\)\n\[exp\] 3 runs \(1 trained, 2 cached\) in \d+s\n$/);
+    expect(err.join("")).toMatch(/^\[exp\] 1\/3 a seed 0: cached\n\[exp\] 2\/3 a seed 1: cached\n\[exp\] 3\/3 b seed 0: accuracy 0\.9 \(\d+s, ETA 0s\)\n\[exp\] 3 runs \(1 trained, 2 cached, which took 2m05s to train when they ran\) in \d+s\n$/);
   });
 
   it("in the kernel: trained runs and the closing count on stdout, nothing on stderr", () => {
@@ -43,6 +43,6 @@ describe("progress lines", () => {
     runThree();
     vi.restoreAllMocks();
     expect(err).toEqual([]);
-    expect(out.join("")).toMatch(/^\[exp\] 3\/3 b seed 0: accuracy 0\.9 \(\d+s, ETA 0s\)\n\[exp\] 3 runs \(1 trained, 2 cached\) in \d+s\n$/);
+    expect(out.join("")).toMatch(/^\[exp\] 3\/3 b seed 0: accuracy 0\.9 \(\d+s, ETA 0s\)\n\[exp\] 3 runs \(1 trained, 2 cached, which took 2m05s to train when they ran\) in \d+s\n$/);
   });
 });

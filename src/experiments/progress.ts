@@ -5,7 +5,8 @@
  *
  * In the notebook kernel (MERGENET_KERNEL=1, set by start-kernel.sh) the lines go to stdout,
  * because Jupyter shows stderr as alarming pink blocks, and runs read from the cache are not
- * listed one by one: the experiment's closing line counts them.
+ * listed one by one: the experiment's closing line counts them and says how long they took
+ * to train when they ran (their recorded wall time).
  */
 import type { EpochRecord } from "../core/joint";
 
@@ -20,6 +21,8 @@ export class Progress {
   private done_ = 0;
   private trained = 0;
   private trainedSeconds = 0;
+  /** Training time the cached runs took when they ran (their recorded wall time). */
+  private cachedSeconds = 0;
   private current = "";
   private runStarted = 0;
   private readonly started = Date.now();
@@ -59,8 +62,9 @@ export class Progress {
     this.redraw(`epoch ${record.epoch + 1}/${epochs} loss ${record.targetLoss.toFixed(4)}`);
   }
 
-  cached(label: string): void {
+  cached(label: string, recordedSeconds = 0): void {
     this.done_ += 1;
+    if (Number.isFinite(recordedSeconds)) this.cachedSeconds += recordedSeconds;
     if (!this.live && !this.inKernel) this.write(`[${this.experiment}] ${this.done_}/${this.total} ${label}: cached\n`);
     else this.redraw(`${label}: cached`);
   }
@@ -76,7 +80,8 @@ export class Progress {
 
   finish(): void {
     const total = duration((Date.now() - this.started) / 1000);
-    if (this.live) this.write(`\r[${this.experiment}] ${this.total} runs (${this.trained} trained, ${this.total - this.trained} cached) in ${total}\n`);
-    else this.write(`[${this.experiment}] ${this.total} runs (${this.trained} trained, ${this.total - this.trained} cached) in ${total}\n`);
+    const cached = this.total - this.trained;
+    const when = cached > 0 && this.cachedSeconds > 0 ? `, which took ${duration(this.cachedSeconds)} to train when they ran` : "";
+    this.write(`${this.live ? "\r" : ""}[${this.experiment}] ${this.total} runs (${this.trained} trained, ${cached} cached${when}) in ${total}\n`);
   }
 }

@@ -396,7 +396,7 @@ async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; see
   for (const { method, seed, file, cached } of planned) {
     if (cached) {
       runs.push(cached);
-      progress.cached(`${method.name} seed ${seed}`);
+      progress.cached(`${method.name} seed ${seed}`, cached.wallSeconds);
       continue;
     }
     progress.start(`${method.name} seed ${seed}`);
