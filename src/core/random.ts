@@ -12,6 +12,20 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/** A seeded uniform permutation of 0..n-1 (Fisher–Yates on mulberry32(seed)). */
+export function seededPermutation(n: number, seed: number): Int32Array {
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  const rand = mulberry32(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    const tmp = order[i];
+    order[i] = order[j];
+    order[j] = tmp;
+  }
+  return order;
+}
+
 /** A new integer seed from a generator (for seeding tf ops such as dropout). */
 export function nextSeed(rand: () => number): number {
   return Math.floor(rand() * 2 ** 31);

@@ -41,7 +41,7 @@ import { ParameterAdapter, type AdapterConfig } from "./adapter";
 import { JointLoop, type ExtraState, type ModelSide, type SideState, type StepLosses, type TransferStats } from "./joint";
 import { factorRefs, paramRef, readMatrix, toMatrix, writeMatrix, type ParamRef } from "./params";
 import { svdSplit } from "./lowrank";
-import { mulberry32 } from "./random";
+import { seededPermutation } from "./random";
 import { trainStep, variableOf, type StepResult } from "./step";
 import { WriteBack, writeBackWarning, type OutputMode } from "./writeback";
 
@@ -49,17 +49,6 @@ export type LowRankForm = "full" | "factorized" | "svd";
 export type UpdateRule = "hypernet" | "exact";
 export type Direction = "one-way" | "two-way";
 export type SourceInput = "model" | "random" | "permuted";
-
-/** A seeded uniform permutation of 0..n-1 (Fisher–Yates on mulberry32). */
-export function permutation(n: number, seed: number): Int32Array {
-  const order = Int32Array.from({ length: n }, (_, i) => i);
-  const rand = mulberry32(seed);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
-}
 
 /** One pair of weights: knowledge flows from `source` into `target`. */
 export interface LayerPair {
@@ -383,7 +372,7 @@ export class MergeNetTrainer extends JointLoop {
       }
       if (this.config.sourceInput === "model") return parts;
       if (this.config.sourceInput === "permuted") {
-        link.permutations ??= parts.map((p, k) => tf.keep(tf.tensor1d(permutation(p.size, this.config.seed * 104729 + link.pairIndex * 7919 + k + 1), "int32")));
+        link.permutations ??= parts.map((p, k) => tf.keep(tf.tensor1d(seededPermutation(p.size, this.config.seed * 104729 + link.pairIndex * 7919 + k + 1), "int32")));
         return parts.map((p, k) => tf.reshape(tf.gather(tf.reshape(p, [-1]), link.permutations![k]), p.shape) as tf.Tensor2D);
       }
       if (!link.randomSources) {

@@ -5,7 +5,7 @@
  * its own seed only (two models' streams never disturb each other).
  */
 import { tf } from "../backend";
-import { mulberry32 } from "../core/random";
+import { seededPermutation } from "../core/random";
 
 export interface Batch {
   x: tf.Tensor;
@@ -45,17 +45,7 @@ export function batchStream(x: tf.Tensor, y: tf.Tensor, options: BatchStreamOpti
   let order = permutation(size, seed, epoch);
 
   function permutation(n: number, s: number | undefined, e: number): Int32Array {
-    const idx = new Int32Array(n);
-    for (let i = 0; i < n; i++) idx[i] = i;
-    if (s === undefined) return idx;
-    const rand = mulberry32(s * 1_000_003 + e);
-    for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      const tmp = idx[i];
-      idx[i] = idx[j];
-      idx[j] = tmp;
-    }
-    return idx;
+    return s === undefined ? Int32Array.from({ length: n }, (_, i) => i) : seededPermutation(n, s * 1_000_003 + e);
   }
 
   return {
