@@ -9,15 +9,15 @@ import { JointLoop, type ModelSide, type StepLosses } from "../core/joint";
 import { trainStep } from "../core/step";
 
 export class IndependentTrainer extends JointLoop {
-  /** `source` undefined: target alone. */
-  constructor(source: ModelSide | undefined, target: ModelSide) {
-    super(source, target);
+  /** `source` undefined: target alone. A frozen source is carried along and never steps. */
+  constructor(source: ModelSide | undefined, target: ModelSide, opts: { freezeSource?: boolean } = {}) {
+    super(source, target, opts);
   }
 
   protected stepOnce(): StepLosses {
     let sourceLoss: tf.Scalar | undefined;
     const source = this.source;
-    if (source) sourceLoss = this.timed("source_step", () => stepSide(source.spec, source.weightDecay));
+    if (source && !source.frozen) sourceLoss = this.timed("source_step", () => stepSide(source.spec, source.weightDecay));
     return { source: sourceLoss, target: this.timed("target_step", () => stepSide(this.target.spec, this.target.weightDecay)) };
   }
 }

@@ -56,13 +56,19 @@ export class AdamW {
   private readonly sizes: number[];
   /** [total] weight decay per element: weightDecay on matrices, 0 elsewhere; undefined when nothing decays. */
   private readonly decay: tf.Tensor1D | undefined;
+  /** [total] learning-rate multiple per element (a separate gate learning rate); undefined when all are 1. */
+  private readonly rateScale: tf.Tensor1D | undefined;
   /** [total] first and second moments over all variables, concatenated in order. */
   private firstMoment: tf.Tensor1D;
   private secondMoment: tf.Tensor1D;
   private stepCount = 0;
   private lr: number;
 
-  constructor(variables: tf.Variable[], config: Partial<AdamWConfig> = {}) {
+  /**
+   * `rateScales`: one learning-rate multiple per variable (default all 1), so one optimiser
+   * can give a variable, such as the write-back gate, its own learning rate.
+   */
+  constructor(variables: tf.Variable[], config: Partial<AdamWConfig> = {}, opts: { rateScales?: number[] } = {}) {
     this.config = { ...ADAMW_DEFAULTS, ...config };
     if (!(this.config.learningRate > 0)) throw new Error(`adapter learning rate must be > 0, got ${this.config.learningRate}`);
     if (!(this.config.weightDecay >= 0)) throw new Error(`adapter weight decay must be >= 0, got ${this.config.weightDecay}`);
@@ -80,6 +86,19 @@ export class AdamW {
         offset += v.size;
       });
       this.decay = tf.keep(tf.tensor1d(perElement));
+    }
+    const scales = opts.rateScales;
+    if (scales !== undefined && (scales.length !== variables.length || !scales.every((x) => x > 0 && Number.isFinite(x)))) {
+      throw new Error(`AdamW rateScales needs one finite number > 0 per variable (${variables.length}), got ${JSON.stringify(scales)}`);
+    }
+    if (scales?.some((x) => x !== 1)) {
+      const perElement = new Float32Array(total);
+      let offset = 0;
+      variables.forEach((v, i) => {
+        perElement.fill(scales[i], offset, offset + v.size);
+        offset += v.size;
+      });
+      this.rateScale = tf.keep(tf.tensor1d(perElement));
     }
     this.firstMoment = tf.keep(tf.zeros([total]));
     this.secondMoment = tf.keep(tf.zeros([total]));
@@ -126,7 +145,8 @@ export class AdamW {
       const weights = tf.concat(this.variables.map((v) => flat(v))); // [total]
       // Decoupled weight decay on matrices only: w <- w - lr * (update + wd * w).
       const decayed = this.decay ? tf.add(update, tf.mul(weights, this.decay)) : update;
-      const next = tf.split(tf.sub(weights, tf.mul(decayed, lr)), this.sizes);
+      const scaled = this.rateScale ? tf.mul(decayed, this.rateScale) : decayed;
+      const next = tf.split(tf.sub(weights, tf.mul(scaled, lr)), this.sizes);
       if (!all) {
         // Absent variables keep their moments: select the old entries for them.
         const mask = new Uint8Array(g.size);
@@ -188,6 +208,6 @@ export class AdamW {
   }
 
   dispose(): void {
-    tf.dispose([this.firstMoment, this.secondMoment, this.decay ?? []]);
+    tf.dispose([this.firstMoment, this.secondMoment, this.decay ?? [], this.rateScale ?? []]);
   }
 }

@@ -37,6 +37,12 @@ export interface TransferRecord {
   relativeChange: number;
   /** Global norm of the adapter's gradient before clipping (NaN where there is no adapter). */
   gradNorm: number;
+  /**
+   * cos(W_new − W, S − W): whether the write points from the weight toward the source's own
+   * weight S (the model's, also under the random- and permuted-source controls). Only where the
+   * pair's matrices have one shape (NaN elsewhere); meaningful only where their axes line up.
+   */
+  towardSource: number;
 }
 
 export interface EpochRecord {
@@ -79,9 +85,10 @@ export interface StepLosses {
 
 /** Statistics of one transfer, read from the device at the next flush. */
 export interface TransferStats {
-  record: Omit<TransferRecord, "relativeChange" | "gradNorm">;
+  record: Omit<TransferRecord, "relativeChange" | "gradNorm" | "towardSource">;
   change: tf.Scalar;
   gradNorm?: tf.Scalar;
+  towardSource?: tf.Scalar;
 }
 
 /** What a trainer adds to a checkpoint beyond the models, their optimisers and the loop. */
@@ -117,6 +124,7 @@ export abstract class JointLoop {
   private epochStartStep = 0;
   private pendingLosses: StepLosses[] = [];
   private pendingTransfers: TransferStats[] = [];
+  private frozenSourceMetrics: Record<string, number> | undefined;
   private disposed = false;
   /** The last state known to be finite, kept in memory to recover from a divergence. */
   private goodState: { step: number; tensors: Map<string, tf.Tensor>; meta: LoopMeta } | undefined;
@@ -337,8 +345,8 @@ export abstract class JointLoop {
   }
 
   /** Keeps a transfer's statistics for the history; returns the entry to complete later. */
-  protected recordTransfer(record: TransferStats["record"], change: tf.Scalar): TransferStats {
-    const stats: TransferStats = { record, change };
+  protected recordTransfer(record: TransferStats["record"], change: tf.Scalar, towardSource?: tf.Scalar): TransferStats {
+    const stats: TransferStats = { record, change, towardSource };
     this.pendingTransfers.push(stats);
     return stats;
   }
@@ -373,11 +381,22 @@ export abstract class JointLoop {
     this.history.sourceLoss.push(...read(this.pendingLosses.map((l) => l.source)));
     const changes = read(this.pendingTransfers.map((t) => t.change));
     const norms = read(this.pendingTransfers.map((t) => t.gradNorm));
-    this.pendingTransfers.forEach((t, i) => this.history.transfers.push({ ...t.record, relativeChange: changes[i], gradNorm: norms[i] }));
+    const cosines = read(this.pendingTransfers.map((t) => t.towardSource));
+    this.pendingTransfers.forEach((t, i) => this.history.transfers.push({ ...t.record, relativeChange: changes[i], gradNorm: norms[i], towardSource: cosines[i] }));
     tf.dispose(this.pendingLosses.flatMap((l) => [l.source, l.target]).filter((x): x is tf.Scalar => x !== undefined));
-    tf.dispose(this.pendingTransfers.flatMap((t) => [t.change, t.gradNorm]).filter((x): x is tf.Scalar => x !== undefined));
+    tf.dispose(this.pendingTransfers.flatMap((t) => [t.change, t.gradNorm, t.towardSource]).filter((x): x is tf.Scalar => x !== undefined));
     this.pendingLosses = [];
     this.pendingTransfers = [];
+  }
+
+  /** The source's metrics; a frozen source never changes, so it is evaluated once. */
+  private async evaluateSource(): Promise<Record<string, number>> {
+    const source = this.source;
+    if (!source?.spec.evaluate) return {};
+    if (source.frozen && this.frozenSourceMetrics) return { ...this.frozenSourceMetrics };
+    const metrics = await source.spec.evaluate(source.spec.model);
+    if (source.frozen) this.frozenSourceMetrics = metrics;
+    return metrics;
   }
 
   /** Runs to the end of the current epoch (a pass over the target's data), then evaluates. */
@@ -404,13 +423,12 @@ export abstract class JointLoop {
       const finite = xs.slice(this.epochStartStep, this.step).filter(Number.isFinite);
       return finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : NaN;
     };
-    const source = this.source;
     const record: EpochRecord = {
       epoch,
       steps: this.step,
       sourceLoss: mean(this.history.sourceLoss),
       targetLoss: mean(this.history.targetLoss),
-      source: source?.spec.evaluate ? await source.spec.evaluate(source.spec.model) : {},
+      source: await this.evaluateSource(),
       target: this.target.spec.evaluate ? await this.target.spec.evaluate(this.target.spec.model) : {},
       gates: this.gates(),
       seconds: (Date.now() - started) / 1000,

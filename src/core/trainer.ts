@@ -36,8 +36,9 @@
  */
 import { tf } from "../backend";
 import { logger } from "../log";
-import { AdamW, type AdamWConfig } from "./adamw";
-import { ParameterAdapter, type AdapterConfig } from "./adapter";
+import { ADAMW_DEFAULTS, AdamW, type AdamWConfig } from "./adamw";
+import { writeCosine } from "./diagnostics";
+import { ParameterAdapter, type AdapterConfig, type AdapterTrace } from "./adapter";
 import { JointLoop, type ExtraState, type ModelSide, type SideState, type StepLosses, type TransferStats } from "./joint";
 import { factorRefs, paramRef, readMatrix, toMatrix, writeMatrix, type ParamRef } from "./params";
 import { svdSplit } from "./lowrank";
@@ -86,6 +87,28 @@ export interface MergeNetConfig {
   adapter: AdapterOptions;
   adapterOptimizer: Partial<AdamWConfig>;
   seed: number;
+  /**
+   * Beyond the paper (issue 13's search for an adapter that learns), off by default: the
+   * write-back gate's starting value: theta for `interp` (default −6, g ≈ 0.0025), g for
+   * `residual` (default 0).
+   */
+  gateInit?: number;
+  /**
+   * Beyond the paper, off by default: the gate's own AdamW learning rate (default: the
+   * adapter's). Adam moves a parameter by about its learning rate per update, so with the
+   * adapter's 1e-3 and 50 to 200 updates the interp gate cannot leave ≈ 0.0025.
+   */
+  gateLearningRate?: number;
+  /** Beyond the paper, off by default: the gate keeps its starting value (it is not trained). */
+  freezeGate: boolean;
+  /**
+   * Beyond the paper, default 1 (the method as published): adapter updates per transfer. The
+   * first is the rule's update; each further one recomputes W_gen on the same inputs (fresh
+   * dropout masks) and steps again on the same objective: `hypernet` ½‖W_gen − T_after‖²
+   * with T_after the weight after the target's step, `exact` ⟨W_gen, ∂L/∂W⟩ with the step's
+   * gradient kept (first order). Only the first W_gen is written.
+   */
+  updatesPerTransfer: number;
 }
 
 export const MERGENET_DEFAULTS: Omit<MergeNetConfig, "pairs"> = {
@@ -99,6 +122,10 @@ export const MERGENET_DEFAULTS: Omit<MergeNetConfig, "pairs"> = {
   adapter: {},
   adapterOptimizer: {},
   seed: 0,
+  gateInit: undefined,
+  gateLearningRate: undefined,
+  freezeGate: false,
+  updatesPerTransfer: 1,
 };
 
 /** A pair resolved against the models, in one direction. */
@@ -159,6 +186,13 @@ export function resolveMergeNetConfig(config: Partial<MergeNetConfig> & { pairs:
     problems.push(`transferEpochs must be a whole number >= 1 (or left out to transfer throughout), got ${c.transferEpochs}`);
   }
   if (!Number.isInteger(c.seed)) problems.push(`seed must be an integer, got ${c.seed}`);
+  const gated = c.output === "interp" || c.output === "residual";
+  if (c.gateInit !== undefined && (typeof c.gateInit !== "number" || !Number.isFinite(c.gateInit))) problems.push(`gateInit must be a finite number (interp: theta, e.g. -6; residual: g), got ${JSON.stringify(c.gateInit)}`);
+  if (c.gateLearningRate !== undefined && !(typeof c.gateLearningRate === "number" && c.gateLearningRate > 0 && Number.isFinite(c.gateLearningRate))) problems.push(`gateLearningRate must be a number > 0, got ${JSON.stringify(c.gateLearningRate)}`);
+  if (typeof c.freezeGate !== "boolean") problems.push(`freezeGate must be true or false, got ${JSON.stringify(c.freezeGate)}`);
+  if (!gated && (c.gateInit !== undefined || c.gateLearningRate !== undefined || c.freezeGate)) problems.push(`gateInit, gateLearningRate and freezeGate apply to a gated write-back ('interp' or 'residual'); output '${c.output}' has no gate`);
+  if (c.freezeGate && c.gateLearningRate !== undefined) problems.push("freezeGate and gateLearningRate contradict each other: a frozen gate is not trained; drop one");
+  if (!Number.isInteger(c.updatesPerTransfer) || c.updatesPerTransfer < 1) problems.push(`updatesPerTransfer must be a whole number >= 1, got ${JSON.stringify(c.updatesPerTransfer)}`);
   if (!Array.isArray(c.pairs)) problems.push("pairs must be a list of {source, target} layer pairs");
   else {
     c.pairs.forEach((p, i) => {
@@ -258,15 +292,42 @@ export class MergeNetTrainer extends JointLoop {
         name: `adapter${linkIndex}_${k}`,
       }),
     );
-    const writebacks = shapes.map((_, k) => new WriteBack(this.config.output, { name: `writeback${linkIndex}_${k}` }));
-    const variables = [...adapters.flatMap((a) => a.variables), ...writebacks.flatMap((w) => w.variables)];
-    const optimizer = new AdamW(variables, this.config.adapterOptimizer);
+    const writebacks = shapes.map((_, k) => new WriteBack(this.config.output, { name: `writeback${linkIndex}_${k}`, initialTheta: this.config.gateInit }));
+    const adapterVariables = adapters.flatMap((a) => a.variables);
+    const gateVariables = this.config.freezeGate ? [] : writebacks.flatMap((w) => w.variables);
+    const variables = [...adapterVariables, ...gateVariables];
+    // A separate gate learning rate is a per-variable multiple of the adapter's (so halving it after a divergence halves both).
+    const adapterRate = { ...ADAMW_DEFAULTS, ...this.config.adapterOptimizer }.learningRate;
+    const gateScale = this.config.gateLearningRate === undefined ? 1 : this.config.gateLearningRate / adapterRate;
+    const optimizer = new AdamW(variables, this.config.adapterOptimizer, { rateScales: [...adapterVariables.map(() => 1), ...gateVariables.map(() => gateScale)] });
     return { pairIndex, direction, from, to, form, rank, sourceRefs, targetRefs, adapters, writebacks, variables, optimizer };
   }
 
   /** All adapters (for plots and inspection). */
   get adapters(): ParameterAdapter[] {
     return this.links.flatMap((l) => l.adapters);
+  }
+
+  /** Adapter updates made so far, over all links (each AdamW step counts once). */
+  get adapterUpdates(): number {
+    return this.links.reduce((n, link) => n + link.optimizer.steps, 0);
+  }
+
+  /**
+   * The first adapter of link `linkIndex` (default: the first pair, forward) inspected on
+   * exactly what it reads now: the source side as the configuration feeds it (the model's
+   * weight, or the control's random or permuted stand-in) and the receiving matrix (or its
+   * first factor). Inference mode. The caller disposes the trace.
+   */
+  inspectLink(linkIndex = 0): AdapterTrace {
+    const link = this.links[linkIndex];
+    if (!link) throw new Error(`no link ${linkIndex}: this trainer has ${this.links.length}`);
+    const input = this.readInputs(link, linkIndex);
+    try {
+      return link.adapters[0].inspect(input.sourceParts[0], input.targetParts[0]);
+    } finally {
+      tf.dispose([input.sourceParts, input.targetParts, input.residual ?? []]);
+    }
   }
 
   private transferActive(): boolean {
@@ -329,12 +390,39 @@ export class MergeNetTrainer extends JointLoop {
     for (const p of pending) {
       // Each link's optimiser picks its own variables' gradients out of the shared map.
       p.stats.gradNorm = p.link.optimizer.step(grads);
-      tf.dispose([p.sourceParts, p.targetParts, p.written, p.writtenCopies, p.residual ?? []]);
     }
     tf.dispose([grads, value]);
+    for (let extra = 1; extra < this.config.updatesPerTransfer; extra++) {
+      for (const p of pending) this.extraUpdate(p, extra, results.get(p.link.to)?.kept ?? {});
+    }
+    for (const p of pending) tf.dispose([p.sourceParts, p.targetParts, p.written, p.writtenCopies, p.residual ?? []]);
     updateMs += clock() - start;
     this.addPhaseTime("adapter_forward", forwardMs);
     this.addPhaseTime("adapter_update", updateMs);
+  }
+
+  /**
+   * One further adapter update on a transfer's inputs (`updatesPerTransfer` > 1): W_gen
+   * recomputed with the adapter as it is now (dropout masks drawn afresh), nothing written.
+   * hypernet: the gradient of ½‖W_gen − T_after‖² (T_after: the weight now, after the
+   * receiver's step), exactly the hypernet rule's vector-Jacobian product; exact: of
+   * ⟨W_gen, ∂L/∂W⟩ with the step's kept gradient.
+   */
+  private extraUpdate(p: PendingTransfer, extra: number, keptGrads: Record<string, tf.Tensor>): void {
+    const input: TransferInput = { ...p, dropoutSeed: (p.dropoutSeed + extra * 7919) & 0x7fffffff };
+    const after = this.config.rule === "hypernet" ? p.link.targetRefs.map((ref) => readMatrix(ref)) : [];
+    const { grads, value } = tf.variableGrads(() => {
+      const written = this.generate(input);
+      const terms = written.map((w, k) => {
+        if (this.config.rule === "hypernet") return tf.mul(tf.sum(tf.square(tf.sub(w, after[k]))), 0.5);
+        const g = keptGrads[variableOf(p.link.targetRefs[k].variable).name];
+        if (!g) throw new Error(`internal: no kept gradient for '${p.link.targetRefs[k].name}'`);
+        return tf.sum(tf.mul(w, toMatrix(p.link.targetRefs[k], g)));
+      });
+      return (terms.length === 1 ? terms[0] : tf.addN(terms)) as tf.Scalar;
+    }, p.link.variables);
+    p.link.optimizer.step(grads).dispose();
+    tf.dispose([grads, value, after]);
   }
 
   /**
@@ -432,8 +520,21 @@ export class MergeNetTrainer extends JointLoop {
       const size = tf.addN(before.map((b) => tf.sum(tf.square(b))));
       return tf.keep(tf.sqrt(tf.div(moved, tf.add(size, 1e-12))) as tf.Scalar);
     });
-    const stats = this.recordTransfer({ step: this.step, pair: link.pairIndex, direction: link.direction }, change);
+    const stats = this.recordTransfer({ step: this.step, pair: link.pairIndex, direction: link.direction }, change, this.towardSource(input, writtenCopies));
     return { ...input, written, writtenCopies, stats };
+  }
+
+  /**
+   * Diagnostic: cos(W' − T, S − T) with S the source model's own weight (whatever the adapter
+   * read), for a `full` pair whose two matrices have one shape; undefined elsewhere.
+   */
+  private towardSource(input: TransferInput, writtenCopies: tf.Tensor2D[]): tf.Scalar | undefined {
+    const { link, targetParts } = input;
+    if (link.form !== "full" || !tf.util.arraysEqual(link.sourceRefs[0].matrixShape, link.targetRefs[0].matrixShape)) return undefined;
+    return tf.tidy(() => {
+      const source = this.config.sourceInput === "model" ? input.sourceParts[0] : readMatrix(link.sourceRefs[0]);
+      return tf.keep(writeCosine(writtenCopies[0], targetParts[0], source));
+    });
   }
 
   private disposeLinks(): void {

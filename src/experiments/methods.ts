@@ -59,16 +59,16 @@ export function validateMethods(methods: MethodSpec[]): void {
  * cross-modal scenarios, its pairedInput.
  */
 export function makeTrainer(method: MethodSpec, instance: ScenarioInstance): JointLoop {
-  const frozen = method.pretrainSourceEpochs !== undefined;
+  const frozen = method.pretrainSourceEpochs !== undefined || instance.frozenSource === true;
   switch (method.kind) {
     case "target-alone":
       return new IndependentTrainer(undefined, instance.target);
     case "source-alone":
       return new IndependentTrainer(undefined, instance.source);
     case "pair":
-      return new IndependentTrainer(instance.source, instance.target);
+      return new IndependentTrainer(instance.source, instance.target, { freezeSource: frozen });
     case "sharing":
-      return new SharingTrainer(instance.source, instance.target, method.sharing);
+      return new SharingTrainer(instance.source, instance.target, { ...method.sharing, freezeSource: frozen || method.sharing.freezeSource });
     case "kd":
       return new DistillationTrainer(instance.source, instance.target, { ...method.distillation, freezeSource: frozen || method.distillation?.freezeSource, sharedLabels: instance.sharedLabels, pairedInput: instance.pairedInput });
     case "dml":

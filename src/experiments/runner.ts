@@ -16,6 +16,7 @@ import type { EpochRecord, JointLoop } from "../core/joint";
 import { MergeNetTrainer } from "../core/trainer";
 import { paramRef, readMatrix } from "../core/params";
 import { singularValues, type WeightRecord } from "./analysis";
+import { attentionRelativeEntropy } from "../core/diagnostics";
 import { checkpointExists } from "../core/checkpoint";
 import { makeTrainer, methodNotApplicable, validateMethods, type MethodSpec } from "./methods";
 import { Progress } from "./progress";
@@ -81,6 +82,29 @@ export interface RunResult {
   weights?: Record<string, WeightRecord>;
   /** With `record.phases`: wall milliseconds and calls per phase of a step, over the whole run (pre-training excluded). */
   phases?: Record<string, { ms: number; calls: number }>;
+  /** MergeNet: what its first pair's adapter did (src/core/diagnostics.ts), every seed. */
+  diagnostics?: AdapterDiagnostics;
+}
+
+/**
+ * Whether the adapter attends, writes, and writes toward the source; for the first pair's
+ * forward link. Attention: layer 0, head-averaged, at the run's end, on exactly what the
+ * adapter reads (under a control: its stand-in). Write size and direction: over the run's
+ * transfers of that pair.
+ */
+export interface AdapterDiagnostics {
+  /** Per enabled block, H / log(keys) of the head-averaged attention (1 = uniform). */
+  attentionEntropy: Record<string, number>;
+  /** The write-back gate g at the end (interp, residual); absent for replace and matched. */
+  gate?: number;
+  /** ‖W' − T‖ / ‖T‖: mean over transfers and the last one. */
+  writeSize: { mean: number; last: number };
+  /** cos(W' − T, S − T) toward the source model's own weight: mean and last; absent where the pair's shapes differ. */
+  towardSource?: { mean: number; last: number };
+  /** AdamW updates of all adapters over the run. */
+  adapterUpdates: number;
+  /** Transfers of the first pair (forward). */
+  transfers: number;
 }
 
 export interface ExperimentResult {
@@ -206,6 +230,31 @@ function attentionMaps(trainer: MergeNetTrainer, instance: ScenarioInstance): Re
   return maps;
 }
 
+/** The first pair's diagnostics after training (see AdapterDiagnostics). */
+function adapterDiagnostics(trainer: MergeNetTrainer): AdapterDiagnostics {
+  const trace = trainer.inspectLink(0);
+  const attentionEntropy: Record<string, number> = {};
+  for (const [block, map] of Object.entries(trace.attention[0])) {
+    if (map) attentionEntropy[block] = round4(attentionRelativeEntropy(map.arraySync() as number[][]));
+  }
+  tf.dispose(trace);
+  const first = trainer.history.transfers.filter((t) => t.pair === 0 && t.direction === "forward");
+  const summary = (values: number[]) => ({ mean: round4(values.reduce((a, b) => a + b, 0) / values.length), last: round4(values[values.length - 1]) });
+  const cosines = first.map((t) => t.towardSource).filter((v) => Number.isFinite(v));
+  const gates = Object.entries(trainer.history.epochs[trainer.history.epochs.length - 1]?.gates ?? {});
+  const gate = gates.find(([key]) => key === "0:forward:0")?.[1];
+  return {
+    attentionEntropy,
+    gate: gate === undefined ? undefined : Math.round(gate * 1e6) / 1e6,
+    writeSize: first.length ? summary(first.map((t) => t.relativeChange)) : { mean: NaN, last: NaN },
+    towardSource: cosines.length ? summary(cosines) : undefined,
+    adapterUpdates: trainer.adapterUpdates,
+    transfers: first.length,
+  };
+}
+
+const round4 = (v: number): number => Math.round(v * 1e4) / 1e4;
+
 /** Recorded weights and singular values are rounded to 1 / RECORD_SCALE (weights are about 1e-2: four significant digits kept). */
 const RECORD_SCALE = 1e6;
 
@@ -311,6 +360,7 @@ async function trainOne(config: ExperimentConfig, method: MethodSpec, seed: numb
       divergences: history.divergences.length ? history.divergences : undefined,
       final: { target: last?.target ?? {}, source: last?.source ?? {} },
       adapterParameters: trainer instanceof MergeNetTrainer ? trainer.adapters.reduce((sum, a) => sum + a.variables.reduce((n, v) => n + v.size, 0), 0) : undefined,
+      diagnostics: trainer instanceof MergeNetTrainer && trainer.config.pairs.length > 0 ? adapterDiagnostics(trainer) : undefined,
       weights,
       phases: plan?.phases ? trainer.profile() : undefined,
     };

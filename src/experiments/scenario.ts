@@ -19,6 +19,11 @@ export interface ScenarioInstance {
    * Absent where both models read the target's batch as it is, or where no item pairing exists.
    */
   pairedInput?: PairedInput;
+  /**
+   * The source arrives trained and stays frozen for every method (a scenario that builds a
+   * finished source itself, such as the positive control); methods then never step it.
+   */
+  frozenSource?: boolean;
   /** The metric (a key of the evaluators' records) that the results tables report, e.g. "accuracy". */
   metric: string;
   /** Frees models and data made by build (not shared caches). */

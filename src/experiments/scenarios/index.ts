@@ -2,3 +2,4 @@
 import "./cross-architecture";
 import "./cross-task";
 import "./cross-modality";
+import "./positive-control";

@@ -1,0 +1,155 @@
+/**
+ * The positive control (notebook 05): a setting where knowledge is demonstrably in the
+ * source's weight, so a null result elsewhere can be read against it.
+ *
+ * - Target: the MLP 784-256-128-10 on `targetTrain` (default 1,000) seeded training images,
+ *   tested on the 10,000 official test images.
+ * - Source: the same architecture, started from the target's own initial weights (same
+ *   seed), pre-trained on `sourceTrain` (default 10,000) images for `sourceEpochs` epochs, and
+ *   frozen: it only lends knowledge. Its hidden units line up with the target's, so its
+ *   `fc2/kernel` is, entry for entry, a better version of the target's.
+ * - `sourceUnits: "permuted"`: the same source with its hidden units permuted by a seeded
+ *   permutation (src/models/permute.ts): the same function and knowledge, unaligned axes,
+ *   which is what a heterogeneous pair looks like.
+ *
+ * The pre-trained source is kept per (seed, options) in this process as plain arrays, so the
+ * methods of one seed do not pre-train it again (`clearPretrainedSources` empties the store).
+ */
+import { tf } from "../../backend";
+import { IndependentTrainer } from "../../baselines/independent";
+import { accuracyEvaluator, sparseCrossEntropy } from "../../core/losses";
+import { momentum } from "../../core/momentum";
+import { batchStream } from "../../data/batches";
+import { loadImageDataset } from "../../data/images";
+import { permuteHiddenUnits } from "../../models/permute";
+import { mlp } from "../../models/zoo";
+import { registerScenario, type ScenarioInstance } from "../scenario";
+
+export interface PositiveControlOptions {
+  /** `aligned` (source A): hidden units line up with the target's; `permuted` (source B): the same source, units shuffled. */
+  sourceUnits?: "aligned" | "permuted";
+  /** Training images of the target (seeded subset). Default 1000. */
+  targetTrain?: number;
+  /** Training images the source is pre-trained on (seeded subset, drawn independently). Default 10000. */
+  sourceTrain?: number;
+  /** Epochs of the source's pre-training. Default 5. */
+  sourceEpochs?: number;
+  /** First official test images used for evaluation. Default 10000. */
+  testImages?: number;
+  batchSize?: number;
+  /** SGD learning rate of both MLPs (momentum 0.9, weight decay 5e-4). Default 0.05. */
+  learningRate?: number;
+}
+
+export const POSITIVE_CONTROL_DEFAULTS: Required<PositiveControlOptions> = {
+  sourceUnits: "aligned",
+  targetTrain: 1000,
+  sourceTrain: 10000,
+  sourceEpochs: 5,
+  testImages: 10000,
+  batchSize: 64,
+  learningRate: 0.05,
+};
+
+/** Pairs with a meaning here: the middle weight (aligned axes in source A only) and the classifier (class rows always aligned). */
+export const POSITIVE_CONTROL_PAIRS = {
+  fc2: { source: "fc2/kernel", target: "fc2/kernel" }, // [128,256] -> [128,256]
+  classifier: { source: "classifier/kernel", target: "classifier/kernel" }, // [10,128] -> [10,128]
+} as const;
+
+const HIDDEN = [256, 128];
+const OPTION_KEYS = Object.keys(POSITIVE_CONTROL_DEFAULTS);
+
+function resolve(options: PositiveControlOptions): Required<PositiveControlOptions> {
+  const unknown = Object.keys(options ?? {}).filter((k) => !OPTION_KEYS.includes(k));
+  if (unknown.length) throw new Error(`positive-control: unknown option ${unknown.map((k) => `'${k}'`).join(", ")}; the options are ${OPTION_KEYS.join(", ")}`);
+  const o = { ...POSITIVE_CONTROL_DEFAULTS, ...options };
+  if (o.sourceUnits !== "aligned" && o.sourceUnits !== "permuted") throw new Error(`positive-control: sourceUnits must be 'aligned' or 'permuted', got ${JSON.stringify(o.sourceUnits)}`);
+  for (const key of ["targetTrain", "sourceTrain", "sourceEpochs", "testImages", "batchSize"] as const) {
+    if (!Number.isInteger(o[key]) || o[key] < 1) throw new Error(`positive-control: ${key} must be a whole number >= 1, got ${JSON.stringify(o[key])}`);
+  }
+  if (!(typeof o.learningRate === "number" && o.learningRate > 0)) throw new Error(`positive-control: learningRate must be a number > 0, got ${JSON.stringify(o.learningRate)}`);
+  return o;
+}
+
+/** Pre-trained (aligned) source weights per seed and pre-training options, as plain arrays. */
+const pretrained = new Map<string, { values: Float32Array; shape: number[] }[]>();
+
+/** Forgets the pre-trained sources kept by this process. */
+export function clearPretrainedSources(): void {
+  pretrained.clear();
+}
+
+function targetSeed(seed: number): number {
+  return seed * 10 + 2;
+}
+
+/** Source A's weights for this seed: the target's initial MLP, trained on the source's images. */
+async function pretrainedWeights(seed: number, o: Required<PositiveControlOptions>, test: { x: tf.Tensor; y: tf.Tensor }): Promise<{ values: Float32Array; shape: number[] }[]> {
+  const key = JSON.stringify([seed, o.sourceTrain, o.sourceEpochs, o.batchSize, o.learningRate]);
+  const cached = pretrained.get(key);
+  if (cached) return cached;
+  const data = await loadImageDataset("mnist", { trainLimit: o.sourceTrain, testLimit: 1, seed: seed * 2 + 1 });
+  const model = mlp({ inputShape: [28, 28, 1], hidden: HIDDEN, classes: 10, seed: targetSeed(seed), name: "source" });
+  const optimizer = momentum(o.learningRate, 0.9);
+  try {
+    const trainer = new IndependentTrainer(undefined, {
+      model, optimizer, weightDecay: 5e-4, loss: sparseCrossEntropy,
+      data: batchStream(data.train.x, data.train.y, { batchSize: o.batchSize, seed: seed * 2 + 101 }),
+      evaluate: accuracyEvaluator(test.x, test.y),
+    });
+    await trainer.fit(o.sourceEpochs);
+    trainer.dispose();
+    const weights = model.getWeights().map((w) => ({ values: w.dataSync() as Float32Array, shape: w.shape }));
+    pretrained.set(key, weights);
+    return weights;
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+    data.dispose();
+  }
+}
+
+export const positiveControlScenario = registerScenario<PositiveControlOptions>({
+  name: "positive-control",
+  description: "a frozen MLP pre-trained from the target's own initial weights (aligned hidden units, or the same units permuted) lends knowledge to that MLP trained on few images",
+  async build(seed, options): Promise<ScenarioInstance> {
+    const o = resolve(options);
+    const targetData = await loadImageDataset("mnist", { trainLimit: o.targetTrain, testLimit: o.testImages, seed: seed * 2 + 2 });
+    const made: { dispose(): void }[] = [targetData];
+    try {
+      const weights = await pretrainedWeights(seed, o, targetData.test);
+      const sourceModel = mlp({ inputShape: [28, 28, 1], hidden: HIDDEN, classes: 10, seed: targetSeed(seed), name: "source" });
+      made.push(sourceModel);
+      const values = weights.map((w) => tf.tensor(w.values, w.shape));
+      sourceModel.setWeights(values);
+      tf.dispose(values);
+      if (o.sourceUnits === "permuted") permuteHiddenUnits(sourceModel, ["fc1", "fc2"], "classifier", seed);
+      const targetModel = mlp({ inputShape: [28, 28, 1], hidden: HIDDEN, classes: 10, seed: targetSeed(seed), name: "target" });
+      made.push(targetModel);
+      const evaluate = accuracyEvaluator(targetData.test.x, targetData.test.y);
+      const side = (model: tf.LayersModel, streamSeed: number) => {
+        const optimizer = momentum(o.learningRate, 0.9);
+        made.push(optimizer);
+        return {
+          model, optimizer, weightDecay: 5e-4, loss: sparseCrossEntropy, evaluate,
+          // The frozen source never draws a batch; its stream exists because a side has one.
+          data: batchStream(targetData.train.x, targetData.train.y, { batchSize: o.batchSize, seed: streamSeed }),
+        };
+      };
+      return {
+        source: side(sourceModel, seed * 2 + 101),
+        target: side(targetModel, seed * 2 + 102),
+        sharedLabels: true,
+        frozenSource: true,
+        metric: "accuracy",
+        dispose() {
+          made.reverse().forEach((m) => m.dispose());
+        },
+      };
+    } catch (err) {
+      made.reverse().forEach((m) => m.dispose());
+      throw err;
+    }
+  },
+});
