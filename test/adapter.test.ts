@@ -518,6 +518,9 @@ describe("adapter: errors", () => {
       powerIterations: 1,
       blocks: { rowsRows: true, rowsCols: true, colsRows: true, colsCols: true },
       blockWeighting: "mean",
+      inputScaling: "none",
+      attentionTemperature: "fixed",
+      identityInit: false,
       seed: 0,
       name: "adapter",
     });

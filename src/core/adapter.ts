@@ -65,6 +65,35 @@
  * - tfjs keeps one global registry of variable names; variables are named
  *   "<name>/<parameter name>", and if another live adapter already uses <name>, a numbered
  *   suffix ("adapter_2") is added. Parameter names (parameterNames()) never carry the prefix.
+ *
+ * Beyond the paper (positive-control search, issue 13): three options, each off by default;
+ * with the defaults the adapter computes exactly the function above, op for op. Why: the
+ * adapter reads raw weights (std ≈ 0.05); through Glorot q/k projections the attention
+ * logits are ≈ 0.01, so every attention map is uniform and only the mean of the source
+ * tokens reaches the output. Each option is a way to let the attention select tokens.
+ * - `inputScaling` (default "none"): standardises the inputs before layer 0, as
+ *   (x − mean) / sqrt(var + 1e-12) with the population variance, so that the logits are of
+ *   order one whatever the weights' scale. "matrix": mean and variance over all entries of
+ *   S, and of T, separately. "token": each token over its own width, in the orientation
+ *   the block reads it: the rows of S (keys of the *_rows blocks) over their ns entries, the
+ *   columns of S (keys of the *_cols blocks) over their ms entries, the rows of T (layer 0's
+ *   queries and residual in rows_*) over nt, the columns of T (layer 0's in cols_*) over mt.
+ *   The keys of every layer are the scaled S; the queries of layers after 0 are the previous
+ *   layer's output, as before. A constant matrix or token scales to 0 (a one-entry token
+ *   always does). Plain tf ops, so autodiff carries a gradient into S and T through the
+ *   statistics too.
+ * - `attentionTemperature` (default "fixed"): "learned" gives each layer one trainable
+ *   scalar `layer{i}.log_temperature` (shape [], init 0), shared by the layer's blocks and
+ *   heads; the logits q kᵀ/√d are multiplied by τ = exp(log_temperature), so the attention
+ *   can sharpen even when the projected tokens are small. It is folded into the queries'
+ *   1/√d scale (q' = q τ/√d). A scalar, so AdamW gives it no weight decay (matrices only).
+ * - `identityInit` (default false): the q, k, v and output kernels of every block start as
+ *   a partial identity, K[i][i] = 1 for i < min(in, out), 0 elsewhere (biases 0 as always;
+ *   the FFN stays Glorot): with identity q/k a target token attends to the source tokens it
+ *   resembles, and with identity v/out what it retrieves is the source token itself. Head j
+ *   owns projected columns j*d .. j*d+d-1, so only the heads whose columns overlap the first
+ *   min(in, h*d) input features see the tokens at init; the rest start with zero q, k, v
+ *   (uniform attention, zero context) until training moves them.
  */
 import { tf } from "../backend";
 
@@ -87,6 +116,10 @@ export interface AdapterBlocks {
 }
 
 export type BlockWeighting = "mean" | "learned";
+/** Beyond the paper: how S and T are standardised before layer 0 (see the header). */
+export type InputScaling = "none" | "matrix" | "token";
+/** Beyond the paper: a fixed 1/√d logit scale, or one times a learned per-layer temperature. */
+export type AttentionTemperature = "fixed" | "learned";
 
 export interface AdapterConfig {
   /** S is [ms, ns] ([out, in] orientation). */
@@ -109,6 +142,12 @@ export interface AdapterConfig {
   blocks?: AdapterBlocks;
   /** "mean" (default) or "learned" (softmax over per-layer logits, init 0). */
   blockWeighting?: BlockWeighting;
+  /** Beyond the paper: "none" (default), "matrix" or "token" standardisation of S and T. */
+  inputScaling?: InputScaling;
+  /** Beyond the paper: "fixed" (default) or "learned" (`layer{i}.log_temperature`, init 0). */
+  attentionTemperature?: AttentionTemperature;
+  /** Beyond the paper: q, k, v, out kernels start as a partial identity; default false (Glorot). */
+  identityInit?: boolean;
   /** Parameter initialisation seed; default 0. */
   seed?: number;
   /** Prefix for tfjs variable names; default "adapter". */
@@ -126,6 +165,9 @@ export interface ResolvedAdapterConfig {
   powerIterations: number;
   blocks: Required<AdapterBlocks>;
   blockWeighting: BlockWeighting;
+  inputScaling: InputScaling;
+  attentionTemperature: AttentionTemperature;
+  identityInit: boolean;
   seed: number;
   name: string;
 }
@@ -140,6 +182,9 @@ export const ADAPTER_DEFAULTS = {
   powerIterations: 1,
   blocks: { rowsRows: true, rowsCols: true, colsRows: true, colsCols: true },
   blockWeighting: "mean",
+  inputScaling: "none",
+  attentionTemperature: "fixed",
+  identityInit: false,
   seed: 0,
   name: "adapter",
 } as const satisfies Omit<ResolvedAdapterConfig, "sourceShape" | "targetShape">;
@@ -150,6 +195,8 @@ export const LAYER_NORM_EPSILON = 1e-12;
 export const MIN_ATTENTION_WIDTH = 128;
 /** Power iterations that warm up the spectral-norm vectors at construction and on set. */
 export const SPECTRAL_WARMUP_ITERATIONS = 15;
+/** Variance epsilon of inputScaling's standardisation (beyond the paper). */
+export const INPUT_SCALING_EPSILON = 1e-12;
 /** torch.nn.functional.normalize's guard against a zero vector. */
 const NORMALISE_EPSILON = 1e-12;
 
@@ -244,6 +291,16 @@ export function resolveAdapterConfig(c: AdapterConfig): ResolvedAdapterConfig {
   if (blockWeighting !== "mean" && blockWeighting !== "learned") {
     throw new Error(`adapter config: blockWeighting must be "mean" or "learned", got ${JSON.stringify(blockWeighting)}`);
   }
+  const inputScaling = c.inputScaling ?? d.inputScaling;
+  if (inputScaling !== "none" && inputScaling !== "matrix" && inputScaling !== "token") {
+    throw new Error(`adapter config: inputScaling must be "none", "matrix" or "token", got ${JSON.stringify(inputScaling)}`);
+  }
+  const attentionTemperature = c.attentionTemperature ?? d.attentionTemperature;
+  if (attentionTemperature !== "fixed" && attentionTemperature !== "learned") {
+    throw new Error(`adapter config: attentionTemperature must be "fixed" or "learned", got ${JSON.stringify(attentionTemperature)}`);
+  }
+  const identityInit = c.identityInit ?? d.identityInit;
+  if (typeof identityInit !== "boolean") throw new Error(`adapter config: identityInit must be true or false, got ${JSON.stringify(identityInit)}`);
   const spectralNorm = c.spectralNorm ?? d.spectralNorm;
   if (typeof spectralNorm !== "boolean") throw new Error(`adapter config: spectralNorm must be true or false, got ${JSON.stringify(spectralNorm)}`);
   const seed = c.seed ?? d.seed;
@@ -263,6 +320,9 @@ export function resolveAdapterConfig(c: AdapterConfig): ResolvedAdapterConfig {
     powerIterations: checkPositiveInt("powerIterations", c.powerIterations ?? d.powerIterations),
     blocks,
     blockWeighting,
+    inputScaling,
+    attentionTemperature,
+    identityInit,
     seed,
     name,
   };
@@ -319,6 +379,7 @@ interface LayerParams {
   down: Dense;
   ffnNorm: Norm;
   blockLogits?: tf.Variable; // [enabled blocks]
+  logTemperature?: tf.Variable; // [] (attentionTemperature "learned")
   spectral?: { up: SpectralState; down: SpectralState };
 }
 
@@ -364,6 +425,26 @@ interface RunOptions {
 /** x / max(||x||, eps), as torch.nn.functional.normalize (||x|| as sqrt(sum(x²)): 3 ops, where tf.norm takes 10). */
 function normalise(x: tf.Tensor2D): tf.Tensor2D {
   return tf.div(x, tf.maximum(tf.sqrt(tf.sum(tf.square(x))), NORMALISE_EPSILON));
+}
+
+/**
+ * (x − mean) / sqrt(var + 1e-12), population variance, over the last axis (each row) or,
+ * with `axis` undefined, over all entries: inputScaling's standardisation. Plain ops, so
+ * autodiff differentiates through the statistics.
+ */
+function standardise(x: tf.Tensor2D, axis: number | undefined): tf.Tensor2D {
+  const centred = tf.sub(x, tf.mean(x, axis, true)); // [n, w]
+  const variance = tf.mean(tf.square(centred), axis, true); // [n, 1], or [1, 1] over all entries
+  return tf.div(centred, tf.sqrt(tf.add(variance, INPUT_SCALING_EPSILON)));
+}
+
+/** The input tokens after inputScaling: S's rows and columns (every layer's keys) and T's (layer 0's queries). */
+interface InputTokens {
+  sourceRows: tf.Tensor2D; // [ms, ns]
+  sourceCols: tf.Tensor2D; // [ns, ms]
+  targetRows: tf.Tensor2D; // [mt, nt]
+  /** T's columns [nt, mt] when scaled on their own ("token"); else transpose(targetRows). */
+  targetCols?: tf.Tensor2D;
 }
 
 /**
@@ -516,8 +597,9 @@ export class ParameterAdapter {
     return this.addParam(name, () => tf.randomUniform([fanIn, fanOut], -limit, limit, "float32", this.seedFor(name)));
   }
 
-  private dense(name: string, fanIn: number, fanOut: number): Dense {
-    const kernel = this.glorot(`${name}.kernel`, fanIn, fanOut);
+  /** A dense layer, zero bias; its kernel [fanIn, fanOut] Glorot-uniform or, with `identity`, 1 at (i, i) for i < min(fanIn, fanOut). */
+  private dense(name: string, fanIn: number, fanOut: number, identity = false): Dense {
+    const kernel = identity ? this.addParam(`${name}.kernel`, () => tf.eye(fanIn, fanOut)) : this.glorot(`${name}.kernel`, fanIn, fanOut);
     return { kernel, bias: this.addParam(`${name}.bias`, () => tf.zeros([fanOut])) };
   }
 
@@ -549,11 +631,12 @@ export class ParameterAdapter {
       const g = this.geometry[b];
       const p = `layer${i}.${b}`;
       const width = this.config.heads * g.headWidth;
+      const identity = this.config.identityInit;
       blocks[b] = {
-        q: this.dense(`${p}.q`, g.queryWidth, width),
-        k: this.dense(`${p}.k`, g.keyWidth, width),
-        v: this.dense(`${p}.v`, g.keyWidth, width),
-        out: this.dense(`${p}.out`, width, g.queryWidth),
+        q: this.dense(`${p}.q`, g.queryWidth, width, identity),
+        k: this.dense(`${p}.k`, g.keyWidth, width, identity),
+        v: this.dense(`${p}.v`, g.keyWidth, width, identity),
+        out: this.dense(`${p}.out`, width, g.queryWidth, identity),
         norm: this.norm(`${p}.norm`, g.queryWidth),
       };
     }
@@ -566,6 +649,9 @@ export class ParameterAdapter {
     };
     if (this.config.blockWeighting === "learned") {
       layer.blockLogits = this.addParam(`layer${i}.block_logits`, () => tf.zeros([this.enabled.length]));
+    }
+    if (this.config.attentionTemperature === "learned") {
+      layer.logTemperature = this.addParam(`layer${i}.log_temperature`, () => tf.scalar(0));
     }
     if (this.config.spectralNorm) {
       layer.spectral = {
@@ -769,11 +855,14 @@ export class ParameterAdapter {
    * Hand-written gradient (tf.customGrad), a speed choice: the forward pass is some twenty
    * small ops, and autodiff through them costs about three times as many again (each op's
    * inputs copied for the tape, each broadcast's and reshape's gradient its own op). With
-   * s = q kᵀ (q already scaled by 1/√d), P = softmax(s), P' = P ⊙ mask, C = P' v, out = merge(C) Wo + bo:
+   * s = q kᵀ (q already scaled by c = 1/√d, or c = τ/√d with a learned temperature
+   * τ = exp(log τ)), P = softmax(s), P' = P ⊙ mask, C = P' v, out = merge(C) Wo + bo:
    *   dWo = merge(C)ᵀ dout, dC = heads(dout Woᵀ), dP' = dC vᵀ, dv = P'ᵀ dC, dP = dP' ⊙ mask,
    *   ds = P ⊙ (dP − Σ_keys dP ⊙ P), dq = ds k, dk = dsᵀ q,
-   * then through the projections (dQ = merge(dq)/√d etc.), into the queries and the keys
+   * then through the projections (dQ = merge(dq) c etc.), into the queries and the keys
    * as well (both constants in the trainer, but a caller may differentiate through them).
+   * The temperature: s is linear in τ, so ∂s/∂log τ = s and d log τ = Σ ds ⊙ s
+   * = Σ_{i,j,c} ds_ij q_ic k_jc = Σ dq ⊙ q (the cheaper form, [h, nq, d] not [h, nq, nk]).
    */
   private attend(
     name: BlockName,
@@ -789,41 +878,51 @@ export class ParameterAdapter {
     const nq = query.shape[0];
     const nk = keys.shape[0];
     const scale = 1 / Math.sqrt(d);
+    const logTemperature = this.layerParams[layer].logTemperature;
     const heads = (x: tf.Tensor, n: number): tf.Tensor3D => tf.transpose(tf.reshape(x, [n, h, d]), [1, 0, 2]); // [n, h*d] -> [h, n, d]
     const merge = (x: tf.Tensor, n: number): tf.Tensor2D => tf.reshape(tf.transpose(x, [1, 0, 2]), [n, h * d]); // [h, n, d] -> [n, h*d]
     const mask = this.dropoutMaskFor([h, nq, nk], this.config.attentionDropout, opts, layer, name);
-    // Inputs: the queries, the keys, then Wq, bq, Wk, bk, Wv, bv, Wo, bo (kernels [in, out]).
-    const forward = (x: tf.Tensor, kv: tf.Tensor, wq: tf.Tensor, bq: tf.Tensor, wk: tf.Tensor, bk: tf.Tensor, wv: tf.Tensor, bv: tf.Tensor, wo: tf.Tensor, bo: tf.Tensor) => {
-      const q = heads(tf.mul(dense(x as tf.Tensor2D, wq as tf.Tensor2D, bq as tf.Tensor1D), scale), nq); // [h, nq, d], scaled
+    // Inputs: the queries, the keys, then Wq, bq, Wk, bk, Wv, bv, Wo, bo (kernels [in, out]),
+    // then log τ [] with a learned temperature.
+    const forward = (a: readonly tf.Tensor[]) => {
+      const [x, kv, wq, bq, wk, bk, wv, bv, wo, bo] = a;
+      const queryScale = a.length > 10 ? tf.mul(tf.exp(a[10]), scale) : scale; // [] tensor (τ/√d) or the number 1/√d
+      const q = heads(tf.mul(dense(x as tf.Tensor2D, wq as tf.Tensor2D, bq as tf.Tensor1D), queryScale), nq); // [h, nq, d], scaled
       const k = heads(dense(kv as tf.Tensor2D, wk as tf.Tensor2D, bk as tf.Tensor1D), nk); // [h, nk, d]
       const v = heads(dense(kv as tf.Tensor2D, wv as tf.Tensor2D, bv as tf.Tensor1D), nk); // [h, nk, d]
       const probs = tf.softmax(tf.matMul(q, k, false, true)); // [h, nq, nk], softmax over keys
       const dropped = mask ? tf.mul(probs, mask) : probs;
       const merged = merge(tf.matMul(dropped, v), nq); // [h, nq, d] -> [nq, h*d]
-      return { out: dense(merged, wo as tf.Tensor2D, bo as tf.Tensor1D), q, k, v, probs, dropped, merged }; // out [nq, dq]
+      return { out: dense(merged, wo as tf.Tensor2D, bo as tf.Tensor1D), q, k, v, probs, dropped, merged, queryScale }; // out [nq, dq]
     };
-    const inputs = [query, keys, p.q.kernel, p.q.bias, p.k.kernel, p.k.bias, p.v.kernel, p.v.bias, p.out.kernel, p.out.bias] as const;
+    const inputs: tf.Tensor[] = [query, keys, p.q.kernel, p.q.bias, p.k.kernel, p.k.bias, p.v.kernel, p.v.bias, p.out.kernel, p.out.bias];
+    if (logTemperature) inputs.push(logTemperature);
     if (maps) {
       // Inspection: the plain pass (autodiff, if anyone asks), keeping the head-averaged map.
-      const result = forward(...inputs);
+      const result = forward(inputs);
       maps[name] = tf.mean(result.probs, 0) as tf.Tensor2D; // [h, nq, nk] -> [nq, nk]
       return result.out;
     }
     const attention = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-      const [x, kv, wq, bq, wk, bk, wv, bv, wo, bo] = args as tf.Tensor[];
-      const save = args[10] as tf.GradSaveFunc;
-      const r = forward(x, kv, wq, bq, wk, bk, wv, bv, wo, bo);
-      save([x, kv, r.q, r.k, r.v, r.probs, r.dropped, r.merged, wq, wk, wv, wo, ...(mask ? [mask] : [])]);
+      const tensors = args.slice(0, inputs.length) as tf.Tensor[];
+      const save = args[inputs.length] as tf.GradSaveFunc;
+      const [x, kv, wq, , wk, , wv, , wo] = tensors;
+      const r = forward(tensors);
+      const learnedScale = typeof r.queryScale === "number" ? [] : [r.queryScale];
+      save([x, kv, r.q, r.k, r.v, r.probs, r.dropped, r.merged, wq, wk, wv, wo, ...learnedScale, ...(mask ? [mask] : [])]);
       return {
         value: r.out,
         gradFunc: (dOut: tf.Tensor, saved: tf.Tensor[]) => {
-          const [xs, ks, qh, kh, vh, pr, dr, mg, wqs, wks, wvs, wos, ms] = saved;
+          const [xs, ks, qh, kh, vh, pr, dr, mg, wqs, wks, wvs, wos] = saved;
+          const queryScale = logTemperature ? saved[12] : scale; // [] τ/√d, or 1/√d
+          const ms = mask ? saved[saved.length - 1] : undefined;
           const dContext = heads(tf.matMul(dOut, wos, false, true), nq); // [nq, dq] -> [h, nq, d]
           const dDropped = tf.matMul(dContext, vh, false, true); // [h, nq, nk]
           const dV = merge(tf.matMul(dr, dContext, true, false), nk); // [h, nk, d] -> [nk, h*d]
           const dProbs = ms ? tf.mul(dDropped, ms) : dDropped;
           const dScores = tf.mul(pr, tf.sub(dProbs, tf.sum(tf.mul(dProbs, pr), -1, true))); // softmax's VJP
-          const dQ = tf.mul(merge(tf.matMul(dScores, kh), nq), scale); // [nq, h*d], before the 1/√d
+          const dScaled = tf.matMul(dScores, kh); // [h, nq, d], the scaled queries' gradient
+          const dQ = tf.mul(merge(dScaled, nq), queryScale); // [nq, h*d], before the scaling
           const dK = merge(tf.matMul(dScores, qh, true, false), nk); // [nk, h*d]
           return [
             tf.matMul(dQ, wqs, false, true), // the queries' gradient [nq, dq]
@@ -832,6 +931,7 @@ export class ParameterAdapter {
             tf.matMul(ks, dK, true, false), tf.sum(dK, 0),
             tf.matMul(ks, dV, true, false), tf.sum(dV, 0),
             tf.matMul(mg, dOut, true, false), tf.sum(dOut, 0),
+            ...(logTemperature ? [tf.sum(tf.mul(dScaled, qh))] : []), // log τ's gradient []
           ];
         },
       };
@@ -869,11 +969,30 @@ export class ParameterAdapter {
     return tf.sum(weighted, 0) as tf.Tensor2D; // [g, nq, dq] -> [nq, dq]
   }
 
+  /** The tokens of S and T that layer 0 reads, after inputScaling (see the header). */
+  private inputTokens(source: tf.Tensor2D, target: tf.Tensor2D): InputTokens {
+    switch (this.config.inputScaling) {
+      case "none":
+        return { sourceRows: source, sourceCols: tf.transpose(source), targetRows: target }; // [ms, ns] -> [ns, ms]
+      case "matrix": {
+        const sourceRows = standardise(source, undefined); // [ms, ns]
+        return { sourceRows, sourceCols: tf.transpose(sourceRows), targetRows: standardise(target, undefined) }; // [ns, ms], [mt, nt]
+      }
+      case "token":
+        return {
+          sourceRows: standardise(source, -1), // [ms, ns], each row over its ns entries
+          sourceCols: standardise(tf.transpose(source), -1), // [ns, ms], each column over its ms entries
+          targetRows: standardise(target, -1), // [mt, nt]
+          targetCols: standardise(tf.transpose(target), -1), // [nt, mt]
+        };
+    }
+  }
+
   /** The whole adapter (no tidy of its own; callers wrap it). */
   private run(source: tf.Tensor2D, target: tf.Tensor2D, opts: RunOptions, record: Recorder | undefined): tf.Tensor2D {
-    const sourceT = tf.transpose(source); // [ms, ns] -> [ns, ms]
-    const keysFor = (b: BlockName): tf.Tensor2D => (this.geometry[b].keyAxis === "rows" ? source : sourceT);
-    let x = target; // [mt, nt]
+    const tokens = this.inputTokens(source, target);
+    const keysFor = (b: BlockName): tf.Tensor2D => (this.geometry[b].keyAxis === "rows" ? tokens.sourceRows : tokens.sourceCols);
+    let x = tokens.targetRows; // [mt, nt]
     this.layerParams.forEach((layer, i) => {
       record?.attention.push({});
       // Learned weighting: softmax over the enabled blocks, rows-query blocks first (BLOCK_NAMES order).
@@ -882,7 +1001,8 @@ export class ParameterAdapter {
       const rowWeights = weights && nRows > 0 ? tf.slice(weights, 0, nRows) : undefined;
       const colWeights = weights && this.colBlocks.length > 0 ? tf.slice(weights, nRows) : undefined;
       const rows = this.blockGroup(this.rowBlocks, i, x, keysFor, rowWeights, opts, record); // [mt, nt]
-      const colsT = this.blockGroup(this.colBlocks, i, tf.transpose(x), keysFor, colWeights, opts, record); // [nt, mt]
+      const colsQuery = i === 0 && tokens.targetCols ? tokens.targetCols : tf.transpose(x); // [mt, nt] -> [nt, mt]
+      const colsT = this.blockGroup(this.colBlocks, i, colsQuery, keysFor, colWeights, opts, record); // [nt, mt]
       const cols = colsT && tf.transpose(colsT); // [nt, mt] -> [mt, nt]
       const sum = (rows && cols ? tf.add(rows, cols) : rows ?? cols) as tf.Tensor2D; // [mt, nt]
       const average = weights ? sum : (tf.mul(sum, 1 / this.enabled.length) as tf.Tensor2D); // [mt, nt]
