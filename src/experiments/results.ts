@@ -98,9 +98,13 @@ export function transferRows(result: ExperimentResult): CurveRow[] {
   );
 }
 
-/** Stats over seeds of (method a − method b) in the target metric, paired by seed. */
-export function pairedDifference(result: ExperimentResult, a: string, b: string): Stats {
-  const byB = new Map(result.runs.filter((r) => r.method === b && !r.notApplicable).map((r) => [r.seed, r.final.target[r.metric]]));
+/**
+ * Stats over seeds of (method a − method b) in the target metric, paired by seed. `b` is read
+ * from `other` when given (another experiment on the same seeds, e.g. the same scenario with
+ * another source).
+ */
+export function pairedDifference(result: ExperimentResult, a: string, b: string, other: ExperimentResult = result): Stats {
+  const byB = new Map(other.runs.filter((r) => r.method === b && !r.notApplicable).map((r) => [r.seed, r.final.target[r.metric]]));
   const diffs = result.runs
     .filter((r) => r.method === a && !r.notApplicable && byB.has(r.seed))
     .map((r) => r.final.target[r.metric] - (byB.get(r.seed) as number));
@@ -166,6 +170,27 @@ export function chanceOfWins(wins: number, comparisons: number, seeds: number): 
     term *= ((comparisons - k) / (k + 1)) * (p / (1 - p)); // P(X = k + 1) from P(X = k)
   }
   return { expected: comparisons * p, pAtLeast: Math.min(1, pAtLeast) };
+}
+
+/** The t with P(T > t) = p for Student's t with `df` degrees of freedom (0 < p < 0.5), by bisection on studentTail. */
+export function studentQuantile(p: number, df: number): number {
+  if (!(p > 0 && p < 0.5)) throw new Error(`studentQuantile: p must be in (0, 0.5), got ${p}`);
+  let low = 0;
+  let high = 1;
+  while (studentTail(high, df) > p) high *= 2;
+  for (let i = 0; i < 60; i++) {
+    const mid = (low + high) / 2;
+    if (studentTail(mid, df) > p) low = mid;
+    else high = mid;
+  }
+  return (low + high) / 2;
+}
+
+/** The two-sided `level` (default 95 %) Student-t confidence interval of a mean from its Stats (n ≥ 2). */
+export function confidenceInterval(s: Stats, level = 0.95): { low: number; high: number } {
+  if (s.n < 2) return { low: NaN, high: NaN };
+  const half = studentQuantile((1 - level) / 2, s.n - 1) * (s.std / Math.sqrt(s.n));
+  return { low: s.mean - half, high: s.mean + half };
 }
 
 /** One-sided p-value of a paired mean above 0: P(T > mean / (std / √n)), T ~ Student's t with n − 1 degrees of freedom. */

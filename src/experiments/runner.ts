@@ -60,6 +60,8 @@ export interface RunResult {
   configHash: string;
   runnerVersion: number;
   backend: string;
+  /** TensorFlow's intra-op thread setting of the process (TF_NUM_INTRAOP_THREADS), or "default". */
+  threads?: string;
   createdAt: string;
   wallSeconds: number;
   /** Set when the method does not apply to the scenario: the reason, in words; nothing was trained. */
@@ -288,7 +290,7 @@ async function trainOne(config: ExperimentConfig, method: MethodSpec, seed: numb
   const instance = await scenario.build(seed, config.scenarioOptions);
   const base = {
     experiment: config.name, method: method.name, kind: method.kind, seed, configHash: runHash(config, method, seed),
-    runnerVersion: RUNNER_VERSION, backend: backendInfo()?.name ?? "unknown", createdAt: new Date().toISOString(), metric: instance.metric,
+    runnerVersion: RUNNER_VERSION, backend: backendInfo()?.name ?? "unknown", threads: process.env.TF_NUM_INTRAOP_THREADS ?? "default", createdAt: new Date().toISOString(), metric: instance.metric,
   };
   const reason = methodNotApplicable(method, instance);
   if (reason) {
