@@ -26,22 +26,25 @@ export function permuteHiddenUnits(model: tf.LayersModel, layers: string[], outp
     const units = weightsOf[i].getWeights()[0].shape[1] as number;
     return seededPermutation(units, seed * 7919 + i + 1);
   });
-  const updated = tf.tidy(() =>
-    weightsOf.map((layer, i) => {
-      const [kernel, bias] = layer.getWeights(); // kernel [in, out], bias [out]
-      // Copies, so the layer's own variables (which getWeights hands out) are never disposed here.
-      let k = tf.clone(kernel);
-      let b = bias && tf.clone(bias);
-      if (i > 0) k = tf.gather(k, tf.tensor1d(perms[i - 1], "int32"), 0); // rows follow the previous layer's units
-      if (i < layers.length) {
-        const perm = tf.tensor1d(perms[i], "int32");
-        k = tf.gather(k, perm, 1); // [in, out]: columns reordered
-        b = b && tf.gather(b, perm);
-      }
-      return b ? [k, b] : [k];
-    }),
-  );
-  weightsOf.forEach((layer, i) => layer.setWeights(updated[i]));
-  tf.dispose(updated.flat());
+  // Reordered in plain arrays (a gather's output misreports its rank to the wasm backend's fused matMul).
+  weightsOf.forEach((layer, i) => {
+    const [kernel, bias] = layer.getWeights(); // kernel [in, out], bias [out]
+    const [fanIn, units] = kernel.shape as [number, number];
+    const k = kernel.dataSync();
+    const rows = i > 0 ? perms[i - 1] : undefined; // rows follow the previous layer's units
+    const cols = i < layers.length ? perms[i] : undefined; // columns are this layer's units
+    const newKernel = new Float32Array(k.length);
+    for (let r = 0; r < fanIn; r++) {
+      const from = rows ? rows[r] : r;
+      for (let c = 0; c < units; c++) newKernel[r * units + c] = k[from * units + (cols ? cols[c] : c)];
+    }
+    const made: tf.Tensor[] = [tf.tensor2d(newKernel, [fanIn, units])];
+    if (bias) {
+      const b = bias.dataSync();
+      made.push(tf.tensor1d(cols ? Float32Array.from(cols, (from) => b[from]) : b));
+    }
+    layer.setWeights(made);
+    tf.dispose(made);
+  });
   return perms;
 }
