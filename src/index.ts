@@ -26,6 +26,7 @@ export type { ModelSide, EpochRecord, TransferRecord, TrainerHistory, JointLoop 
 export { AdamW, type AdamWConfig } from "./core/adamw";
 export { momentum, LeakFreeMomentum } from "./core/momentum";
 export { sparseCrossEntropy, accuracy, accuracyEvaluator, type LossFn } from "./core/losses";
+export { attentionRelativeEntropy, writeCosine } from "./core/diagnostics";
 
 // Baselines.
 export { IndependentTrainer } from "./baselines/independent";
@@ -37,13 +38,15 @@ export { cnn, mlp, vit, benchSource, benchTarget, saveModel, loadModel, BENCH_PA
 export { lowRankDense, lowRankConv2d, LowRankDense, LowRankConv2D } from "./models/lowrank-layers";
 export { loadImageDataset, benchMnist, type ImageDatasetName, type ImageData } from "./data/images";
 export { batchStream, type BatchStream } from "./data/batches";
+export { permuteHiddenUnits } from "./models/permute";
 
 // Experiments.
 export { benchWorkload, BENCH_MODES, type BenchMode } from "./experiments/bench-mnist";
-export { runExperiment, isQuick, pick, type ExperimentConfig, type ExperimentResult, type RunResult } from "./experiments/runner";
+export { runExperiment, isQuick, pick, type ExperimentConfig, type ExperimentResult, type RunResult, type AdapterDiagnostics } from "./experiments/runner";
 export type { MethodSpec } from "./experiments/methods";
 export { registerScenario, getScenario, scenarioNames, type Scenario, type ScenarioInstance } from "./experiments/scenario";
-export { summarize, summaryTable, curveRows, barRows, transferRows, transferVerdict, pairedDifference, stats } from "./experiments/results";
+export { summarize, summaryTable, curveRows, barRows, transferRows, transferVerdict, pairedDifference, stats, confidenceInterval } from "./experiments/results";
+export { positiveControlVerdicts, verdictRows, diagnosticsSummary, type CandidateVerdict } from "./experiments/positive-control-verdicts";
 
 // Plots and notebook display.
 export { learningCurves, groupedBars, heatmap, scatterPath } from "./plots/specs";
