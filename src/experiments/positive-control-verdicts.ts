@@ -64,12 +64,19 @@ export function diagnosticsSummary(result: ExperimentResult, method: string): Di
   };
 }
 
-/** Why a failing variant fails, from its diagnostics, in words. */
-function why(d: DiagnosticsSummary): string {
+/** Why a failing variant fails, from its diagnostics and its control's, in words. */
+function why(d: DiagnosticsSummary, control: DiagnosticsSummary): string {
   const parts: string[] = [];
   if (d.attentionEntropy > 0.99) parts.push(`its attention is uniform (entropy ${d.attentionEntropy.toFixed(3)} of uniform)`);
-  if (Number.isFinite(d.gate) && d.gate < 0.01) parts.push(`its gate stays at ${d.gate.toFixed(4)}`);
-  if (Number.isFinite(d.towardSource) && Math.abs(d.towardSource) < 0.1) parts.push(`its writes are unrelated to the direction of the source (cosine ${d.towardSource.toFixed(3)})`);
+  if (Number.isFinite(d.gate) && Math.abs(d.gate) < 0.01) parts.push(`its gate stays at ${d.gate.toFixed(4)}`);
+  if (Number.isFinite(d.towardSource) && Number.isFinite(control.towardSource)) {
+    const more = d.towardSource - control.towardSource;
+    parts.push(
+      Math.abs(more) < 0.05
+        ? `its writes point toward the source no more than its control's do (cosine ${d.towardSource.toFixed(3)} against ${control.towardSource.toFixed(3)})`
+        : `its writes point ${more > 0 ? "more" : "less"} toward the source than its control's (cosine ${d.towardSource.toFixed(3)} against ${control.towardSource.toFixed(3)})`,
+    );
+  }
   return parts.length ? parts.join("; ") : "the diagnostics show no single cause";
 }
 
@@ -98,12 +105,13 @@ export function positiveControlVerdicts(
     const share = overAlone.mean / reference.gain.mean;
     const clears = overAlone.n >= 2 && share >= 0.5 && overControl.low > 0;
     const diagnostics = diagnosticsSummary(search, mergenet);
+    const controlDiagnostics = diagnosticsSummary(search, control);
     const words = clears
       ? `clears the bar: ${Math.round(share * 100)} % of the ${reference.method} gain, and above its control (${intervalText(overControl)})`
       : overAlone.n < 2
         ? "one seed: no verdict"
-        : `does not clear the bar: ${Math.round(share * 100)} % of the ${reference.method} gain (half needed); over its control ${intervalText(overControl)}${overControl.low > 0 ? " (above it, but too small)" : overControl.high < 0 ? " (below it)" : ""}; ${why(diagnostics)}`;
-    return { candidate: mergenet, control, overAlone, overControl, share, clears, diagnostics, controlDiagnostics: diagnosticsSummary(search, control), words };
+        : `does not clear the bar: ${Math.round(share * 100)} % of the ${reference.method} gain (half needed); over its control ${intervalText(overControl)}${overControl.low > 0 ? " (above it, but too small)" : overControl.high < 0 ? " (below it)" : ""}; ${why(diagnostics, controlDiagnostics)}`;
+    return { candidate: mergenet, control, overAlone, overControl, share, clears, diagnostics, controlDiagnostics, words };
   });
   return { reference, verdicts };
 }
@@ -118,7 +126,7 @@ export function verdictRows(verdicts: CandidateVerdict[]): Record<string, string
     "attention entropy": v.diagnostics.attentionEntropy.toFixed(3),
     gate: Number.isFinite(v.diagnostics.gate) ? v.diagnostics.gate.toFixed(4) : "-",
     "write size": v.diagnostics.writeSize.toExponential(2),
-    "cos toward S": Number.isFinite(v.diagnostics.towardSource) ? v.diagnostics.towardSource.toFixed(3) : "-",
+    "cos toward S (its control)": Number.isFinite(v.diagnostics.towardSource) ? `${v.diagnostics.towardSource.toFixed(3)} (${v.controlDiagnostics.towardSource.toFixed(3)})` : "-",
     bar: v.clears ? "clears" : "no",
   }));
 }
