@@ -1,6 +1,8 @@
 /**
- * `npm start [-- --quick]`: reproduces every notebook and figure headlessly, then writes
- * results/REPORT.md (every saved table and figure with one line on what it shows).
+ * `npm start [-- --quick] [--workers N]`: reproduces every notebook and figure headlessly, then
+ * writes results/REPORT.md (every saved table and figure with one line on what it shows).
+ * `--workers N` trains each experiment's runs in N worker processes at once (MERGENET_WORKERS,
+ * passed to the notebook kernels; see src/experiments/pool.ts).
  *
  * Default mode executes notebooks/*.ipynb in place: that is the reproduction whose outputs
  * are committed. Quick mode (what CI runs) executes copies in results/quick/notebooks/ with
@@ -15,11 +17,24 @@ import { resultsRoot } from "../src/paths";
 import { closeRenderer } from "../src/plots/render";
 import { defaultNotebooks, NotebookRunError, REPO_ROOT, runNotebooks } from "./run-notebooks";
 
+const USAGE = "usage: npm start [-- --quick] [--workers N]";
+
+function parseArgs(args: string[]): { quick: boolean; workers?: number } {
+  let quick = false;
+  let workers: number | undefined;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--quick") quick = true;
+    else if (args[i] === "--workers") {
+      workers = Number(args[++i]);
+      if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers needs a whole number >= 1, got '${args[i] ?? ""}'; ${USAGE}`);
+    } else throw new Error(`unknown argument ${args[i]}; ${USAGE}`);
+  }
+  return { quick, workers };
+}
+
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const unknown = args.filter((a) => a !== "--quick");
-  if (unknown.length) throw new Error(`unknown argument(s) ${unknown.join(" ")}; usage: npm start [-- --quick]`);
-  const quick = args.includes("--quick");
+  const { quick, workers } = parseArgs(process.argv.slice(2));
+  if (workers !== undefined) process.env.MERGENET_WORKERS = String(workers); // the kernels inherit it
   const started = Date.now();
   for (const script of ["setup-system.sh", "setup-jupyter.sh"]) {
     execFileSync("bash", [path.join(REPO_ROOT, "scripts", script)], { stdio: "inherit" });

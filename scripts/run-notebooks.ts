@@ -1,11 +1,13 @@
 /**
  * Executes notebooks headlessly, in place, with the project's TypeScript kernel.
  *
- *   npm run notebooks -- [--quick] [--timeout SECONDS] [notebooks/NN-name.ipynb ...]
+ *   npm run notebooks -- [--quick] [--workers N] [--timeout SECONDS] [notebooks/NN-name.ipynb ...]
  *
  * Default: every notebooks/*.ipynb in name order. `--quick` sets MERGENET_QUICK=1 for the
- * kernel (notebooks shrink their runs). Exit code 1 when any cell fails, with the notebook,
- * the cell and its error named; each notebook's wall time is printed.
+ * kernel (notebooks shrink their runs); `--workers N` sets MERGENET_WORKERS=N (experiments
+ * train N runs at once in worker processes, src/experiments/pool.ts). Exit code 1 when any
+ * cell fails, with the notebook, the cell and its error named; each notebook's wall time is
+ * printed.
  *
  * Design choices:
  * - nbclient (Jupyter's own executor) from the project venv made by scripts/setup-jupyter.sh,
@@ -34,6 +36,8 @@ export interface RunOptions {
   quick?: boolean;
   /** Seconds one cell may run before it counts as failed (default 3600). */
   cellTimeoutSeconds?: number;
+  /** Sets MERGENET_WORKERS in the kernel (default: the environment's, if any). */
+  workers?: number;
 }
 
 /** Where and how a notebook failed. */
@@ -120,7 +124,7 @@ export function defaultNotebooks(): string[] {
     .map((name) => path.join(NOTEBOOKS_DIR, name));
 }
 
-function kernelEnv(quick: boolean): NodeJS.ProcessEnv {
+function kernelEnv(quick: boolean, workers?: number): NodeJS.ProcessEnv {
   const jupyterPath = [path.join(REPO_ROOT, "jupyter"), process.env.JUPYTER_PATH].filter(Boolean).join(path.delimiter);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -130,6 +134,7 @@ function kernelEnv(quick: boolean): NodeJS.ProcessEnv {
   };
   if (quick) env.MERGENET_QUICK = "1";
   else delete env.MERGENET_QUICK;
+  if (workers !== undefined) env.MERGENET_WORKERS = String(workers);
   return env;
 }
 
@@ -148,7 +153,7 @@ function runPython(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: numb
 async function runOne(file: string, options: RunOptions): Promise<NotebookResult> {
   const timeout = options.cellTimeoutSeconds ?? 3600;
   const started = Date.now();
-  const { code, stdout, stderr } = await runPython(["-c", EXECUTE_PY, file, String(timeout), KERNEL_NAME], kernelEnv(options.quick ?? false));
+  const { code, stdout, stderr } = await runPython(["-c", EXECUTE_PY, file, String(timeout), KERNEL_NAME], kernelEnv(options.quick ?? false, options.workers));
   const seconds = (Date.now() - started) / 1000;
   const lastLine = stdout.trim().split("\n").pop() ?? "";
   let reply: { ok: boolean; cell?: number; source?: string; ename?: string; evalue?: string } | undefined;
@@ -205,11 +210,15 @@ function parseArgs(argv: string[]): CliArgs {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--quick") options.quick = true;
-    else if (arg === "--timeout") {
+    else if (arg === "--workers") {
+      const workers = Number(argv[++i]);
+      if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers needs a whole number >= 1, got '${argv[i] ?? ""}'`);
+      options.workers = workers;
+    } else if (arg === "--timeout") {
       const seconds = Number(argv[++i]);
       if (!(seconds > 0)) throw new Error(`--timeout needs a positive number of seconds, got '${argv[i]}'`);
       options.cellTimeoutSeconds = seconds;
-    } else if (arg.startsWith("--")) throw new Error(`unknown option ${arg}; usage: npm run notebooks -- [--quick] [--timeout SECONDS] [files...]`);
+    } else if (arg.startsWith("--")) throw new Error(`unknown option ${arg}; usage: npm run notebooks -- [--quick] [--workers N] [--timeout SECONDS] [files...]`);
     else files.push(arg);
   }
   return { files, options };

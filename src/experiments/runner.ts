@@ -5,6 +5,10 @@
  * configuration is asked again (same hash), so re-running a notebook is fast. A result
  * file that is unreadable or belongs to another configuration is named in a warning and
  * redone; nothing else is touched.
+ *
+ * Runs train in this process one after another, or with `workers` > 1 (MERGENET_WORKERS,
+ * `npm start -- --workers N`) in a pool of worker processes (pool.ts); either way this
+ * process writes every result file.
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
@@ -19,6 +23,7 @@ import { singularValues, type WeightRecord } from "./analysis";
 import { attentionRelativeEntropy } from "../core/diagnostics";
 import { checkpointExists } from "../core/checkpoint";
 import { makeTrainer, methodNotApplicable, validateMethods, type MethodSpec } from "./methods";
+import { LocalPool, resolveThreadsPerWorker, resolveWorkers, type PoolJob, type RunExecutor } from "./pool";
 import { Progress } from "./progress";
 import { getScenario, type ScenarioInstance } from "./scenario";
 import { resultsRoot } from "../paths";
@@ -121,6 +126,19 @@ export interface RunOptions {
   resultsDir?: string;
   /** Print progress (default true). */
   progress?: boolean;
+  /**
+   * Worker processes that train the pending runs at once (default: MERGENET_WORKERS, else
+   * DEFAULT_WORKERS in pool.ts, 1). 1 trains them in this process, one after another.
+   */
+  workers?: number;
+  /** With workers > 1: TensorFlow intra-op threads of each worker (TF_NUM_INTRAOP_THREADS; default MERGENET_WORKER_THREADS, else 1). */
+  threadsPerWorker?: number;
+  /**
+   * With workers > 1: modules (paths) the workers import to register the experiment's
+   * scenario, besides src/experiments/scenarios, which they always import. A scenario
+   * registered only in this process (in a notebook cell, say) needs workers: 1.
+   */
+  scenarioModules?: string[];
 }
 
 /** JSON with sorted keys, so equal configurations hash equally. */
@@ -284,7 +302,8 @@ export function checkpointDir(resultsDir: string, config: ExperimentConfig, meth
 /** Set by the first SIGINT/SIGTERM while an experiment runs: the current run checkpoints at its epoch's end. */
 let stopRequested = false;
 
-async function trainOne(config: ExperimentConfig, method: MethodSpec, seed: number, progress: Progress, resultsDir: string): Promise<RunResult> {
+/** Trains one run (in this process, or in a pool's worker: worker.ts) and returns its result; writes no result file. */
+export async function trainOne(config: ExperimentConfig, method: MethodSpec, seed: number, progress: Pick<Progress, "epoch">, resultsDir: string): Promise<RunResult> {
   const started = Date.now();
   const scenario = getScenario(config.scenario);
   const instance = await scenario.build(seed, config.scenarioOptions);
@@ -378,20 +397,26 @@ async function trainOne(config: ExperimentConfig, method: MethodSpec, seed: numb
  */
 export async function runExperiment(config: ExperimentConfig, options: RunOptions = {}): Promise<ExperimentResult> {
   validateExperiment(config);
+  const workers = resolveWorkers(options.workers);
+  const threadsPerWorker = resolveThreadsPerWorker(options.threadsPerWorker);
   await initBackend();
   const resultsDir = options.resultsDir ?? resultsRoot();
   const jobs = config.methods.flatMap((method) => config.seeds.map((seed) => ({ method, seed })));
   const progress = new Progress(config.name, jobs.length, options.progress ?? true);
+  const executor = workers > 1 ? new LocalPool({ workers, threadsPerWorker, modules: (options.scenarioModules ?? []).map((m) => path.resolve(m)) }) : undefined;
   stopRequested = false;
+  const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopRequested) process.exit(130); // a second signal: quit at once
     stopRequested = true;
-    logger.warn(`${signal}: the current run saves a checkpoint at the end of its epoch, then stops (send it again to quit at once)`);
+    if (executor) logger.warn(`${signal}: stopping the worker processes; the runs they are training start over next time, finished runs are kept`);
+    else logger.warn(`${signal}: the current run saves a checkpoint at the end of its epoch, then stops (send it again to quit at once)`);
+    stop.abort();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    return await runJobs(config, jobs, options, resultsDir, progress);
+    return await runJobs(config, jobs, options, resultsDir, progress, executor, stop.signal);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -431,12 +456,12 @@ async function preflight(config: ExperimentConfig, methods: MethodSpec[], seed: 
 }
 
 /** An error's message; native TensorFlow's "Invalid TF_Status: 3\nMessage: ..." becomes its message. */
-function messageOf(err: unknown): string {
+export function messageOf(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   return message.replace(/^Invalid TF_Status: \d+\s*Message:\s*/, "TensorFlow: ");
 }
 
-async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; seed: number }[], options: RunOptions, resultsDir: string, progress: Progress): Promise<ExperimentResult> {
+async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; seed: number }[], options: RunOptions, resultsDir: string, progress: Progress, executor: RunExecutor | undefined, stop: AbortSignal): Promise<ExperimentResult> {
   const force = options.force ?? process.env.MERGENET_FORCE === "1";
   const planned = jobs.map((job) => {
     const file = runFile(resultsDir, config, job.method, job.seed);
@@ -444,6 +469,7 @@ async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; see
   });
   const pending = planned.filter((job) => !job.cached);
   if (pending.length) await preflight(config, [...new Set(pending.map((job) => job.method))], pending[0].seed);
+  if (executor && pending.length) return runWithExecutor(config, planned, resultsDir, progress, executor, stop);
   const runs: RunResult[] = [];
   for (const { method, seed, file, cached } of planned) {
     if (cached) {
@@ -460,13 +486,42 @@ async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; see
       // Name the run that failed; the original error (and its stack) is the cause.
       throw new Error(`[${config.name}] '${method.name}' seed ${seed} failed: ${messageOf(err)}`, { cause: err });
     }
-    fs.rmSync(checkpointDir(resultsDir, config, method, seed), { recursive: true, force: true });
-    writeJsonAtomic(file, run);
+    saveRun(resultsDir, config, method, seed, file, run);
     runs.push(run);
-    progress.done(run.notApplicable ? "not applicable" : `${run.metric} ${run.final.target[run.metric]?.toFixed(4) ?? "-"}`);
+    progress.done(runSummary(run));
   }
   progress.finish();
   return { config, runs };
+}
+
+/** Writes a finished run's result file (atomically, in this process); its checkpoint, if any, is no longer needed. */
+function saveRun(resultsDir: string, config: ExperimentConfig, method: MethodSpec, seed: number, file: string, run: RunResult): void {
+  fs.rmSync(checkpointDir(resultsDir, config, method, seed), { recursive: true, force: true });
+  writeJsonAtomic(file, run);
+}
+
+function runSummary(run: RunResult): string {
+  return run.notApplicable ? "not applicable" : `${run.metric} ${run.final.target[run.metric]?.toFixed(4) ?? "-"}`;
+}
+
+/** The pending runs trained by an executor (the worker pool); this process writes each result as it arrives. */
+async function runWithExecutor(config: ExperimentConfig, planned: { method: MethodSpec; seed: number; file: string; cached?: RunResult }[], resultsDir: string, progress: Progress, executor: RunExecutor, stop: AbortSignal): Promise<ExperimentResult> {
+  const runs: (RunResult | undefined)[] = planned.map((job) => job.cached);
+  for (const { method, seed, cached } of planned) if (cached) progress.cached(`${method.name} seed ${seed}`, cached.wallSeconds);
+  const pending: PoolJob[] = planned.flatMap(({ method, seed, cached }, key) => (cached ? [] : [{ key, config, method, seed, resultsDir, configHash: runHash(config, method, seed), runnerVersion: RUNNER_VERSION }]));
+  progress.setWorkers(Math.min(executor.workers, pending.length));
+  const label = (job: PoolJob): string => `${job.method.name} seed ${job.seed}`;
+  await executor.run(pending, {
+    started: (job, worker) => progress.start(label(job), worker),
+    epoch: (job, record, epochs) => progress.epoch(record, epochs, label(job)),
+    finished: (job, run) => {
+      saveRun(resultsDir, config, job.method, job.seed, planned[job.key].file, run);
+      runs[job.key] = run;
+      progress.done(runSummary(run), label(job));
+    },
+  }, stop);
+  progress.finish();
+  return { config, runs: runs as RunResult[] };
 }
 
 /** Reads `MERGENET_QUICK`: notebooks and `npm start -- --quick` use it to pick smaller settings. */

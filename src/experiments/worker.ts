@@ -1,0 +1,68 @@
+/**
+ * A worker process of the local pool (pool.ts forks this file). It initialises the backend the
+ * parent chose (MERGENET_BACKEND, with TF_NUM_INTRAOP_THREADS already in its environment),
+ * registers the scenarios, says `ready`, then trains one run per `job` message with the
+ * runner's own trainOne and sends back the RunResult, or the error's message. It writes no
+ * result file: the parent does. It exits when the parent disconnects (also when the parent
+ * dies), and ignores SIGINT: Ctrl-C in a terminal reaches the whole process group, and the
+ * parent decides what stops.
+ *
+ * `executeJob` is the part a queue worker (issue 15's BullMQ part) would reuse.
+ */
+import { initBackend, type BackendName } from "../backend";
+import type { EpochRecord } from "../core/joint";
+import type { FromWorker, ToWorker, WorkerJob } from "./pool";
+import { RUNNER_VERSION, messageOf, runHash, trainOne, type RunResult } from "./runner";
+import { scenarioNames } from "./scenario";
+import "./scenarios/index";
+
+const imported = new Set<string>();
+
+/** Checks that this process can run the job exactly as the submitter would, then trains it. */
+export async function executeJob(job: WorkerJob, onEpoch: (record: EpochRecord, epochs: number) => void = () => undefined): Promise<RunResult> {
+  for (const module of job.modules) {
+    if (imported.has(module)) continue;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      require(module);
+    } catch (err) {
+      throw new Error(`the worker cannot import scenario module ${module}: ${messageOf(err)}`, { cause: err });
+    }
+    imported.add(module);
+  }
+  if (job.runnerVersion !== RUNNER_VERSION) throw new Error(`the worker's runner version ${RUNNER_VERSION} differs from the submitter's ${job.runnerVersion}; run the same code on both`);
+  const method = job.config.methods.find((m) => m.name === job.methodName);
+  if (!method) throw new Error(`the experiment has no method '${job.methodName}'`);
+  if (!scenarioNames().includes(job.config.scenario)) {
+    throw new Error(`scenario '${job.config.scenario}' is not registered in the worker process, which imports src/experiments/scenarios and RunOptions.scenarioModules: name the module that registers it there, or use workers: 1`);
+  }
+  if (runHash(job.config, method, job.seed) !== job.configHash) throw new Error("the worker computes another configuration hash for this run than the submitter: its code differs; run the same code on both");
+  return trainOne(job.config, method, job.seed, { epoch: onEpoch }, job.resultsDir);
+}
+
+function send(message: FromWorker): void {
+  process.send?.(message);
+}
+
+async function main(): Promise<void> {
+  process.on("SIGINT", () => undefined);
+  process.on("disconnect", () => process.exit(0));
+  try {
+    await initBackend(process.env.MERGENET_BACKEND as BackendName | undefined);
+  } catch (err) {
+    process.stderr.write(`[mergenet] worker: ${messageOf(err)}\n`);
+    process.send?.({ type: "fatal", message: messageOf(err) } satisfies FromWorker, () => process.exit(1));
+    return;
+  }
+  // One run at a time: the parent sends the next job only after this one's answer.
+  process.on("message", (message: ToWorker) => {
+    if (message?.type !== "job") return;
+    executeJob(message.job, (record, epochs) => send({ type: "epoch", record, epochs })).then(
+      (run) => send({ type: "result", run }),
+      (err) => send({ type: "error", message: messageOf(err), stack: err instanceof Error ? err.stack : undefined }),
+    );
+  });
+  send({ type: "ready" });
+}
+
+if (process.send && process.env.MERGENET_POOL_WORKER === "1") void main();
