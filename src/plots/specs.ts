@@ -131,7 +131,7 @@ export function learningCurves(rows: CurveRow[], options: LearningCurveOptions):
   // On a log axis mean - std can be <= 0: the band's lower edge is then clipped at mean / 10.
   const values = points.map((p) => ({ ...p, bandLo: logY ? Math.max(p.lo, p.mean / 10) : p.lo }));
   const x = { field: "x", type: "quantitative" as const, title: xField };
-  const color = { field: "method", type: "nominal" as const, title: "method" };
+  const color = { field: "method", type: "nominal" as const, title: "method", legend: { labelLimit: 320 } };
   const line = {
     mark: { type: "line" as const, point: points.length <= 60 },
     encoding: {
