@@ -6,7 +6,7 @@ import { tf } from "../src/backend";
 import {
   CURVE_METHODS,
   METHOD,
-  TRANSFER_CHECKS,
+  MAIN_METHODS,
   crossModalityExperiments,
   crossModalityFindings,
   gainTable,
@@ -17,6 +17,7 @@ import { runExperiment, validateExperiment, type ExperimentResult, type RunResul
 import { imageMosaic, spectrogramPanels } from "../src/plots/images";
 import { REPO_ROOT } from "../src/paths";
 import "../src/experiments/scenarios/index";
+import { matchedControls } from "../src/experiments/verdicts";
 
 const savedQuick = process.env.MERGENET_QUICK;
 afterEach(() => {
@@ -49,18 +50,15 @@ describe("cross-modality configs", () => {
 
   it("name, in the verdicts, curves and notebook calls, only methods the experiments run", () => {
     const names = new Set(experimentsIn("default")[0].config.methods.map((m) => m.name));
-    for (const check of TRANSFER_CHECKS) {
-      expect(names.has(check.method)).toBe(true);
-      expect(names.has(check.control)).toBe(true);
-      expect(check.control).toMatch(/^control: /);
-    }
+    for (const check of matchedControls(experimentsIn("default")[0].config)) expect(check.control).toMatch(/^control: /);
+    for (const name of MAIN_METHODS) expect(names.has(name)).toBe(true);
     for (const name of CURVE_METHODS) expect(names.has(name)).toBe(true);
     const code = notebookCode();
     // Method names the notebook passes as METHOD.<key> must exist; quoted names in verdict / attention calls too.
     const keys = [...code.matchAll(/METHOD\.(\w+)/g)].map((m) => m[1]);
     expect(keys.length).toBeGreaterThan(3);
     for (const key of keys) expect(Object.keys(METHOD)).toContain(key);
-    const quoted = [...code.matchAll(/(?:transferVerdict|attentionOf)\([^)]*?"([^"]+)"/g)].map((m) => m[1]);
+    const quoted = [...code.matchAll(/(?:compare|attentionOf)\([^)]*?"([^"]+)"/g)].map((m) => m[1]);
     for (const name of quoted) expect(names.has(name)).toBe(true);
   });
 });
@@ -117,10 +115,13 @@ describe("cross-modality summaries", () => {
     const [line] = crossModalityFindings([{ label: "digits", result: result(false) }]);
     expect(line).toMatch(/^\*\*digits\*\*: target alone 0\.8100 ± 0\.0100/);
     expect(line).toContain("logit KD and mutual learning do not apply");
-    expect(line).toContain(`MergeNet beats its random-source control beyond seed noise with: ${METHOD.classifier} (+0.0500`);
-    expect(line).not.toContain(`${METHOD.released} (+`);
+    expect(line).toContain("δ = 0.0100 (one accuracy point");
+    expect(line).toContain(`${METHOD.classifier} over its control +0.0500 [`);
+    expect(line).toMatch(new RegExp(`${METHOD.classifier} over its control [^;]*\\(better, 3 seeds\\)`));
+    expect(line).toMatch(new RegExp(`${METHOD.released} over its control \\+0\\.0000 [^;]*\\(equivalent within ±0\\.0100, 3 seeds\\)`));
     const [withKd] = crossModalityFindings([{ label: "emoji", result: result(true) }]);
-    expect(withKd).toMatch(/logit KD \+0\.0900 ± 0\.0100: helps beyond seed noise/);
+    expect(withKd).toMatch(/logit KD over target alone \+0\.0900 \[[^;]*\(better, 3 seeds\)/);
+    expect(withKd).toContain("δ = 0.0180 (a fifth of logit KD's gain");
   });
 
   it("tabulate gains per transfer, with 'does not apply' rows", () => {

@@ -8,9 +8,10 @@ import * as path from "path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { paramRef } from "../src/core/params";
 import {
-  fractionOf, genreToPos, lowDataSweep, mergenetControls, posToGenre, sentimentToSite, siteToSentiment, SWEEP_FRACTIONS, SWEEP_SCENARIOS, TARGET_FRACTION,
+  fractionOf, genreToPos, lowDataSweep, posToGenre, sentimentToSite, siteToSentiment, SWEEP_FRACTIONS, SWEEP_SCENARIOS, TARGET_FRACTION,
 } from "../src/experiments/configs/cross-task";
 import { getScenario } from "../src/experiments/scenario";
+import { matchedControls } from "../src/experiments/verdicts";
 import { runExperiment, validateExperiment, type ExperimentConfig } from "../src/experiments/runner";
 import "../src/experiments/scenarios/index";
 
@@ -58,7 +59,7 @@ describe("cross-task configurations", () => {
 
   it("give every MergeNet variant a control that differs only in its source input", () => {
     for (const config of Object.values(MAIN).map((fn) => fn())) {
-      const pairs = mergenetControls(config);
+      const pairs = matchedControls(config);
       expect(pairs.length).toBeGreaterThanOrEqual(4);
       for (const { method, control } of pairs) {
         const m = config.methods.find((x) => x.name === method)!;

@@ -104,16 +104,16 @@ export function transferRows(result: ExperimentResult): CurveRow[] {
  * another source).
  */
 export function pairedDifference(result: ExperimentResult, a: string, b: string, other: ExperimentResult = result): Stats {
-  const byB = new Map(other.runs.filter((r) => r.method === b && !r.notApplicable).map((r) => [r.seed, r.final.target[r.metric]]));
-  const diffs = result.runs
-    .filter((r) => r.method === a && !r.notApplicable && byB.has(r.seed))
-    .map((r) => r.final.target[r.metric] - (byB.get(r.seed) as number));
-  return stats(diffs);
+  return stats(pairedDifferences(result, a, b, other));
 }
 
-/** True when a paired difference is clearly non-zero: |mean| > 2 standard errors (n ≥ 2). */
-export function distinguishable(s: Stats): boolean {
-  return s.n >= 2 && Math.abs(s.mean) > (2 * s.std) / Math.sqrt(s.n);
+/** The differences (a − b) of the final target metric, paired by seed, in seed order; b read from `other` when given. */
+export function pairedDifferences(result: ExperimentResult, a: string, b: string, other: ExperimentResult = result): number[] {
+  const byB = new Map(other.runs.filter((r) => r.method === b && !r.notApplicable).map((r) => [r.seed, r.final.target[r.metric]]));
+  return result.runs
+    .filter((r) => r.method === a && !r.notApplicable && byB.has(r.seed))
+    .sort((x, y) => x.seed - y.seed)
+    .map((r) => r.final.target[r.metric] - (byB.get(r.seed) as number));
 }
 
 /** ln Γ(x) for x a positive multiple of 1/2 (all a t distribution with whole degrees of freedom needs), by Γ(x + 1) = x Γ(x). */
@@ -143,35 +143,6 @@ export function studentTail(t: number, df: number): number {
   return Math.min(0.5, Math.max(0, 0.5 - (area * h) / 3));
 }
 
-/**
- * How often a method with NO real effect still "beats" its control under `distinguishable`
- * (paired mean above two standard errors) with n seeds, assuming normal seed noise: one-sided
- * P(T > 2), T ~ Student's t with n − 1 degrees of freedom. 3 seeds: 0.092; 5: 0.058; 10: 0.038.
- * Loose on purpose (it flags what is worth a longer run); so among many comparisons some
- * "wins" are expected by chance alone, and chanceOfWins says how surprising a count is.
- */
-export function falseWinRate(seeds: number): number {
-  if (!Number.isInteger(seeds) || seeds < 2) throw new Error(`falseWinRate: needs at least 2 seeds, got ${seeds}`);
-  return studentTail(2, seeds - 1);
-}
-
-/**
- * Among `comparisons` methods with no real effect, each judged on `seeds` seeds: the expected
- * number of chance "wins" over the control, and the probability of at least `wins` of them
- * (binomial tail). A small probability (below 0.05) means the wins are more than chance gives.
- */
-export function chanceOfWins(wins: number, comparisons: number, seeds: number): { expected: number; pAtLeast: number } {
-  const p = falseWinRate(seeds);
-  if (wins <= 0) return { expected: comparisons * p, pAtLeast: 1 };
-  let pAtLeast = 0;
-  let term = Math.pow(1 - p, comparisons); // P(X = 0)
-  for (let k = 0; k <= comparisons; k++) {
-    if (k >= wins) pAtLeast += term;
-    term *= ((comparisons - k) / (k + 1)) * (p / (1 - p)); // P(X = k + 1) from P(X = k)
-  }
-  return { expected: comparisons * p, pAtLeast: Math.min(1, pAtLeast) };
-}
-
 /** The t with P(T > t) = p for Student's t with `df` degrees of freedom (0 < p < 0.5), by bisection on studentTail. */
 export function studentQuantile(p: number, df: number): number {
   if (!(p > 0 && p < 0.5)) throw new Error(`studentQuantile: p must be in (0, 0.5), got ${p}`);
@@ -191,44 +162,6 @@ export function confidenceInterval(s: Stats, level = 0.95): { low: number; high:
   if (s.n < 2) return { low: NaN, high: NaN };
   const half = studentQuantile((1 - level) / 2, s.n - 1) * (s.std / Math.sqrt(s.n));
   return { low: s.mean - half, high: s.mean + half };
-}
-
-/** One-sided p-value of a paired mean above 0: P(T > mean / (std / √n)), T ~ Student's t with n − 1 degrees of freedom. */
-export function oneSidedP(s: Stats): number {
-  if (s.n < 2) throw new Error(`oneSidedP needs at least 2 paired values, got ${s.n}`);
-  if (s.std === 0) return s.mean > 0 ? 0 : s.mean < 0 ? 1 : 0.5;
-  const t = s.mean / (s.std / Math.sqrt(s.n));
-  return t >= 0 ? studentTail(t, s.n - 1) : 1 - studentTail(-t, s.n - 1);
-}
-
-const pText = (p: number): string => (p < 0.001 ? "< 0.001" : `= ${p.toFixed(3)}`);
-
-function signed(s: Stats): string {
-  const sign = s.mean >= 0 ? "+" : "−";
-  const spread = s.n > 1 ? ` ± ${s.std.toFixed(4)}` : "";
-  return `${sign}${Math.abs(s.mean).toFixed(4)}${spread} (n = ${s.n})`;
-}
-
-/**
- * A plain-words verdict for a MergeNet variant: its gain over target alone, its gain over
- * its random-source control (both paired by seed), and what the two together mean. A gain
- * the control also gets is regularisation, never called knowledge transfer.
- */
-export function transferVerdict(result: ExperimentResult, method: string, control: string, baseline = "target alone"): string {
-  const overAlone = pairedDifference(result, method, baseline);
-  const overControl = pairedDifference(result, method, control);
-  const controlOverAlone = pairedDifference(result, control, baseline);
-  if (overAlone.n === 0 || overControl.n === 0) return `**${method}**: no paired runs to compare.`;
-  const facts = `gain over ${baseline} ${signed(overAlone)}; over its control (${control}) ${signed(overControl)}; the control over ${baseline} ${signed(controlOverAlone)}.`;
-  let meaning: string;
-  if (overAlone.n < 2) meaning = "One seed only (quick mode?): no conclusion can be drawn.";
-  else if (distinguishable(overControl) && overControl.mean > 0) {
-    meaning = `It beats its random-source control beyond seed noise (one-sided p ${pText(oneSidedP(overControl))}, paired t test on ${overControl.n} seeds; among many comparisons a few pass by chance): a candidate for transfer from the source, to confirm with more seeds.`;
-  }
-  else if (distinguishable(overAlone) && overAlone.mean > 0) meaning = "It gains over training alone, but not over its random-source control: the gain is what any such perturbation gives (regularisation), not knowledge transfer.";
-  else if (distinguishable(overAlone) && overAlone.mean < 0) meaning = "It hurts the target beyond seed noise.";
-  else meaning = "No effect beyond seed noise: no knowledge transfer is measurable here.";
-  return `**${method}**: ${facts} ${meaning}`;
 }
 
 /** The attention maps stored with a method's first-seed run (MergeNet with a `full` pair), if any. */

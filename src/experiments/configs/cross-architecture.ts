@@ -6,6 +6,7 @@
 import type { MergeNetConfig } from "../../core/trainer";
 import type { MethodSpec } from "../methods";
 import { pick, type ExperimentConfig } from "../runner";
+import { MAIN_SEEDS, narrowed } from "../verdicts";
 import { IMAGE_PAIRS, type ImagePairOptions } from "../scenarios/cross-architecture";
 
 type Pair = { source: string; target: string };
@@ -31,13 +32,44 @@ export function cnnToMlp(): ExperimentConfig {
     mergenet("MergeNet hypernet", pairs.released),
     mergenet("MergeNet exact", pairs.released, { rule: "exact" }),
     mergenet("control: random source", pairs.released, { sourceInput: "random" }),
+    mergenet("control: exact, random source", pairs.released, { rule: "exact", sourceInput: "random" }),
     mergenet("MergeNet classifier pair", pairs.classifier),
     mergenet("control: classifier pair, random source", pairs.classifier, { sourceInput: "random" }),
     mergenet("MergeNet classifier pair (pre-trained source)", pairs.classifier, {}, { pretrainSourceEpochs: PRETRAIN_EPOCHS }),
+    // The matched control of the frozen-source variant: its random matrix takes the pre-trained weight's std.
+    mergenet("control: classifier pair (pre-trained source), random source", pairs.classifier, { sourceInput: "random" }, { pretrainSourceEpochs: PRETRAIN_EPOCHS }),
   ];
-  const options: ImagePairOptions = { dataset: "mnist", target: "mlp", sourceTrain: 10000, targetTrain: 1000, testImages: pick(2000, 5000) };
+  const options: ImagePairOptions = { dataset: "mnist", target: "mlp", sourceTrain: 10000, targetTrain: 1000, testImages: testImages() };
   return { name: "01-cnn-to-mlp", scenario: "image-cnn-to-x", scenarioOptions: { ...options }, methods, epochs: pick(2, 20), seeds: pick([0], [0, 1, 2]) };
 }
+
+/**
+ * The comparisons notebook 01 reports as its main results (and its one earlier candidate, the
+ * exact rule), on MAIN_SEEDS: target alone, the distillation reference that sets δ, and each
+ * MergeNet variant beside its matched control. The other methods keep three seeds.
+ */
+export const CNN_TO_MLP_MAIN = [
+  "target alone", "logit KD (pre-trained source)",
+  "MergeNet hypernet", "control: random source", "MergeNet exact", "control: exact, random source",
+  "MergeNet classifier pair", "control: classifier pair, random source",
+];
+export const CNN_TO_VIT_MAIN = ["target alone", "logit KD (pre-trained source)", "MergeNet hypernet", "control: random source", "MergeNet classifier pair", "control: classifier pair, random source"];
+
+/** cnnToMlp narrowed to its main comparisons on ten seeds (one seed in quick mode). */
+export function cnnToMlpMain(): ExperimentConfig {
+  return narrowed(cnnToMlp(), CNN_TO_MLP_MAIN, pick([0], [...MAIN_SEEDS]));
+}
+
+/** cnnToVit narrowed to its main comparisons on ten seeds (one seed in quick mode). */
+export function cnnToVitMain(): ExperimentConfig {
+  return narrowed(cnnToVit(), CNN_TO_VIT_MAIN, pick([0], [...MAIN_SEEDS]));
+}
+
+/** Test images of both experiments (one item = 1/this of accuracy). */
+export const testImages = (): number => pick(2000, 5000);
+
+/** δ's fallback, should distillation gain nothing here. */
+export const FALLBACK_DELTA = { delta: 0.005, reason: "half an accuracy point (distillation gains nothing here to scale it by)" };
 
 /** CNN → small ViT: the main comparisons on a second architecture pair. */
 export function cnnToVit(): ExperimentConfig {
@@ -51,6 +83,6 @@ export function cnnToVit(): ExperimentConfig {
     mergenet("MergeNet classifier pair", pairs.classifier),
     mergenet("control: classifier pair, random source", pairs.classifier, { sourceInput: "random" }),
   ];
-  const options: ImagePairOptions = { dataset: "mnist", target: "vit", sourceTrain: 10000, targetTrain: 1000, testImages: pick(2000, 5000) };
+  const options: ImagePairOptions = { dataset: "mnist", target: "vit", sourceTrain: 10000, targetTrain: 1000, testImages: testImages() };
   return { name: "01-cnn-to-vit", scenario: "image-cnn-to-x", scenarioOptions: { ...options }, methods, epochs: pick(2, 10), seeds: pick([0], [0, 1, 2]) };
 }

@@ -33,8 +33,9 @@
 import { paramRef } from "../../core/params";
 import type { MergeNetConfig } from "../../core/trainer";
 import type { MethodSpec } from "../methods";
-import { distinguishable, formatStats, pairedDifference, summarize, type Stats } from "../results";
+import { formatStats, summarize, type Stats } from "../results";
 import { pick, type ExperimentConfig, type ExperimentResult } from "../runner";
+import { compare, intervalText, MAIN_SEEDS, narrowed, smallestEffectOf, variantVerdicts, verdictText, type SmallestEffect } from "../verdicts";
 import { getScenario } from "../scenario";
 import {
   EMOJI_PAIRS,
@@ -54,18 +55,11 @@ export const METHOD = {
   classifier: "MergeNet classifier pair",
   classifierControl: "control: classifier pair, random source",
   classifierPretrained: "MergeNet classifier pair (pre-trained source)",
+  classifierPretrainedControl: "control: classifier pair (pre-trained source), random source",
   kd: "logit KD",
   kdPretrained: "logit KD (pre-trained source)",
   dml: "mutual learning",
 } as const;
-
-/** Each MergeNet variant with the control it must beat to count as knowledge transfer. */
-export const TRANSFER_CHECKS: { method: string; control: string }[] = [
-  { method: METHOD.released, control: METHOD.releasedControl },
-  { method: METHOD.classifier, control: METHOD.classifierControl },
-  // A frozen source does not change what the random-source control computes: same control.
-  { method: METHOD.classifierPretrained, control: METHOD.classifierControl },
-];
 
 /** The methods drawn in the learning-curve figures. */
 export const CURVE_METHODS: string[] = [METHOD.targetAlone, METHOD.released, METHOD.releasedControl, METHOD.classifier, METHOD.classifierPretrained, METHOD.kd, METHOD.kdPretrained];
@@ -85,6 +79,8 @@ function methodsFor(pairs: Record<"classifier" | "released", Pair>, pretrain: nu
     mergenet(METHOD.classifier, pairs.classifier),
     mergenet(METHOD.classifierControl, pairs.classifier, { sourceInput: "random" }),
     mergenet(METHOD.classifierPretrained, pairs.classifier, {}, { pretrainSourceEpochs: pretrain }),
+    // Its matched control: the random matrix takes the pre-trained (frozen) weight's std.
+    mergenet(METHOD.classifierPretrainedControl, pairs.classifier, { sourceInput: "random" }, { pretrainSourceEpochs: pretrain }),
     { name: METHOD.kd, kind: "kd" },
     { name: METHOD.kdPretrained, kind: "kd", pretrainSourceEpochs: pretrain },
     { name: METHOD.dml, kind: "dml" },
@@ -92,6 +88,17 @@ function methodsFor(pairs: Record<"classifier" | "released", Pair>, pretrain: nu
 }
 
 const SEEDS = (): number[] => pick([0], [0, 1, 2]);
+
+/** The main comparisons, on MAIN_SEEDS: target alone, the distillation references (where they apply) and both kinds of pair beside their controls. */
+export const MAIN_METHODS: string[] = [METHOD.targetAlone, METHOD.released, METHOD.releasedControl, METHOD.classifier, METHOD.classifierControl, METHOD.kd, METHOD.kdPretrained];
+
+/** An experiment narrowed to MAIN_METHODS on ten seeds (one in quick mode). */
+export function mainComparisons(config: ExperimentConfig): ExperimentConfig {
+  return narrowed(config, MAIN_METHODS, pick([0], [...MAIN_SEEDS]));
+}
+
+/** δ's fallback where distillation does not apply (digits: the modalities share no item) or gains nothing. */
+export const FALLBACK_DELTA = { delta: 0.01, reason: "one accuracy point (distillation does not apply or gains nothing here, so nothing scales δ)" };
 
 /** Emoji: the text model (label + keywords) lends to the picture CNN (trained on Google's drawings, tested on Twitter's). */
 export function emojiTextToImage(): ExperimentConfig {
@@ -177,30 +184,39 @@ function signedStats(s: Stats): string {
   return s.n > 1 ? `${value} ± ${s.std.toFixed(4)}` : value;
 }
 
+/** Test items of the experiments whose test set size is fixed here (one item = 1/this of accuracy): the MNIST target's 2,000 test images. */
+const TEST_ITEMS: Record<string, number> = { "03-digits-audio-to-image": 2000 };
+
+/** δ of one experiment: a fifth of distillation's best gain where it applies, else FALLBACK_DELTA (see verdicts.ts). */
+export function deltaOf(result: ExperimentResult): SmallestEffect {
+  return smallestEffectOf(result, { distillation: [METHOD.kd, METHOD.kdPretrained], testItems: TEST_ITEMS[result.config.name], fallback: FALLBACK_DELTA });
+}
+
 /**
- * The findings of each experiment in plain words, computed from the runs: how the models do
- * alone, whether KD / DML help (or why they do not apply), and whether any MergeNet variant
- * beats its random-source control. A difference counts only beyond two standard errors over
- * seeds (`distinguishable`); one seed supports no conclusion, and the line says so.
+ * The findings of each experiment in plain words, computed from the runs by the classifier of
+ * verdicts.ts: how the models do alone, what distillation does (or why it does not apply), and
+ * each MergeNet variant against its matched random-source control, with δ and its reason. `main`
+ * (same labels, the ten-seed runs of the main comparisons) is used where given.
  */
-export function crossModalityFindings(results: LabelledResult[]): string[] {
+export function crossModalityFindings(results: LabelledResult[], main: LabelledResult[] = results): string[] {
   return results.map(({ label, result }) => {
+    const ten = main.find((m) => m.label === label)?.result ?? result;
     const summary = new Map(summarize(result, METHOD.targetAlone).map((r) => [r.method, r]));
     const alone = summary.get(METHOD.targetAlone);
     const source = summary.get(METHOD.sourceAlone);
-    const seeds = alone?.target.n ?? 0;
     const parts: string[] = [`target alone ${alone ? formatStats(alone.target) : "n/a"}, source alone ${source ? formatStats(source.source) : "n/a"}`];
-    if (seeds < 2) return `**${label}**: ${parts[0]}; one seed only, so no comparison is drawn.`;
-    const verdict = (s: Stats) => (distinguishable(s) ? (s.mean > 0 ? "helps beyond seed noise" : "hurts beyond seed noise") : "no effect beyond seed noise");
-    const baselines = [METHOD.kd, METHOD.kdPretrained, METHOD.dml].map((m) => ({ m, r: summary.get(m) })).filter((x) => x.r);
-    const notApplicable = baselines.find((x) => x.r?.notApplicable);
-    if (notApplicable) parts.push("logit KD and mutual learning do not apply (the modalities are paired by class only, no item is seen in both)");
-    else for (const { m, r } of baselines) if (r?.gain) parts.push(`${m} ${signedStats(r.gain)}: ${verdict(r.gain)}`);
-    const beats = TRANSFER_CHECKS.filter((c) => summary.has(c.method) && summary.has(c.control)).map((c) => ({ ...c, overControl: pairedDifference(result, c.method, c.control), overAlone: pairedDifference(result, c.method, METHOD.targetAlone) }));
-    const winners = beats.filter((b) => distinguishable(b.overControl) && b.overControl.mean > 0);
-    parts.push(winners.length
-      ? `MergeNet beats its random-source control beyond seed noise with: ${winners.map((w) => `${w.method} (${signedStats(w.overControl)})`).join("; ")}`
-      : `no MergeNet variant beats its random-source control beyond seed noise (over alone: ${beats.map((b) => `${b.method} ${signedStats(b.overAlone)}`).join("; ")})`);
+    if ((alone?.target.n ?? 0) < 2) return `**${label}**: ${parts[0]}; one seed only, so no comparison is drawn.`;
+    const delta = deltaOf(ten);
+    parts.push(`δ = ${delta.delta.toFixed(4)} (${delta.reason})`);
+    const kd = [METHOD.kd, METHOD.kdPretrained, METHOD.dml].map((m) => ({ m, r: summary.get(m) })).filter((x) => x.r);
+    if (kd.some((x) => x.r?.notApplicable)) parts.push("logit KD and mutual learning do not apply (the modalities are paired by class only, no item is seen in both)");
+    else for (const { m } of kd) {
+      const source = ten.runs.some((r) => r.method === m) ? ten : result;
+      const c = compare(source, m, METHOD.targetAlone, delta.delta);
+      parts.push(`${m} over target alone ${intervalText(c)} (${verdictText(c)}, ${c.n} seeds)`);
+    }
+    const verdicts = [...variantVerdicts(ten, delta.delta), ...variantVerdicts(result, delta.delta).filter((v) => !ten.runs.some((r) => r.method === v.method))];
+    for (const v of verdicts) parts.push(`${v.method} over its control ${intervalText(v.overControl)} (${verdictText(v.overControl)}, ${v.overControl.n} seeds)`);
     return `**${label}**: ${parts.join("; ")}.`;
   });
 }
