@@ -1,0 +1,89 @@
+/**
+ * The project's summary (notebook 06): every MergeNet-versus-matched-control comparison of
+ * notebooks 01 to 05, read from the runs those notebooks trained (nothing is trained here), each
+ * judged by the one classifier of verdicts.ts against its scenario's δ, with distillation's and
+ * mutual learning's gains in the same units for scale.
+ */
+import * as ca from "./configs/cross-architecture";
+import * as ct from "./configs/cross-task";
+import * as cm from "./configs/cross-modality";
+import * as ab from "./configs/ablations";
+import * as pc from "./configs/positive-control";
+import { chooseForConfirmation, positiveControlVerdicts } from "./positive-control-verdicts";
+import { runExperiment, type ExperimentConfig, type ExperimentResult } from "./runner";
+import { mergedVerdicts, smallestEffectOf, type SmallestEffect, type VariantVerdict, variantVerdicts } from "./verdicts";
+
+/** One scenario's comparisons: where they come from, its δ, its variants' verdicts and its references' results. */
+export interface ScenarioComparisons {
+  notebook: string;
+  scenario: string;
+  delta: SmallestEffect;
+  verdicts: VariantVerdict[];
+  /** The experiment(s) holding the reference methods (distillation, mutual learning), and their names. */
+  references: { result: ExperimentResult; methods: string[] }[];
+}
+
+/** Reads an experiment that its notebook trained; an error names the notebook to run first when a run is missing. */
+async function read(config: ExperimentConfig, notebook: string): Promise<ExperimentResult> {
+  return runExperiment(config, { cachedOnly: true, cachedOnlyHint: `run notebook ${notebook} first (npm start runs every notebook in order)`, progress: false });
+}
+
+const KD_METHODS = ["logit KD", "logit KD (pre-trained source)", "mutual learning"];
+
+/** Every scenario of notebooks 01 to 05, in the notebooks' order. */
+export async function projectComparisons(): Promise<ScenarioComparisons[]> {
+  const out: ScenarioComparisons[] = [];
+
+  // 01: CNN → MLP and CNN → ViT, main comparisons on ten seeds.
+  for (const [scenario, full, main] of [["CNN → MLP", ca.cnnToMlp(), ca.cnnToMlpMain()], ["CNN → ViT", ca.cnnToVit(), ca.cnnToVitMain()]] as const) {
+    const [f, m] = [await read(full, "01"), await read(main, "01")];
+    const delta = smallestEffectOf(m, { distillation: ["logit KD (pre-trained source)"], testItems: ca.testImages(), fallback: ca.FALLBACK_DELTA });
+    out.push({ notebook: "01", scenario, delta, verdicts: mergedVerdicts(m, f, delta.delta), references: [{ result: f, methods: KD_METHODS }] });
+  }
+
+  // 02: four directions between tasks; Brown's main comparisons on ten seeds.
+  const directions: [string, ExperimentConfig, boolean][] = [
+    ["B→A site → sentiment", ct.siteToSentiment(), false], ["A→B sentiment → site", ct.sentimentToSite(), false],
+    ["C→D POS → genre", ct.posToGenre(), true], ["D→C genre → POS", ct.genreToPos(), true],
+  ];
+  for (const [scenario, config, brown] of directions) {
+    const f = await read(config, "02");
+    const delta = ct.deltaOf(f);
+    const verdicts = brown ? mergedVerdicts(await read(ct.brownMain(config), "02"), f, delta.delta) : variantVerdicts(f, delta.delta);
+    out.push({ notebook: "02", scenario, delta, verdicts, references: [] });
+  }
+
+  // 03: four transfers between modalities, main comparisons on ten seeds.
+  for (const { label, config } of cm.crossModalityExperiments()) {
+    const [f, m] = [await read(config, "03"), await read(cm.mainComparisons(config), "03")];
+    const delta = cm.deltaOf(m);
+    out.push({ notebook: "03", scenario: label, delta, verdicts: mergedVerdicts(m, f, delta.delta), references: [{ result: m, methods: KD_METHODS }, { result: f, methods: ["mutual learning"] }] });
+  }
+
+  // 04: the ablations (reference on ten seeds), the factorized ranks and the source sizes; the grid has its own figure in notebook 04.
+  const [abFull, abMain] = [await read(ab.ablations(), "04"), await read(ab.ablationsMain(), "04")];
+  const abDelta = smallestEffectOf(abMain, { distillation: [ab.KD], testItems: Number(abFull.config.scenarioOptions.testImages), fallback: ab.FALLBACK_DELTA });
+  const extra: VariantVerdict[] = [];
+  for (const config of [...ab.factorizedRanks(), ...ab.sourceCapacity()]) {
+    const res = await read(config, "04");
+    extra.push(...variantVerdicts(res, abDelta.delta).map((v) => ({ ...v, method: `${v.method} (${config.name.replace(/^04-/, "")})` })));
+  }
+  out.push({ notebook: "04", scenario: "ablations on CNN → MLP", delta: abDelta, verdicts: [...mergedVerdicts(abMain, abFull, abDelta.delta), ...extra], references: [{ result: abMain, methods: [ab.KD] }] });
+
+  // 05: the positive control (source A): the faithful adapter and the search (screening on 3 seeds, confirmation on 10).
+  const refA = await read(pc.referencesAligned(), "05");
+  const pcDelta = smallestEffectOf(refA, { distillation: ["logit KD"], testItems: Number(refA.config.scenarioOptions.testImages), fallback: { delta: 0.005, reason: "half an accuracy point" } });
+  const faithful = await read(pc.faithfulAligned(), "05");
+  const search = await read(pc.search(), "05");
+  // The candidates notebook 05 confirmed on ten seeds: chosen from the screening as it chooses them.
+  const screening = positiveControlVerdicts(search, pc.SEARCH_CANDIDATES.map(pc.candidateMethods), refA, ["soft copy (g 1, fc2)", "soft copy (g 0.1, fc2)"]);
+  const confirmedNames = chooseForConfirmation(screening.verdicts, 2, ["faithful"]);
+  const confirm = await read(pc.confirmation(pc.candidatesNamed(confirmedNames)), "05");
+  const screened = variantVerdicts(search, pcDelta.delta).filter((v) => !confirmedNames.includes(v.method));
+  out.push({
+    notebook: "05", scenario: "positive control, source A", delta: pcDelta,
+    verdicts: [...variantVerdicts(faithful, pcDelta.delta), ...variantVerdicts(confirm, pcDelta.delta), ...screened],
+    references: [{ result: refA, methods: ["logit KD", "soft copy (g 0.1, fc2)"] }],
+  });
+  return out;
+}
