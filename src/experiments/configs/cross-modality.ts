@@ -35,7 +35,7 @@ import type { MergeNetConfig } from "../../core/trainer";
 import type { MethodSpec } from "../methods";
 import { formatStats, summarize, type Stats } from "../results";
 import { pick, type ExperimentConfig, type ExperimentResult } from "../runner";
-import { compare, intervalText, MAIN_SEEDS, narrowed, smallestEffectOf, variantVerdicts, verdictText, type SmallestEffect } from "../verdicts";
+import { compare, intervalText, MAIN_SEEDS, narrowed, seedCount, smallestEffectOf, variantVerdicts, verdictText, type SmallestEffect } from "../verdicts";
 import { getScenario } from "../scenario";
 import {
   EMOJI_PAIRS,
@@ -213,10 +213,10 @@ export function crossModalityFindings(results: LabelledResult[], main: LabelledR
     else for (const { m } of kd) {
       const source = ten.runs.some((r) => r.method === m) ? ten : result;
       const c = compare(source, m, METHOD.targetAlone, delta.delta);
-      parts.push(`${m} over target alone ${intervalText(c)} (${verdictText(c)}, ${c.n} seeds)`);
+      parts.push(`${m} over target alone ${intervalText(c)} (${verdictText(c)}, ${seedCount(c.n)})`);
     }
     const verdicts = [...variantVerdicts(ten, delta.delta), ...variantVerdicts(result, delta.delta).filter((v) => !ten.runs.some((r) => r.method === v.method))];
-    for (const v of verdicts) parts.push(`${v.method} over its control ${intervalText(v.overControl)} (${verdictText(v.overControl)}, ${v.overControl.n} seeds)`);
+    for (const v of verdicts) parts.push(`${v.method} over its control ${intervalText(v.overControl)} (${verdictText(v.overControl)}, ${seedCount(v.overControl.n)})`);
     return `**${label}**: ${parts.join("; ")}.`;
   });
 }
