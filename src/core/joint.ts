@@ -114,10 +114,28 @@ interface LoopMeta {
 /** Steps between two reads of the accumulated losses (one device sync each). */
 const FLUSH_EVERY = 50;
 
+/**
+ * Thrown by trainEpoch when `stopWhen` asks to stop: the trainer stands at a step boundary
+ * with every step so far checked finite, so saveCheckpoint can keep it and a resumed run goes
+ * on from exactly that step.
+ */
+export class TrainingStopped extends Error {
+  constructor(readonly step: number) {
+    super(`training stopped at step ${step}, as asked`);
+    this.name = "TrainingStopped";
+  }
+}
+
 export abstract class JointLoop {
   readonly history: TrainerHistory = { sourceLoss: [], targetLoss: [], transfers: [], epochs: [], divergences: [] };
   /** Divergences (a NaN or infinite loss) recovered from before training stops with an error. */
   maxDivergences = 3;
+  /**
+   * Asked after every step once the event loop has had its turn (so a signal handler that sets
+   * a flag has run): true ends trainEpoch at that step boundary with TrainingStopped. Without it
+   * the loop yields only every FLUSH_EVERY steps, and a short run would never see a Ctrl-C.
+   */
+  stopWhen: (() => boolean) | undefined;
   protected readonly source: SideState | undefined;
   protected readonly target: SideState;
   protected step = 0;
@@ -414,7 +432,13 @@ export abstract class JointLoop {
       if (this.step % FLUSH_EVERY === 0) {
         this.flush();
         await this.rememberGoodState();
-        await new Promise((resolve) => setImmediate(resolve)); // lets signals and progress output through
+        await yieldToEventLoop(); // lets signals and progress output through
+      } else if (this.stopWhen) {
+        await yieldToEventLoop(); // a few microseconds against a step's milliseconds
+      }
+      if (this.stopWhen?.()) {
+        this.flush();
+        throw new TrainingStopped(this.step);
       }
     }
     this.flush();
@@ -456,4 +480,9 @@ export abstract class JointLoop {
     this.disposeOwned();
     this.disposed = true;
   }
+}
+
+/** One turn of the event loop: signal handlers, timers and pending output run. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }

@@ -16,7 +16,7 @@ import * as path from "path";
 import { backendInfo, initBackend, tf } from "../backend";
 import { logger } from "../log";
 import { IndependentTrainer } from "../baselines/independent";
-import type { EpochRecord, JointLoop } from "../core/joint";
+import { TrainingStopped, type EpochRecord, type JointLoop } from "../core/joint";
 import { MergeNetTrainer } from "../core/trainer";
 import { paramRef, readMatrix } from "../core/params";
 import { singularValues, type WeightRecord } from "./analysis";
@@ -299,7 +299,7 @@ export function checkpointDir(resultsDir: string, config: ExperimentConfig, meth
   return path.join(resultsDir, "checkpoints", config.name, slug(method.name), `seed-${seed}-${runHash(config, method, seed)}`);
 }
 
-/** Set by the first SIGINT/SIGTERM while an experiment runs: the current run checkpoints at its epoch's end. */
+/** Set by the first SIGINT/SIGTERM while an experiment runs: the current run checkpoints at the end of its current step. */
 let stopRequested = false;
 
 /** Trains one run (in this process, or in a pool's worker: worker.ts) and returns its result; writes no result file. */
@@ -329,7 +329,7 @@ export async function trainOne(config: ExperimentConfig, method: MethodSpec, see
       try {
         await trainer.loadCheckpoint(ckpt);
         resumed = true;
-        logger.info(`${method.name} seed ${seed}: resuming from the checkpoint after epoch ${trainer.history.epochs.length}`);
+        logger.info(`${method.name} seed ${seed}: resuming from the checkpoint at step ${trainer.steps} (after ${trainer.history.epochs.length} epochs)`);
       } catch (err) {
         // loadCheckpoint checks everything before it changes anything: the trainer is still fresh.
         logger.warn(`checkpoint ${ckpt} cannot be used (${(err as Error).message.split("\n")[0]}); that run starts over`);
@@ -338,22 +338,38 @@ export async function trainOne(config: ExperimentConfig, method: MethodSpec, see
     }
     if (method.pretrainSourceEpochs && !resumed) {
       const pre = new IndependentTrainer(undefined, instance.source);
-      await pre.fit(method.pretrainSourceEpochs);
-      pre.dispose();
+      pre.stopWhen = () => stopRequested;
+      try {
+        await pre.fit(method.pretrainSourceEpochs);
+      } catch (err) {
+        if (err instanceof TrainingStopped) throw new Error(`interrupted: ${method.name} seed ${seed} stopped while pre-training its source, so it starts over when run again`);
+        throw err;
+      } finally {
+        pre.dispose();
+      }
     }
     const recorded = instance.target.model;
     const before = readWeights(recorded, plan?.weights ?? []);
     const trajectories = new Map(plan?.trajectory ? Object.entries(before).map(([name, w]) => [name, [flatValues(w.rows)]]) : []);
     if (plan?.phases) trainer.startProfiling();
+    const running = trainer;
+    const interrupt = async (): Promise<never> => {
+      if (!resumable) throw new Error(`interrupted: ${method.name} seed ${seed} records weights along training, so it starts over when run again`);
+      await running.saveCheckpoint(ckpt);
+      throw new Error(`interrupted: ${method.name} seed ${seed} saved at step ${running.steps} (${running.history.epochs.length} of ${config.epochs} epochs done) in ${ckpt}; run the same command again to resume`);
+    };
+    trainer.stopWhen = () => stopRequested;
     while (trainer.history.epochs.length < config.epochs) {
-      const record = await trainer.trainEpoch();
+      let record: EpochRecord;
+      try {
+        record = await trainer.trainEpoch();
+      } catch (err) {
+        if (err instanceof TrainingStopped) await interrupt();
+        throw err;
+      }
       for (const [name, w] of Object.entries(readWeights(recorded, [...trajectories.keys()]))) trajectories.get(name)?.push(flatValues(w.rows));
       progress.epoch(record, config.epochs);
-      if (stopRequested && trainer.history.epochs.length < config.epochs) {
-        if (!resumable) throw new Error(`interrupted: ${method.name} seed ${seed} records weights along training, so it starts over when run again`);
-        await trainer.saveCheckpoint(ckpt);
-        throw new Error(`interrupted: ${method.name} seed ${seed} saved at epoch ${record.epoch + 1} in ${ckpt}; run the same command again to resume`);
-      }
+      if (stopRequested && trainer.history.epochs.length < config.epochs) await interrupt();
     }
     const history = trainer.history;
     // A non-finite loss that the trainer did not recover from (and record) is an error.
@@ -410,7 +426,7 @@ export async function runExperiment(config: ExperimentConfig, options: RunOption
     if (stopRequested) process.exit(130); // a second signal: quit at once
     stopRequested = true;
     if (executor) logger.warn(`${signal}: stopping the worker processes; the runs they are training start over next time, finished runs are kept`);
-    else logger.warn(`${signal}: the current run saves a checkpoint at the end of its epoch, then stops (send it again to quit at once)`);
+    else logger.warn(`${signal}: the current run saves a checkpoint after its current step, then stops (send it again to quit at once)`);
     stop.abort();
   };
   process.on("SIGINT", onSignal);
