@@ -71,7 +71,9 @@ export class NotebookRunError extends Error {
 
 function describeFailure(file: string, failure: CellFailure): string {
   const where = failure.cell >= 0 ? `cell ${failure.cell} (${JSON.stringify(failure.source)})` : "before any cell ran";
-  return `${path.relative(process.cwd(), file)}: ${where} failed: ${failure.ename}: ${failure.evalue}`;
+  // tslab's stderr text already starts with the error's name ("Error: invalid experiment ..."): name it once.
+  const evalue = failure.evalue.startsWith(`${failure.ename}: `) ? failure.evalue.slice(failure.ename.length + 2) : failure.evalue;
+  return `${path.relative(process.cwd(), file)}: ${where} failed: ${failure.ename}: ${evalue}`;
 }
 
 /** Runs one notebook with nbclient; prints one JSON line: {ok} or {ok: false, cell, ...}. */
@@ -105,11 +107,17 @@ except Exception as err:
     # tslab reports an error as stderr text (compile diagnostics or a stack trace) and
     # sends no error output: its first lines that are neither stack frames nor log lines.
     stderr = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr")
-    lines = [l.strip() for l in stderr.splitlines() if l.strip() and not l.strip().startswith(("at ", "[mergenet]"))]
+    # The message is every line before its stack trace (a configuration lists all its problems).
+    lines = []
+    for line in (l.strip() for l in stderr.splitlines()):
+        if line.startswith("at "):
+            break
+        if line and not line.startswith("[mergenet]"):
+            lines.append(line)
     if errors:
         ename, evalue = errors[-1].get("ename") or ename, errors[-1].get("evalue") or evalue
     elif lines:
-        ename, evalue = "Error", " / ".join(lines[:3])
+        ename, evalue = "Error", " / ".join(lines[:20])
     result = {"ok": False, "cell": index, "source": source[:120], "ename": ename, "evalue": evalue}
 nbformat.write(nb, path)
 print(json.dumps(result))

@@ -22,7 +22,8 @@ import { paramRef, readMatrix } from "../core/params";
 import { singularValues, type WeightRecord } from "./analysis";
 import { attentionRelativeEntropy } from "../core/diagnostics";
 import { checkpointExists } from "../core/checkpoint";
-import { makeTrainer, methodNotApplicable, validateMethods, type MethodSpec } from "./methods";
+import { makeTrainer, methodNotApplicable, methodProblems, type MethodSpec } from "./methods";
+import { describeValue, unknownKeyProblems } from "../config-checks";
 import { LocalPool, resolveThreadsPerWorker, resolveWorkers, type PoolJob, type RunExecutor } from "./pool";
 import { Progress } from "./progress";
 import { getScenario, type ScenarioInstance } from "./scenario";
@@ -161,15 +162,33 @@ export function runHash(config: ExperimentConfig, method: MethodSpec, seed: numb
 export function validateExperiment(config: ExperimentConfig): void {
   const problems: string[] = [];
   if (typeof config.name !== "string" || !/^[A-Za-z0-9_-]+$/.test(config.name)) problems.push(`name must use letters, digits, - and _ only (it names a folder); got ${JSON.stringify(config.name)}`);
-  if (!Number.isInteger(config.epochs) || config.epochs < 1) problems.push(`epochs must be a whole number >= 1, got ${config.epochs}`);
+  if (!Number.isInteger(config.epochs) || config.epochs < 1) problems.push(`epochs must be a whole number >= 1, got ${describeValue(config.epochs)}`);
   if (!Array.isArray(config.seeds) || config.seeds.length === 0 || !config.seeds.every(Number.isInteger)) problems.push(`seeds must be a non-empty list of integers, got ${JSON.stringify(config.seeds)}`);
   else if (new Set(config.seeds).size !== config.seeds.length) problems.push("seeds must not repeat");
   if (!config.scenarioOptions || typeof config.scenarioOptions !== "object") problems.push("scenarioOptions must be an object (use {} for none)");
   if (!Array.isArray(config.methods) || config.methods.length === 0) problems.push("methods must be a non-empty list");
-  else if (config.record !== undefined) problems.push(...recordingProblems(config.record, config.methods));
+  else {
+    problems.push(...methodProblems(config.methods));
+    if (config.record !== undefined) problems.push(...recordingProblems(config.record, config.methods));
+  }
+  problems.unshift(...unknownKeyProblems(config, EXPERIMENT_KEYS));
+  problems.push(...scenarioProblems(config));
   if (problems.length) throw new Error(`invalid experiment '${config.name}':\n  - ${problems.join("\n  - ")}`);
-  getScenario(config.scenario);
-  validateMethods(config.methods);
+}
+
+const EXPERIMENT_KEYS = ["name", "scenario", "scenarioOptions", "methods", "epochs", "seeds", "record"];
+
+/** An unknown scenario, or what the scenario's own check finds wrong with the options (where it has one). */
+function scenarioProblems(config: ExperimentConfig): string[] {
+  let scenario: ReturnType<typeof getScenario>;
+  try {
+    scenario = getScenario(config.scenario);
+  } catch (err) {
+    return [messageOf(err)];
+  }
+  const options = config.scenarioOptions;
+  if (!options || typeof options !== "object" || !scenario.optionProblems) return [];
+  return scenario.optionProblems(options).map((p) => `scenarioOptions: ${p}`);
 }
 
 /** What one run records (undefined: nothing); only this, not the whole `record`, enters the run's cache key. */
@@ -189,7 +208,7 @@ function recordingPlan(config: ExperimentConfig, method: MethodSpec, seed: numbe
 
 function recordingProblems(record: RecordingConfig, methods: MethodSpec[]): string[] {
   if (!record || typeof record !== "object") return ["record must be an object such as { weights: [\"fc2/kernel\"], trajectories: [\"target alone\"], phases: true }"];
-  const problems: string[] = [];
+  const problems: string[] = unknownKeyProblems(record, ["weights", "trajectories", "phases"], "record: ");
   const weights = record.weights ?? [];
   if (!Array.isArray(weights) || !weights.every((w) => typeof w === "string" && w.includes("/"))) problems.push(`record.weights must be a list of 'layer/weight' names, got ${JSON.stringify(record.weights)}`);
   if (record.trajectories !== undefined) {
