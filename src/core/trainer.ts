@@ -589,6 +589,11 @@ export class MergeNetTrainer extends JointLoop {
   }
 
   /** The adapters' learning rates before a divergence's restore (which would roll them back). */
+  /** The target always; the source too with two-way transfer. */
+  protected override receivesTransfers(side: "source" | "target"): boolean {
+    return side === "target" || this.config.direction === "two-way";
+  }
+
   protected override divergenceMemo(): number[] {
     return this.links.map((link) => link.optimizer.learningRate);
   }

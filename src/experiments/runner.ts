@@ -16,7 +16,7 @@ import * as path from "path";
 import { backendInfo, initBackend, tf } from "../backend";
 import { logger } from "../log";
 import { IndependentTrainer } from "../baselines/independent";
-import { TrainingStopped, type EpochRecord, type JointLoop } from "../core/joint";
+import { TrainingStopped, checkSideData, type EpochRecord, type JointLoop } from "../core/joint";
 import { MergeNetTrainer } from "../core/trainer";
 import { paramRef, readMatrix } from "../core/params";
 import { singularValues, type WeightRecord } from "./analysis";
@@ -473,6 +473,12 @@ async function preflight(config: ExperimentConfig, methods: MethodSpec[], seed: 
     throw new Error(`invalid experiment '${config.name}': scenario '${config.scenario}' cannot be built from its scenarioOptions: ${messageOf(err)}`, { cause: err });
   }
   try {
+    try {
+      for (const [label, side] of [["source", instance.source], ["target", instance.target]] as const) if (label === "target" || !instance.frozenSource) checkSideData(label, side);
+    } catch (err) {
+      problems.push(messageOf(err)); // once, rather than once per method
+      methods = [];
+    }
     for (const method of methods) {
       if (methodNotApplicable(method, instance)) continue;
       let trainer: JointLoop | undefined;

@@ -229,7 +229,7 @@ export const imagePairScenario = registerScenario<ImagePairOptions>({
       optimizer: optimizer(adam),
       weightDecay: adam ? 0 : 5e-4,
       loss: sparseCrossEntropy,
-      data: batchStream(x, y, { batchSize: o.batchSize, seed: streamSeed }),
+      data: batchStream(x, y, { batchSize: o.batchSize, seed: streamSeed, name: `${o.dataset}, ${x.shape[0]} training images` }),
       evaluate,
     });
     return {

@@ -31,6 +31,7 @@ import { accuracyEvaluator, sparseCrossEntropy } from "../../core/losses";
 import type { LayerPair } from "../../core/trainer";
 import { loadSpokenDigits, type SpokenDigitsData } from "../../data/audio";
 import { choiceProblem, describeValue, unknownKeyProblems } from "../../config-checks";
+import { checkDataset } from "../../data/check";
 import { batchStream, type Batch, type BatchStream, type BatchStreamOptions } from "../../data/batches";
 import { EMOJI_VENDORS, loadEmojiDataset, type EmojiVendor } from "../../data/emoji";
 import { loadImageDataset } from "../../data/images";
@@ -94,6 +95,7 @@ function recordingStream(side: SideName, x: tf.Tensor, y: tf.Tensor, options: Ba
     },
     position: () => inner.position(),
     seek: (position) => inner.seek(position),
+    check: (expect) => checkDataset(x, y, expect),
     disposeIndex: () => index.dispose(),
   };
 }
