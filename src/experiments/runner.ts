@@ -26,6 +26,7 @@ import { makeTrainer, methodNotApplicable, methodProblems, type MethodSpec } fro
 import { describeValue, unknownKeyProblems } from "../config-checks";
 import { LocalPool, resolveThreadsPerWorker, resolveWorkers, type PoolJob, type RunExecutor } from "./pool";
 import { Progress } from "./progress";
+import { checkResultsFolder, codeOf, tryLockRun, waitForUnlock } from "./run-lock";
 import { getScenario, type ScenarioInstance } from "./scenario";
 import { resultsRoot } from "../paths";
 
@@ -232,24 +233,51 @@ export function runFile(resultsDir: string, config: ExperimentConfig, method: Me
   return path.join(resultsDir, "runs", config.name, slug(method.name), `seed-${seed}.json`);
 }
 
-/** Writes JSON atomically: a temporary file beside the target, then a rename. */
+/** Writes JSON atomically: a temporary file beside the target, then a rename; a failed write leaves no temporary file behind (a full disk stays no fuller). */
 export function writeJsonAtomic(file: string, value: unknown): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(value)}\n`);
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, `${JSON.stringify(value)}\n`);
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
 }
 
-/** A cached result if the file holds a complete run of exactly this configuration. */
-function readCached(file: string, hash: string): RunResult | undefined {
+/**
+ * A cached result if the file holds a complete run of exactly this configuration. The hash
+ * says which configuration the file claims; its content must agree (a file edited by hand,
+ * or cut short, can keep the right hash with empty epochs), else it is damaged and redone.
+ */
+function readCached(file: string, hash: string, config: ExperimentConfig, method: MethodSpec, seed: number, quiet = false): RunResult | undefined {
   if (!fs.existsSync(file)) return undefined;
+  const log = quiet ? { info: () => undefined, warn: () => undefined } : logger;
+  let run: RunResult;
   try {
-    const run = JSON.parse(fs.readFileSync(file, "utf8")) as RunResult;
-    if (run.configHash === hash && run.runnerVersion === RUNNER_VERSION && Array.isArray(run.epochs) && run.final) return run;
-    logger.info(`result ${file} belongs to another configuration; rerunning it`);
+    run = JSON.parse(fs.readFileSync(file, "utf8")) as RunResult;
   } catch {
-    logger.warn(`result file ${file} is damaged (not valid JSON); rerunning that run only`);
+    log.warn(`result file ${file} is damaged (not valid JSON); rerunning that run only`);
+    return undefined;
   }
+  if (run?.configHash !== hash || run.runnerVersion !== RUNNER_VERSION) {
+    log.info(`result ${file} belongs to another configuration; rerunning it`);
+    return undefined;
+  }
+  const mismatch = cachedMismatch(run, config, method, seed);
+  if (mismatch) log.warn(`result file ${file} is damaged (${mismatch}, though its hash is this configuration's); rerunning that run only`);
+  return mismatch ? undefined : run;
+}
+
+/** How a result's content contradicts the configuration it claims (undefined: it agrees). */
+function cachedMismatch(run: RunResult, config: ExperimentConfig, method: MethodSpec, seed: number): string | undefined {
+  if (run.seed !== seed) return `it holds seed ${run.seed}, not ${seed}`;
+  if (run.method !== method.name || run.kind !== method.kind) return `it holds method '${run.method}' (${run.kind}), not '${method.name}' (${method.kind})`;
+  if (!Array.isArray(run.epochs) || !run.final || typeof run.final.target !== "object") return "it lacks its epochs or final metrics";
+  const epochs = run.notApplicable ? 0 : config.epochs;
+  if (run.epochs.length !== epochs) return `it holds ${run.epochs.length} epochs, not ${epochs}`;
+  if (!run.notApplicable && !(run.metric in run.final.target)) return `its final metrics lack '${run.metric}'`;
   return undefined;
 }
 
@@ -506,9 +534,10 @@ async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; see
   const force = options.force ?? process.env.MERGENET_FORCE === "1";
   const planned = jobs.map((job) => {
     const file = runFile(resultsDir, config, job.method, job.seed);
-    return { ...job, file, cached: force ? undefined : readCached(file, runHash(config, job.method, job.seed)) };
+    return { ...job, file, cached: force ? undefined : readCached(file, runHash(config, job.method, job.seed), config, job.method, job.seed) };
   });
   const pending = planned.filter((job) => !job.cached);
+  if (pending.length) checkResultsFolder(resultsDir);
   if (pending.length) await preflight(config, [...new Set(pending.map((job) => job.method))], pending[0].seed);
   if (executor && pending.length) return runWithExecutor(config, planned, resultsDir, progress, executor, stop);
   const runs: RunResult[] = [];
@@ -518,27 +547,61 @@ async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; see
       progress.cached(`${method.name} seed ${seed}`, cached.wallSeconds);
       continue;
     }
-    progress.start(`${method.name} seed ${seed}`);
-    let run: RunResult;
-    try {
-      run = await trainOne(config, method, seed, progress, resultsDir);
-    } catch (err) {
-      if (err instanceof Error && err.message.startsWith("interrupted:")) throw err;
-      // Name the run that failed; the original error (and its stack) is the cause.
-      throw new Error(`[${config.name}] '${method.name}' seed ${seed} failed: ${messageOf(err)}`, { cause: err });
-    }
-    saveRun(resultsDir, config, method, seed, file, run);
+    const { run, trained } = await trainUnderLock(config, method, seed, file, resultsDir, progress, force);
     runs.push(run);
-    progress.done(runSummary(run));
+    if (trained) progress.done(runSummary(run));
+    else progress.cached(`${method.name} seed ${seed}`, run.wallSeconds);
   }
   progress.finish();
   return { config, runs };
 }
 
+/**
+ * Trains one run holding its lock (run-lock.ts), so that another process running the same
+ * experiment into the same folder does not train it too. While another live process holds
+ * it, waits, then takes that process's result (`trained` false), or trains the run itself
+ * if that process stopped without one.
+ */
+async function trainUnderLock(config: ExperimentConfig, method: MethodSpec, seed: number, file: string, resultsDir: string, progress: Progress, force: boolean): Promise<{ run: RunResult; trained: boolean }> {
+  const label = `${method.name} seed ${seed}`;
+  let waited = false;
+  for (;;) {
+    const lock = tryLockRun(file, (owner) => logger.warn(`${label}: taking over the lock of process ${owner.pid}, which no longer runs`));
+    if (!lock.acquired) {
+      logger.warn(`${label}: another process (pid ${lock.owner.pid} on ${lock.owner.host}, since ${lock.owner.since}) is training this run into ${resultsDir}; waiting for its result rather than training it twice`);
+      await waitForUnlock(file, () => stopRequested);
+      waited = true;
+      continue;
+    }
+    try {
+      // Another process may have finished the run since the plan was made (quiet: the plan reported what it found).
+      const done = waited || !force ? readCached(file, runHash(config, method, seed), config, method, seed, !waited) : undefined;
+      if (done) return { run: done, trained: false };
+      progress.start(label);
+      let run: RunResult;
+      try {
+        run = await trainOne(config, method, seed, progress, resultsDir);
+      } catch (err) {
+        if (err instanceof Error && err.message.startsWith("interrupted:")) throw err;
+        // Name the run that failed; the original error (and its stack) is the cause.
+        throw new Error(`[${config.name}] '${method.name}' seed ${seed} failed: ${messageOf(err)}`, { cause: err });
+      }
+      saveRun(resultsDir, config, method, seed, file, run);
+      return { run, trained: true };
+    } finally {
+      lock.release();
+    }
+  }
+}
+
 /** Writes a finished run's result file (atomically, in this process); its checkpoint, if any, is no longer needed. */
 function saveRun(resultsDir: string, config: ExperimentConfig, method: MethodSpec, seed: number, file: string, run: RunResult): void {
+  try {
+    writeJsonAtomic(file, run);
+  } catch (err) {
+    throw new Error(`[${config.name}] '${method.name}' seed ${seed} trained, but its result could not be written to ${file} (${codeOf(err)}); the results folder must be writable with room to spare`, { cause: err });
+  }
   fs.rmSync(checkpointDir(resultsDir, config, method, seed), { recursive: true, force: true });
-  writeJsonAtomic(file, run);
 }
 
 function runSummary(run: RunResult): string {
