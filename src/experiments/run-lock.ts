@@ -75,7 +75,15 @@ function ownerAlive(owner: LockOwner): boolean {
   }
 }
 
-export type LockAttempt = { acquired: true; release(): void } | { acquired: false; owner: LockOwner };
+/**
+ * The outcome of tryLockRun: `release` when the lock was taken, else the live `owner`. (Not a
+ * union discriminated by a boolean: the notebook kernel compiles without strictNullChecks,
+ * where such unions do not narrow.)
+ */
+export interface LockAttempt {
+  release?: () => void;
+  owner?: LockOwner;
+}
 
 /**
  * Takes the run's lock if no live process holds it; a stale lock (its owner died) is taken
@@ -89,17 +97,17 @@ export function tryLockRun(resultFile: string, onStale: (owner: LockOwner) => vo
       const fd = fs.openSync(lock, "wx");
       fs.writeSync(fd, JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() } satisfies LockOwner));
       fs.closeSync(fd);
-      return { acquired: true, release: () => fs.rmSync(lock, { force: true }) };
+      return { release: () => fs.rmSync(lock, { force: true }) };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
     const owner = readOwner(lock);
-    if (owner && ownerAlive(owner)) return { acquired: false, owner };
+    if (owner && ownerAlive(owner)) return { owner };
     if (owner) onStale(owner);
     else {
       const stat = fs.statSync(lock, { throwIfNoEntry: false });
       // Unreadable and fresh: its owner is writing it right now.
-      if (stat && Date.now() - stat.mtimeMs < 10_000) return { acquired: false, owner: { pid: NaN, host: "unknown", since: "just now" } };
+      if (stat && Date.now() - stat.mtimeMs < 10_000) return { owner: { pid: NaN, host: "unknown", since: "just now" } };
     }
     fs.rmSync(lock, { force: true });
   }

@@ -567,8 +567,9 @@ async function trainUnderLock(config: ExperimentConfig, method: MethodSpec, seed
   let waited = false;
   for (;;) {
     const lock = tryLockRun(file, (owner) => logger.warn(`${label}: taking over the lock of process ${owner.pid}, which no longer runs`));
-    if (!lock.acquired) {
-      logger.warn(`${label}: another process (pid ${lock.owner.pid} on ${lock.owner.host}, since ${lock.owner.since}) is training this run into ${resultsDir}; waiting for its result rather than training it twice`);
+    if (!lock.release) {
+      const owner = lock.owner ?? { pid: NaN, host: "unknown", since: "unknown" };
+      logger.warn(`${label}: another process (pid ${owner.pid} on ${owner.host}, since ${owner.since}) is training this run into ${resultsDir}; waiting for its result rather than training it twice`);
       await waitForUnlock(file, () => stopRequested);
       waited = true;
       continue;
