@@ -46,8 +46,13 @@ export { runExperiment, isQuick, pick, type ExperimentConfig, type ExperimentRes
 export type { MethodSpec } from "./experiments/methods";
 export { registerScenario, getScenario, scenarioNames, type Scenario, type ScenarioInstance } from "./experiments/scenario";
 export { summarize, summaryTable, curveRows, barRows, transferRows, transferVerdict, pairedDifference, stats, confidenceInterval } from "./experiments/results";
+export {
+  classify, compare, matchedControls, variantVerdicts, verdictTable, effectRows, referenceEffectRows, smallestEffect, smallestEffectOf,
+  countVerdicts, countsText, intervalText, verdictText, narrowed, MAIN_SEEDS,
+  type Comparison, type Verdict, type VariantVerdict, type SmallestEffect, type VerdictCounts, type MatchedControl,
+} from "./experiments/verdicts";
 export { positiveControlVerdicts, verdictRows, diagnosticsSummary, type CandidateVerdict } from "./experiments/positive-control-verdicts";
 
 // Plots and notebook display.
-export { learningCurves, groupedBars, heatmap, scatterPath } from "./plots/specs";
+export { learningCurves, groupedBars, heatmap, scatterPath, effectsPlot, type EffectRow } from "./plots/specs";
 export { showVegaLite, showPlotly, showTable, showMarkdown } from "./notebook/display";

@@ -15,7 +15,7 @@ import {
   vegaLiteToSvg,
   type VegaLiteSpec,
 } from "../src/plots/render";
-import { groupedBars, heatmap, learningCurves, scatterPath, summarizeOverSeeds, wrapTitle, type CurveRow } from "../src/plots/specs";
+import { effectsPlot, groupedBars, heatmap, learningCurves, scatterPath, summarizeOverSeeds, wrapTitle, type CurveRow } from "../src/plots/specs";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const CHROMIUM = process.env.MERGENET_CHROMIUM ?? "/usr/bin/chromium";
@@ -130,6 +130,30 @@ describe("groupedBars", () => {
 
   it("rejects a negative std", () => {
     expect(() => groupedBars([{ group: "g", method: "m", mean: 1, std: -1 }])).toThrow(/negative std/);
+  });
+});
+
+describe("effectsPlot", () => {
+  const rows = [
+    { group: "A", label: "M", series: "M − alone", mean: 0.01, low: 0.0, high: 0.02, delta: 0.005, verdict: "inconclusive", n: 10 },
+    { group: "A", label: "M", series: "M − control", mean: 0.002, low: 0.001, high: 0.003, delta: 0.005, verdict: "better", n: 10 },
+    { group: "B", label: "N", series: "M − control", mean: -0.01, delta: 0.01, n: 1 },
+  ];
+  it("draws one row per comparison, its interval, the ±δ band once per row, facets per group, and compiles", () => {
+    const spec = effectsPlot(rows) as unknown as { data: { values: Record<string, unknown>[] }; facet: unknown; spec: { layer: unknown[] } };
+    const values = spec.data.values;
+    expect(values.map((v) => v.key)).toEqual(["M: M − alone", "M: M − control", "N: M − control"]);
+    expect(values.map((v) => [v.bandLow, v.bandHigh])).toEqual([[-0.005, 0.005], [-0.005, 0.005], [-0.01, 0.01]]);
+    // One seed: no interval, drawn as the point alone, its verdict says so.
+    expect(values[2]).toMatchObject({ low: -0.01, high: -0.01, interval: false, verdict: "one seed" });
+    expect(spec.facet).toBeDefined();
+    expect(spec.spec.layer).toHaveLength(4);
+    expect(() => compile(effectsPlot(rows))).not.toThrow();
+    expect(() => compile(effectsPlot(rows.map(({ group: _g, ...r }) => r)))).not.toThrow();
+  });
+  it("refuses a non-finite mean, naming the row", () => {
+    expect(() => effectsPlot([{ label: "X", series: "s", mean: NaN }])).toThrow(/row 0 \('X'\) field 'mean' must be a finite number/);
+    expect(() => effectsPlot([])).toThrow(/non-empty/);
   });
 });
 

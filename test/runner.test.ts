@@ -70,6 +70,17 @@ describe("runExperiment", () => {
     expect(fresh).toEqual([2, 2, 2, 2]);
   });
 
+  it("with cachedOnly trains nothing: missing runs are named with the hint, cached ones are read", async () => {
+    const dir = tmp();
+    const small = config({ seeds: [0], methods: [{ name: "target alone", kind: "target-alone" }] });
+    await expect(runExperiment(small, { resultsDir: dir, progress: false, cachedOnly: true, cachedOnlyHint: "run notebook 99 first" }))
+      .rejects.toThrow(/\[runner-test\] 1 of 1 runs are not in .*'target alone' seed 0.*cachedOnly\); run notebook 99 first/);
+    expect(fs.existsSync(path.join(dir, "runs"))).toBe(false);
+    const trained = await runExperiment(small, { resultsDir: dir, progress: false });
+    const read = await runExperiment(small, { resultsDir: dir, progress: false, cachedOnly: true });
+    expect(read.runs.map((r) => r.createdAt)).toEqual(trained.runs.map((r) => r.createdAt));
+  });
+
   it("records, without training, that KD does not apply where labels differ", async () => {
     const result = await runExperiment(config({ scenarioOptions: { sharedLabels: false }, seeds: [0], methods: [{ name: "KD", kind: "kd" }] }), { resultsDir: tmp(), progress: false });
     expect(result.runs[0].notApplicable).toMatch(/logit distillation needs both models to predict the same classes/);

@@ -9,13 +9,11 @@
  * seeds, which say why a variant fails (it does not attend, does not write, or writes in a
  * direction unrelated to the source).
  */
-import { confidenceInterval, pairedDifference, type Stats } from "./results";
 import type { ExperimentResult, RunResult } from "./runner";
+import { classify, compare, intervalText, pairedDifferences, type Comparison } from "./verdicts";
 
-export interface Interval extends Stats {
-  low: number;
-  high: number;
-}
+/** A classified comparison (verdicts.ts); here δ is the bar's size, half the reference gain. */
+export type Interval = Comparison;
 
 export interface DiagnosticsSummary {
   /** Attention entropy relative to uniform, averaged over blocks and seeds (1 = uniform). */
@@ -42,11 +40,6 @@ export interface CandidateVerdict {
   controlDiagnostics: DiagnosticsSummary;
   /** One sentence, from the numbers. */
   words: string;
-}
-
-/** Stats with their 95 % interval. */
-export function withInterval(s: Stats): Interval {
-  return { ...s, ...confidenceInterval(s) };
 }
 
 const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
@@ -80,12 +73,6 @@ function why(d: DiagnosticsSummary, control: DiagnosticsSummary): string {
   return parts.length ? parts.join("; ") : "the diagnostics show no single cause";
 }
 
-const pts = (x: number): string => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(4)}`;
-/** "+0.0123 [−0.0010, +0.0256]": a mean and its 95 % interval; the mean alone for one seed. */
-export function intervalText(s: Interval): string {
-  return Number.isFinite(s.low) ? `${pts(s.mean)} [${pts(s.low)}, ${pts(s.high)}]` : pts(s.mean);
-}
-
 /**
  * The bar for each candidate (`method`, `control` pairs in `search`), against the best
  * reference gain among `referenceMethods` in `references` (same seeds, same target).
@@ -97,13 +84,15 @@ export function positiveControlVerdicts(
   referenceMethods: string[],
   baseline = "target alone",
 ): { reference: { method: string; gain: Interval }; verdicts: CandidateVerdict[] } {
-  const referenceGains = referenceMethods.map((m) => ({ method: m, gain: withInterval(pairedDifference(references, m, baseline)) }));
-  const reference = referenceGains.reduce((best, r) => (r.gain.mean > best.gain.mean ? r : best));
+  const referenceGains = referenceMethods.map((m) => ({ method: m, differences: pairedDifferences(references, m, baseline) }));
+  const best = referenceGains.reduce((b, r) => (classify(r.differences, 0).mean > classify(b.differences, 0).mean ? r : b));
+  const half = Math.max(0, classify(best.differences, 0).mean / 2);
+  const reference = { method: best.method, gain: classify(best.differences, half) };
   const verdicts = candidates.map(({ mergenet, control }) => {
-    const overAlone = withInterval(pairedDifference(search, mergenet, baseline));
-    const overControl = withInterval(pairedDifference(search, mergenet, control));
+    const overAlone = compare(search, mergenet, baseline, half);
+    const overControl = compare(search, mergenet, control, half);
     const share = overAlone.mean / reference.gain.mean;
-    const clears = overAlone.n >= 2 && share >= 0.5 && overControl.low > 0;
+    const clears = overAlone.n >= 2 && share >= 0.5 && overControl.verdict === "better";
     const diagnostics = diagnosticsSummary(search, mergenet);
     const controlDiagnostics = diagnosticsSummary(search, control);
     const words = clears

@@ -104,14 +104,24 @@ export function transferRows(result: ExperimentResult): CurveRow[] {
  * another source).
  */
 export function pairedDifference(result: ExperimentResult, a: string, b: string, other: ExperimentResult = result): Stats {
-  const byB = new Map(other.runs.filter((r) => r.method === b && !r.notApplicable).map((r) => [r.seed, r.final.target[r.metric]]));
-  const diffs = result.runs
-    .filter((r) => r.method === a && !r.notApplicable && byB.has(r.seed))
-    .map((r) => r.final.target[r.metric] - (byB.get(r.seed) as number));
-  return stats(diffs);
+  return stats(pairedDifferences(result, a, b, other));
 }
 
-/** True when a paired difference is clearly non-zero: |mean| > 2 standard errors (n ≥ 2). */
+/** The differences (a − b) of the final target metric, paired by seed, in seed order; b read from `other` when given. */
+export function pairedDifferences(result: ExperimentResult, a: string, b: string, other: ExperimentResult = result): number[] {
+  const byB = new Map(other.runs.filter((r) => r.method === b && !r.notApplicable).map((r) => [r.seed, r.final.target[r.metric]]));
+  return result.runs
+    .filter((r) => r.method === a && !r.notApplicable && byB.has(r.seed))
+    .sort((x, y) => x.seed - y.seed)
+    .map((r) => r.final.target[r.metric] - (byB.get(r.seed) as number));
+}
+
+/**
+ * True when a paired difference is clearly non-zero: |mean| > 2 standard errors (n ≥ 2).
+ * Superseded by the classifier of verdicts.ts (two-sided intervals, equivalence within ±δ);
+ * kept, with falseWinRate, chanceOfWins, oneSidedP and transferVerdict, only until notebooks 01
+ * to 04 are re-executed with it (issue 14).
+ */
 export function distinguishable(s: Stats): boolean {
   return s.n >= 2 && Math.abs(s.mean) > (2 * s.std) / Math.sqrt(s.n);
 }

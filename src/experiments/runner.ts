@@ -141,6 +141,13 @@ export interface RunOptions {
    * registered only in this process (in a notebook cell, say) needs workers: 1.
    */
   scenarioModules?: string[];
+  /**
+   * Train nothing: every run must already be cached (a summary that only reads what other
+   * notebooks trained). Missing runs are an error naming them and `cachedOnlyHint`.
+   */
+  cachedOnly?: boolean;
+  /** With cachedOnly: what trains the missing runs (e.g. "run notebook 01 first"). */
+  cachedOnlyHint?: string;
 }
 
 /** JSON with sorted keys, so equal configurations hash equally. */
@@ -537,6 +544,10 @@ async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; see
     return { ...job, file, cached: force ? undefined : readCached(file, runHash(config, job.method, job.seed), config, job.method, job.seed) };
   });
   const pending = planned.filter((job) => !job.cached);
+  if (pending.length && options.cachedOnly) {
+    const names = pending.slice(0, 5).map((job) => `'${job.method.name}' seed ${job.seed}`).join(", ");
+    throw new Error(`[${config.name}] ${pending.length} of ${planned.length} runs are not in ${resultsDir} (${names}${pending.length > 5 ? ", ..." : ""}) and this call trains nothing (cachedOnly); ${options.cachedOnlyHint ?? "run the experiment first"}`);
+  }
   if (pending.length) checkResultsFolder(resultsDir);
   if (pending.length) await preflight(config, [...new Set(pending.map((job) => job.method))], pending[0].seed);
   if (executor && pending.length) return runWithExecutor(config, planned, resultsDir, progress, executor, stop);

@@ -215,6 +215,99 @@ export function groupedBars(rows: BarRow[], options: GroupedBarOptions = {}): Ve
   };
 }
 
+/** One effect with its 95 % interval: a gain over a reference, paired by seed. */
+export interface EffectRow {
+  /** The comparison's row on the y axis (a variant; full name). */
+  label: string;
+  /** What was subtracted from what: one colour per series (e.g. "MergeNet − its control"). */
+  series: string;
+  /** Facet (a notebook, a scenario); rows of one group share a panel. */
+  group?: string;
+  mean: number;
+  /** 95 % interval; NaN or absent with one seed (the point is drawn alone). */
+  low?: number;
+  high?: number;
+  /** The smallest effect worth calling transfer in this row's scenario: drawn as a ±δ band. */
+  delta?: number;
+  /** The classifier's verdict, for the tooltip and the point's shape. */
+  verdict?: string;
+  n?: number;
+}
+
+export interface EffectsPlotOptions {
+  /** x-axis title (default "difference in target accuracy (paired by seed)"). */
+  metric?: string;
+  title?: string;
+  width?: number;
+  /** Height of one y row in pixels (default 22). */
+  rowStep?: number;
+}
+
+/**
+ * A forest plot of effects: each row's mean as a point, its 95 % interval as a line, a zero
+ * line, and the row's ±δ band (grey). One y row per (label, series), labelled in full
+ * ("label: series"); series told apart by colour too, verdicts by the point's shape. Rows keep
+ * the order given; with groups, one panel per group.
+ */
+export function effectsPlot(rows: EffectRow[], options: EffectsPlotOptions = {}): VegaLiteSpec {
+  requireRows(rows, "effectsPlot");
+  const seenBand = new Set<string>();
+  const values = rows.map((row, i) => {
+    const m = requireFinite(row.mean, `effectsPlot: row ${i} ('${row.label}') field 'mean'`);
+    const hasInterval = Number.isFinite(row.low) && Number.isFinite(row.high);
+    const key = `${row.label}: ${row.series}`;
+    const bandKey = `${row.group ?? ""}\u0000${key}`;
+    const band = row.delta !== undefined && Number.isFinite(row.delta) && !seenBand.has(bandKey);
+    if (band) seenBand.add(bandKey);
+    return {
+      key, label: String(row.label), series: String(row.series), group: row.group ?? "", mean: m,
+      low: hasInterval ? row.low : m, high: hasInterval ? row.high : m, interval: hasInterval,
+      band, bandLow: band ? -(row.delta as number) : 0, bandHigh: band ? (row.delta as number) : 0,
+      delta: row.delta ?? null, verdict: row.verdict ?? (hasInterval ? "" : "one seed"), n: row.n ?? null,
+    };
+  });
+  const keys = [...new Set(values.map((v) => v.key))];
+  const series = [...new Set(values.map((v) => v.series))];
+  const grouped = values.some((v) => v.group !== "");
+  const step = options.rowStep ?? 22;
+  const y = { field: "key", type: "nominal" as const, title: null, sort: keys, axis: { labelLimit: 600 } };
+  const x = { type: "quantitative" as const, title: options.metric ?? "difference in target accuracy (paired by seed)" };
+  const color = { field: "series", type: "nominal" as const, title: null, sort: series, legend: { orient: "top" as const, labelLimit: 420, direction: "vertical" as const } };
+  const layer = [
+    { transform: [{ filter: "datum.band" }], mark: { type: "bar" as const, color: "#bbbbbb", opacity: 0.35 }, encoding: { y, x: { ...x, field: "bandLow" }, x2: { field: "bandHigh" } } },
+    { mark: { type: "rule" as const, color: "black" }, encoding: { x: { ...x, datum: 0 } } },
+    { mark: { type: "rule" as const, strokeWidth: 2 }, encoding: { y, color, x: { ...x, field: "low" }, x2: { field: "high" } } },
+    {
+      mark: { type: "point" as const, filled: true, size: 60 },
+      encoding: {
+        y, color, x: { ...x, field: "mean" },
+        shape: { field: "verdict", type: "nominal" as const, title: "verdict", legend: { orient: "top" as const } },
+        tooltip: [
+          { field: "label", type: "nominal" as const, title: "comparison" },
+          { field: "series", type: "nominal" as const },
+          { field: "mean", type: "quantitative" as const, format: "+.4f" },
+          { field: "low", type: "quantitative" as const, format: "+.4f", title: "95 % low" },
+          { field: "high", type: "quantitative" as const, format: "+.4f", title: "95 % high" },
+          { field: "delta", type: "quantitative" as const, format: ".4f", title: "δ" },
+          { field: "verdict", type: "nominal" as const },
+          { field: "n", type: "quantitative" as const, title: "seeds" },
+        ],
+      },
+    },
+  ];
+  const width = options.width ?? 460;
+  if (!grouped) return { ...frame({ title: options.title, width, height: 0 }, values), height: { step }, layer };
+  const groups = [...new Set(values.map((v) => v.group))];
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    ...(options.title ? { title: options.title } : {}),
+    data: { values },
+    facet: { row: { field: "group", type: "nominal", title: null, sort: groups, header: { labelOrient: "top", labelAngle: 0, labelAnchor: "start", labelFontWeight: "bold", labelFontSize: 12, labelLimit: 800 } } },
+    spec: { width, height: { step }, layer },
+    resolve: { scale: { y: "independent" } },
+  };
+}
+
 export interface HeatmapOptions {
   title?: string;
   xLabel?: string;

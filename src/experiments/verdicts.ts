@@ -1,0 +1,352 @@
+/**
+ * The project's one classifier of comparisons (issue 14): every "does this variant beat that
+ * one" in the notebooks is answered here, and the notebooks only display the answer.
+ *
+ * A comparison is a list of differences paired by seed (variant − reference on the same seed:
+ * same data subset, same initial target). From it: the mean, the two-sided 95 % Student-t
+ * confidence interval, and one verdict among
+ *
+ *   better        the interval lies above 0 (two-sided t test, p < 0.05, mean > 0);
+ *   worse         the interval lies below 0;
+ *   equivalent    within ±δ by two one-sided tests (TOST, each at 5 %: the 90 % interval lies
+ *                 inside (−δ, +δ)), and not better or worse;
+ *   inconclusive  none of these: the seeds cannot tell.
+ *
+ * δ is the smallest effect worth calling transfer, stated per scenario with its reason
+ * (`smallestEffect`). A difference can be both significant and smaller than δ: its verdict is
+ * better or worse, flagged `belowDelta` and said in words ("real, but smaller than δ").
+ *
+ * Matched controls: a MergeNet variant is compared with the control that differs from it only
+ * in what the adapter reads (`sourceInput`), found by `matchedControls` from the configuration
+ * itself, so a variant without one is an error, not a silent comparison with the wrong control.
+ */
+import type { MethodSpec } from "./methods";
+import { pairedDifference, pairedDifferences, stats, studentQuantile, studentTail, type Stats } from "./results";
+
+export { pairedDifferences };
+import { stableStringify, type ExperimentConfig, type ExperimentResult } from "./runner";
+
+export type Verdict = "better" | "worse" | "equivalent" | "inconclusive";
+
+/** The significance level of every test here (two-sided for better / worse, each side of TOST). */
+export const ALPHA = 0.05;
+
+/** The smallest effect worth calling transfer in one scenario, and why that size. */
+export interface SmallestEffect {
+  delta: number;
+  reason: string;
+}
+
+/** A classified comparison: the paired differences' Stats, the 95 % interval and the verdict. */
+export interface Comparison extends Stats {
+  /** Two-sided 95 % Student-t interval of the mean (NaN with fewer than 2 seeds). */
+  low: number;
+  high: number;
+  /** Two-sided p of "mean = 0" (NaN with fewer than 2 seeds). */
+  p: number;
+  /** TOST p of "|mean| ≥ δ": the larger of the two one-sided p's (NaN with fewer than 2 seeds). */
+  pEquivalence: number;
+  delta: number;
+  verdict: Verdict;
+  /** better / worse, yet the interval lies inside ±δ: a real difference smaller than worth calling transfer. */
+  belowDelta: boolean;
+}
+
+/** P(T > t) for any real t (studentTail takes t ≥ 0). */
+function upperTail(t: number, df: number): number {
+  if (t === Infinity) return 0;
+  if (t === -Infinity) return 1;
+  return t >= 0 ? studentTail(t, df) : 1 - studentTail(-t, df);
+}
+
+/** Classifies paired differences against 0 and ±δ (see the module comment). */
+export function classify(differences: number[], delta: number): Comparison {
+  if (!(delta >= 0) || !Number.isFinite(delta)) throw new Error(`classify: δ must be a finite number >= 0, got ${delta}`);
+  if (differences.some((d) => !Number.isFinite(d))) throw new Error(`classify: the differences must be finite numbers, got ${JSON.stringify(differences)}`);
+  const s = stats(differences);
+  if (s.n < 2) return { ...s, low: NaN, high: NaN, p: NaN, pEquivalence: NaN, delta, verdict: "inconclusive", belowDelta: false };
+  const df = s.n - 1;
+  const se = s.std / Math.sqrt(s.n);
+  // se = 0 (every seed gave the same difference): the t statistics are ±∞ or 0/0; the limits are what the tests mean.
+  const tOf = (x: number): number => (se > 0 ? x / se : x > 0 ? Infinity : x < 0 ? -Infinity : 0);
+  const half = se > 0 ? studentQuantile(ALPHA / 2, df) * se : 0;
+  const low = s.mean - half;
+  const high = s.mean + half;
+  const p = Math.min(1, 2 * upperTail(Math.abs(tOf(s.mean)), df));
+  // TOST: H0 mean ≤ −δ rejected when P(T > (mean + δ)/se) < α; H0 mean ≥ δ when P(T > (δ − mean)/se) < α.
+  const pEquivalence = delta > 0 ? Math.max(upperTail(tOf(s.mean + delta), df), upperTail(tOf(delta - s.mean), df)) : 1;
+  const equivalent = pEquivalence < ALPHA;
+  const better = low > 0;
+  const worse = high < 0;
+  const verdict: Verdict = better ? "better" : worse ? "worse" : equivalent ? "equivalent" : "inconclusive";
+  return { ...s, low, high, p, pEquivalence, delta, verdict, belowDelta: (better || worse) && equivalent };
+}
+
+const signedNumber = (x: number, digits = 4): string => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(digits)}`;
+
+/** "+0.0123 [−0.0010, +0.0256]": the mean and its 95 % interval; the mean alone (and "1 seed") for one seed. */
+export function intervalText(c: Pick<Comparison, "mean" | "low" | "high" | "n">): string {
+  if (c.n === 0 || !Number.isFinite(c.mean)) return "n/a";
+  return Number.isFinite(c.low) ? `${signedNumber(c.mean)} [${signedNumber(c.low)}, ${signedNumber(c.high)}]` : `${signedNumber(c.mean)} (1 seed)`;
+}
+
+/** The verdict in a few words, with δ where it matters: "better", "equivalent within ±0.0050", "better, but by less than δ". */
+export function verdictText(c: Comparison): string {
+  if (c.n < 2) return "one seed: no verdict";
+  if (c.belowDelta) return `${c.verdict}, but by less than δ = ${c.delta.toFixed(4)}`;
+  if (c.verdict === "equivalent") return `equivalent within ±${c.delta.toFixed(4)}`;
+  return c.verdict;
+}
+
+/**
+ * δ for one scenario: a fifth of what distillation gains over target alone there (a method
+ * that demonstrably moves knowledge between these two models), or one test item where that is
+ * larger. Where distillation does not apply or gains nothing, `fallback` says the size and why.
+ */
+export function smallestEffect(options: { distillationGain?: { method: string; gain: number }; testItems?: number; fallback: SmallestEffect }): SmallestEffect {
+  const item = options.testItems && options.testItems > 0 ? 1 / options.testItems : 0;
+  const kd = options.distillationGain;
+  if (kd && Number.isFinite(kd.gain) && kd.gain > 0) {
+    const fifth = kd.gain / 5;
+    return fifth >= item
+      ? { delta: fifth, reason: `a fifth of ${kd.method}'s gain over target alone here (${signedNumber(kd.gain)})` }
+      : { delta: item, reason: `one test item (1/${options.testItems}), larger than a fifth of ${kd.method}'s gain (${signedNumber(kd.gain)})` };
+  }
+  if (options.fallback.delta >= item) return options.fallback;
+  return { delta: item, reason: `one test item (1/${options.testItems}), larger than the fallback (${options.fallback.reason})` };
+}
+
+/** δ from an experiment's own runs: the best mean gain of the named distillation methods present (see smallestEffect). */
+export function smallestEffectOf(result: ExperimentResult, options: { distillation: string[]; testItems?: number; fallback: SmallestEffect; baseline?: string }): SmallestEffect {
+  const baseline = options.baseline ?? "target alone";
+  const gains = options.distillation
+    .filter((m) => result.runs.some((r) => r.method === m && !r.notApplicable))
+    .map((m) => ({ method: m, gain: pairedDifference(result, m, baseline).mean }))
+    .filter((g) => Number.isFinite(g.gain));
+  const best = gains.reduce<{ method: string; gain: number } | undefined>((b, g) => (!b || g.gain > b.gain ? g : b), undefined);
+  return smallestEffect({ distillationGain: best, testItems: options.testItems, fallback: options.fallback });
+}
+
+/** Method a against method b of an experiment, classified. */
+export function compare(result: ExperimentResult, a: string, b: string, delta: number, other: ExperimentResult = result): Comparison {
+  return classify(pairedDifferences(result, a, b, other), delta);
+}
+
+// ---- matched controls ----------------------------------------------------------------------
+
+type MergeNetSpec = Extract<MethodSpec, { kind: "mergenet" }>;
+const isMergeNet = (m: MethodSpec): m is MergeNetSpec => m.kind === "mergenet";
+const readsSource = (m: MergeNetSpec): boolean => (m.mergenet.sourceInput ?? "model") === "model";
+
+/** A MergeNet method's settings without its name and source input: equal for a variant and its matched controls. */
+function settingsBesidesSource(m: MergeNetSpec): string {
+  const { name: _name, ...method } = m;
+  return stableStringify({ ...method, mergenet: { ...m.mergenet, sourceInput: undefined } });
+}
+
+/** One MergeNet variant with its matched controls (identical but for what the adapter reads). */
+export interface MatchedControl {
+  method: string;
+  /** `sourceInput: "random"`: a fixed random matrix of the source weight's shape and std. */
+  control: string;
+  /** `sourceInput: "permuted"`, where the experiment has it: the live source weight, its entries shuffled. */
+  permuted?: string;
+}
+
+/**
+ * Every MergeNet variant of an experiment that reads the source, with its matched random-source
+ * control (and permuted control where present). Throws, naming the variant, when one has no
+ * random-source control: comparing it with another variant's control would mix two changes.
+ */
+export function matchedControls(config: Pick<ExperimentConfig, "name" | "methods">): MatchedControl[] {
+  const variants = config.methods.filter(isMergeNet);
+  const missing: string[] = [];
+  const found = variants.filter(readsSource).flatMap((m) => {
+    const key = settingsBesidesSource(m);
+    const same = (input: string) => variants.find((c) => c.mergenet.sourceInput === input && settingsBesidesSource(c) === key);
+    const control = same("random");
+    if (!control) {
+      missing.push(m.name);
+      return [];
+    }
+    const permuted = same("permuted");
+    return [{ method: m.name, control: control.name, ...(permuted ? { permuted: permuted.name } : {}) }];
+  });
+  if (missing.length) {
+    throw new Error(
+      `experiment '${config.name}': MergeNet ${missing.length > 1 ? "methods" : "method"} ${missing.map((m) => `'${m}'`).join(", ")} ${missing.length > 1 ? "have" : "has"} no matched random-source control ` +
+        `(a method with exactly the same settings but mergenet.sourceInput: "random"); add one per variant`,
+    );
+  }
+  return found;
+}
+
+/**
+ * The same experiment narrowed to `methods` and run on `seeds`: how a notebook gives its main
+ * comparisons more seeds than the rest. The runs of seeds the full experiment already trained
+ * come from the cache (a run's key holds its method, scenario, epochs and seed, not the list).
+ */
+export function narrowed(config: ExperimentConfig, methods: string[], seeds: number[]): ExperimentConfig {
+  const unknown = methods.filter((m) => !config.methods.some((x) => x.name === m));
+  if (unknown.length) throw new Error(`narrowed: experiment '${config.name}' has no method ${unknown.map((m) => `'${m}'`).join(", ")}; it has ${config.methods.map((m) => `'${m.name}'`).join(", ")}`);
+  if (config.seeds.length && seeds.length && seeds[0] !== config.seeds[0]) {
+    throw new Error(`narrowed: the seed list must start with the experiment's first seed (${config.seeds[0]}), which records the first-seed extras (attention, trajectories)`);
+  }
+  return { ...config, methods: config.methods.filter((m) => methods.includes(m.name)), seeds };
+}
+
+/** Ten seeds, 0 to 9: every comparison a notebook reports as a main result or a candidate. */
+export const MAIN_SEEDS: readonly number[] = Array.from({ length: 10 }, (_, i) => i);
+
+// ---- counts against chance -----------------------------------------------------------------
+
+/** The verdicts of a set of comparisons counted, with what chance alone would give. */
+export interface VerdictCounts {
+  comparisons: number;
+  better: number;
+  worse: number;
+  equivalent: number;
+  inconclusive: number;
+  /** Comparisons with at least two seeds (the only ones a test can call better or worse). */
+  tested: number;
+  /** With no real effect anywhere: the expected number called better or worse (α per test, two-sided). */
+  expectedByChance: number;
+  /** With no real effect anywhere: P(at least better + worse of them), binomial. */
+  pAtLeast: number;
+}
+
+/** Binomial P(X ≥ k) for X ~ Bin(n, p). */
+export function binomialAtLeast(k: number, n: number, p: number): number {
+  if (k <= 0) return 1;
+  if (k > n) return 0;
+  let term = Math.pow(1 - p, n);
+  let total = 0;
+  for (let i = 0; i <= n; i++) {
+    if (i >= k) total += term;
+    term *= ((n - i) / (i + 1)) * (p / (1 - p));
+  }
+  return Math.min(1, total);
+}
+
+export function countVerdicts(comparisons: Comparison[]): VerdictCounts {
+  const count = (v: Verdict) => comparisons.filter((c) => c.n >= 2 && c.verdict === v).length;
+  const tested = comparisons.filter((c) => c.n >= 2).length;
+  const better = count("better");
+  const worse = count("worse");
+  return {
+    comparisons: comparisons.length, better, worse, equivalent: count("equivalent"), inconclusive: comparisons.length - better - worse - count("equivalent"),
+    tested, expectedByChance: tested * ALPHA, pAtLeast: binomialAtLeast(better + worse, tested, ALPHA),
+  };
+}
+
+/** The counts in one sentence, against chance. */
+export function countsText(c: VerdictCounts): string {
+  if (c.tested === 0) return `${c.comparisons} comparisons, none with two seeds or more: no verdict.`;
+  const outside = c.better + c.worse;
+  return (
+    `${c.comparisons} comparisons: ${c.better} better, ${c.worse} worse, ${c.equivalent} equivalent within ±δ, ${c.inconclusive} inconclusive. ` +
+    `With no real effect anywhere, chance alone would call ${c.expectedByChance.toFixed(1)} of ${c.tested} better or worse (5 % each, two-sided); ` +
+    `${outside} or more happen by chance with probability ${c.pAtLeast < 0.001 ? "< 0.001" : c.pAtLeast.toFixed(3)}` +
+    `${c.pAtLeast < 0.05 ? ": more than chance gives." : ": no more than chance gives."}`
+  );
+}
+
+// ---- a MergeNet variant against its matched control ----------------------------------------
+
+/** One MergeNet variant's comparisons: over target alone, its control over target alone, and over its control (and its permuted control). */
+export interface VariantVerdict extends MatchedControl {
+  overAlone: Comparison;
+  controlOverAlone: Comparison;
+  overControl: Comparison;
+  overPermuted?: Comparison;
+  /** What the comparisons mean, in one or two sentences. */
+  words: string;
+}
+
+/** What a variant's comparisons mean. A gain its control also gets is never called transfer. */
+function variantWords(v: Omit<VariantVerdict, "words">): string {
+  const c = v.overControl;
+  if (c.n < 2) return "One seed only (quick mode?): no verdict.";
+  const interval = `${intervalText(c)}, δ = ${c.delta.toFixed(4)}`;
+  let words: string;
+  if (c.verdict === "better" && !c.belowDelta) words = `Beats its random-source control (${interval}): a candidate for transfer from the source.`;
+  else if (c.verdict === "better") words = `Above its random-source control, but by less than δ (${interval}): too small to call transfer.`;
+  else if (c.verdict === "worse") words = `Below its random-source control (${interval}): reading the source does worse than reading noise of its shape.`;
+  else if (c.verdict === "equivalent") words = `Equivalent to its random-source control within ±δ (${interval}): any transfer is smaller than δ.`;
+  else words = `Cannot be told from its random-source control (${interval}): the interval reaches beyond ±δ, so neither a gain nor its absence is shown.`;
+  const alone = v.overAlone;
+  if (alone.verdict === "better" && v.controlOverAlone.verdict === "better" && c.verdict !== "better") words += " Both gain over target alone: what any such perturbation gives (regularisation), not knowledge transfer.";
+  else if (alone.verdict === "worse") words += " It hurts the target compared with training alone.";
+  if (v.overPermuted) words += ` Over its permuted-entries control: ${intervalText(v.overPermuted)} (${verdictText(v.overPermuted)}).`;
+  return words;
+}
+
+/** Every matched variant of an experiment (or those named in `only`), classified against δ. */
+export function variantVerdicts(result: ExperimentResult, delta: number, options: { baseline?: string; only?: string[] } = {}): VariantVerdict[] {
+  const baseline = options.baseline ?? "target alone";
+  const present = new Set(result.runs.map((r) => r.method));
+  return matchedControls(result.config)
+    .filter((m) => (options.only ? options.only.includes(m.method) : true) && present.has(m.method) && present.has(m.control))
+    .map((m) => {
+      const v = {
+        ...m,
+        overAlone: compare(result, m.method, baseline, delta),
+        controlOverAlone: compare(result, m.control, baseline, delta),
+        overControl: compare(result, m.method, m.control, delta),
+        ...(m.permuted && present.has(m.permuted) ? { overPermuted: compare(result, m.method, m.permuted, delta) } : {}),
+      };
+      return { ...v, words: variantWords(v) };
+    });
+}
+
+/** Table rows: one per variant, numbers as text, the verdict on the comparison with its control. */
+export function verdictTable(verdicts: VariantVerdict[]): Record<string, string>[] {
+  return verdicts.map((v) => ({
+    variant: v.method,
+    seeds: String(v.overControl.n),
+    "over target alone [95 % CI]": intervalText(v.overAlone),
+    "its control over target alone": intervalText(v.controlOverAlone),
+    "over its control [95 % CI]": intervalText(v.overControl),
+    verdict: verdictText(v.overControl),
+    ...(verdicts.some((x) => x.overPermuted) ? { "over its permuted control": v.overPermuted ? `${intervalText(v.overPermuted)} (${verdictText(v.overPermuted)})` : "" } : {}),
+  }));
+}
+
+/** The three series a variant contributes to an effects figure, in this order. */
+export const EFFECT_SERIES = { overAlone: "MergeNet − target alone", controlOverAlone: "its control − target alone", overControl: "MergeNet − its control" } as const;
+
+/** Rows for effectsPlot (src/plots/specs.ts): per variant its gain, its control's gain, and their difference; `series` narrows which. */
+export function effectRows(verdicts: VariantVerdict[], options: { group?: string; series?: (keyof typeof EFFECT_SERIES)[] } = {}): {
+  label: string; series: string; group?: string; mean: number; low: number; high: number; delta: number; verdict: string; n: number;
+}[] {
+  const series = options.series ?? (Object.keys(EFFECT_SERIES) as (keyof typeof EFFECT_SERIES)[]);
+  return verdicts.flatMap((v) =>
+    series.filter((s) => Number.isFinite(v[s].mean)).map((s) => ({
+      label: v.method, series: EFFECT_SERIES[s], ...(options.group ? { group: options.group } : {}),
+      mean: v[s].mean, low: v[s].low, high: v[s].high, delta: v[s].delta, verdict: v[s].n >= 2 ? v[s].verdict : "one seed", n: v[s].n,
+    })),
+  );
+}
+
+/** Rows for effectsPlot of reference methods (distillation, mutual learning...): their gain over target alone, for scale. */
+export function referenceEffectRows(result: ExperimentResult, methods: string[], delta: number, options: { group?: string; baseline?: string } = {}) {
+  const baseline = options.baseline ?? "target alone";
+  return methods
+    .filter((m) => result.runs.some((r) => r.method === m && !r.notApplicable))
+    .map((m) => {
+      const c = compare(result, m, baseline, delta);
+      return { label: m, series: "reference − target alone", ...(options.group ? { group: options.group } : {}), mean: c.mean, low: c.low, high: c.high, delta, verdict: c.n >= 2 ? c.verdict : "one seed", n: c.n };
+    })
+    .filter((r) => Number.isFinite(r.mean));
+}
+
+/**
+ * A notebook's verdicts when its main comparisons ran on more seeds (`main`, a narrowed run of
+ * the same experiment) than the rest (`full`): each variant judged on the result with the most
+ * seeds that holds it and its control.
+ */
+export function mergedVerdicts(main: ExperimentResult, full: ExperimentResult, delta: number, options: { baseline?: string } = {}): VariantVerdict[] {
+  const fromMain = variantVerdicts(main, delta, options);
+  const inMain = new Set(fromMain.map((v) => v.method));
+  return [...fromMain, ...variantVerdicts(full, delta, options).filter((v) => !inMain.has(v.method))];
+}
