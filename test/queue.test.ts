@@ -16,10 +16,11 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import IORedis from "ioredis";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { backendInfo } from "../src/backend";
 import { freePort, startLocalRedis, startWorkerProcess, type LocalRedis, type QueueWorkerProcess } from "../src/experiments/local-redis";
-import { RedisExecutor } from "../src/experiments/queue";
+import { RedisExecutor, resolveRedis } from "../src/experiments/queue";
 import { RUNNER_VERSION, runExperiment, runHash } from "../src/experiments/runner";
 import { POOL_SCENARIOS, resultFiles, tinyExperiment, withoutTimes } from "./helpers/run-files";
 import "./fixtures/pool-scenarios";
@@ -95,6 +96,21 @@ describe("runs as jobs on BullMQ (Redis)", () => {
     expect(worker.stderr()).toMatch(message);
   });
 
+  it("takes the Redis URL from the option, else from MERGENET_REDIS unless a number of workers is chosen in code", () => {
+    const saved = process.env.MERGENET_REDIS;
+    try {
+      process.env.MERGENET_REDIS = "redis://env:6379";
+      expect(resolveRedis("redis://option:6379", 1)).toBe("redis://option:6379");
+      expect(resolveRedis()).toBe("redis://env:6379");
+      expect(resolveRedis(undefined, 1)).toBeUndefined(); // workers: 1 in a notebook cell stays in its process
+      delete process.env.MERGENET_REDIS;
+      expect(resolveRedis()).toBeUndefined();
+    } finally {
+      if (saved === undefined) delete process.env.MERGENET_REDIS;
+      else process.env.MERGENET_REDIS = saved;
+    }
+  });
+
   it("has a worker of other code refuse the run, and the submitter fail with the worker's words", async () => {
     await setUp;
     const config = tinyExperiment({ name: "queue-version", seeds: [0], methods: [{ name: "target alone", kind: "target-alone" }] });
@@ -143,6 +159,30 @@ describe("runs as jobs on BullMQ (Redis)", () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(new RegExp(`\\[pool-interrupt\\] 6 runs \\(${6 - saved.length} trained, ${saved.length} cached.*\\) in \\d+s`));
     expect(again.stdout).toMatch(/^RESULT /m);
+  });
+
+  it("queues again the runs a Redis forgot (restarted without persistence: here FLUSHALL mid-experiment)", async () => {
+    await setUp;
+    const config = tinyExperiment({ name: "queue-forgot", scenario: "pool-tiny-faulty", scenarioOptions: { delayMs: 200 }, seeds: [0, 1, 2, 3, 4], methods: [{ name: "target alone", kind: "target-alone" }] });
+    const dir = tmp();
+    const lines: string[] = [];
+    vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      if (/\] 1\/5 /.test(String(chunk))) void flush.flushall();
+      return true;
+    });
+    const flush = new IORedis(redis!.url);
+    process.env.MERGENET_QUEUE_WATCH_MS = "300";
+    try {
+      const queued = await runExperiment(config, { resultsDir: dir, progress: true, redis: redis!.url, scenarioModules: [POOL_SCENARIOS] });
+      expect(queued.runs.map((r) => r.seed)).toEqual([0, 1, 2, 3, 4]);
+      expect(lines.join("")).toMatch(/'target alone' seed \d is no longer in the Redis queue \(Redis restarted, or its failure went unreported\); queued again/);
+      expect(fs.readdirSync(path.join(dir, "runs", "queue-forgot", "target-alone")).sort()).toEqual([0, 1, 2, 3, 4].map((s) => `seed-${s}.json`));
+    } finally {
+      delete process.env.MERGENET_QUEUE_WATCH_MS;
+      vi.restoreAllMocks();
+      flush.disconnect();
+    }
   });
 
   it("finishes an experiment with 2 workers while one is killed (SIGKILL) mid-run: nothing lost, each run written once", async () => {

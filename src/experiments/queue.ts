@@ -74,9 +74,12 @@ export interface QueueProgress {
   epochs?: number;
 }
 
-/** The Redis URL to submit to: the option, else MERGENET_REDIS (set by `npm start -- --redis URL`); undefined: no queue. */
-export function resolveRedis(option?: string): string | undefined {
-  const url = option ?? process.env.MERGENET_REDIS;
+/**
+ * The Redis URL to submit to: the option, else MERGENET_REDIS (set by `npm start -- --redis
+ * URL`) unless the caller chose a number of local workers in code; undefined: no queue.
+ */
+export function resolveRedis(option?: string, workersOption?: number): string | undefined {
+  const url = option ?? (workersOption === undefined ? process.env.MERGENET_REDIS : undefined);
   return url ? url : undefined;
 }
 
@@ -210,6 +213,15 @@ export class RedisExecutor implements RunExecutor {
 
 const INTERRUPTED = Symbol("interrupted");
 
+/**
+ * How often the submitter checks that its runs are still in Redis: a Redis restarted without
+ * persistence forgets them, and a run's failure reported while nobody listened is lost. A run
+ * missing from both queues at two checks in a row is queued again. MERGENET_QUEUE_WATCH_MS
+ * overrides it (tests).
+ */
+const WATCH_MS = 15_000;
+const watchMs = (): number => Number(process.env.MERGENET_QUEUE_WATCH_MS) || WATCH_MS;
+
 /** One `run` on the queue: its connections, the runs not yet written, and the outcome. */
 class RedisSession {
   private readonly submitter: string;
@@ -241,21 +253,20 @@ class RedisSession {
     const connection = { ...redisOptions(url), maxRetriesPerRequest: null };
     const queue = new Queue<QueueJobData>(JOBS_QUEUE, { connection: { ...connection, maxRetriesPerRequest: 1 } });
     const results = new Queue<QueueResultData>(this.replyTo, { connection: { ...connection, maxRetriesPerRequest: 1 } });
-    const events = new QueueEvents(JOBS_QUEUE, { connection });
     const consumer = new Worker<QueueResultData>(this.replyTo, async (job) => this.onResult(job), { connection, concurrency: 1, autorun: false });
     const health = watchConnection(url, (error) => this.end(error));
+    let events: QueueEvents | undefined;
     // Connection errors are reported through `health` when they last; the rest end the session.
     const ignore = (): void => undefined;
     queue.on("error", ignore);
     results.on("error", ignore);
-    events.on("error", ignore);
     consumer.on("error", ignore);
     const onAbort = (): void => this.end(INTERRUPTED);
     this.stop.addEventListener("abort", onAbort);
     try {
       if (this.stop.aborted) this.end(INTERRUPTED);
-      else await this.submit(queue, results, events, consumer);
-      await this.ended;
+      else events = await this.submit(queue, results, consumer, health, connection);
+      await Promise.all([this.ended, this.watch(queue, results)]);
     } catch (err) {
       this.end(err instanceof Error ? err : new Error(String(err)));
     } finally {
@@ -264,7 +275,7 @@ class RedisSession {
     const { withdrawn, training } = await this.withdraw(queue);
     await consumer.close();
     if (this.outcome === undefined) await results.obliterate({ force: true }).catch(() => undefined);
-    await Promise.allSettled([events.close(), queue.close(), results.close()]);
+    await Promise.allSettled([events?.close(), queue.close(), results.close()]);
     health.disconnect();
     if (this.outcome === INTERRUPTED) {
       const inTraining = training.length ? `; the ${training.length} runs in training on workers (${training.join(", ")}) finish there, and their results are collected when you run the same command again` : "";
@@ -273,26 +284,60 @@ class RedisSession {
     if (this.outcome) throw this.outcome;
   }
 
-  /** Listens, then adds the runs whose results are not already waiting in the results queue. */
-  private async submit(queue: Queue<QueueJobData>, results: Queue<QueueResultData>, events: QueueEvents, consumer: Worker<QueueResultData>): Promise<void> {
+  /**
+   * Listens to the jobs' events from the stream's current end on (QueueEvents would otherwise
+   * start at whatever is last when its first read happens, and miss a run refused at once),
+   * then adds the runs whose results are not already waiting in the results queue.
+   */
+  private async submit(queue: Queue<QueueJobData>, results: Queue<QueueResultData>, consumer: Worker<QueueResultData>, health: IORedis, connection: RedisOptions): Promise<QueueEvents> {
+    const [last] = await health.xrevrange(queue.keys.events, "+", "-", "COUNT", 1);
+    const events = new QueueEvents(JOBS_QUEUE, { connection, lastEventId: last?.[0] ?? "0-0" });
+    events.on("error", () => undefined);
     events.on("progress", ({ jobId, data }) => this.onProgress(jobId, data as QueueProgress));
     events.on("failed", ({ jobId, failedReason }) => this.onFailed(jobId, failedReason));
     events.on("stalled", ({ jobId }) => {
       const job = this.pending.get(jobId);
       if (job) logger.warn(`a worker stopped answering while training '${job.method.name}' seed ${job.seed} (it died, or lost Redis); BullMQ gives that run to another worker`);
     });
-    await events.waitUntilReady(); // events are read from now on: none of our jobs' can be missed
+    await events.waitUntilReady();
     const arrived = new Set((await results.getJobs(["wait", "active", "delayed", "prioritized"])).map((job) => job?.data?.configHash));
     void consumer.run().catch((err) => this.end(err instanceof Error ? err : new Error(String(err))));
-    const modules = this.options.modules.map(portable);
-    const toAdd = [...this.pending].filter(([, job]) => !arrived.has(job.configHash));
-    await queue.addBulk(
-      toAdd.map(([jobId, job]) => ({
-        name: `${job.config.name}: ${label(job)}`,
-        data: { ...workerJob(job, modules), replyTo: this.replyTo },
-        opts: { jobId, attempts: 1, removeOnComplete: true, removeOnFail: true },
-      })),
-    );
+    await queue.addBulk([...this.pending].filter(([, job]) => !arrived.has(job.configHash)).map(([jobId, job]) => this.entry(jobId, job)));
+    return events;
+  }
+
+  /** A run as a job of the queue: named for people, its data the WorkerJob and where to reply. */
+  private entry(jobId: string, job: PoolJob): { name: string; data: QueueJobData; opts: { jobId: string; attempts: number; removeOnComplete: boolean; removeOnFail: boolean } } {
+    const data = { ...workerJob(job, this.options.modules.map(portable)), replyTo: this.replyTo };
+    return { name: `${job.config.name}: ${label(job)}`, data, opts: { jobId, attempts: 1, removeOnComplete: true, removeOnFail: true } };
+  }
+
+  /** Until the session ends: queues again the runs that vanished from Redis (see WATCH_MS). */
+  private async watch(queue: Queue<QueueJobData>, results: Queue<QueueResultData>): Promise<void> {
+    const missedOnce = new Set<string>();
+    while (!this.isEnded) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.ended, new Promise((resolve) => (timer = setTimeout(resolve, watchMs())))]);
+      clearTimeout(timer);
+      if (this.isEnded) return;
+      try {
+        const arrived = new Set((await results.getJobs(["wait", "active", "delayed", "prioritized"])).map((job) => job?.data?.configHash));
+        for (const [jobId, job] of this.pending) {
+          if (arrived.has(job.configHash) || (await queue.getJobState(jobId)) !== "unknown") {
+            missedOnce.delete(jobId);
+          } else if (!missedOnce.has(jobId)) {
+            missedOnce.add(jobId);
+          } else if (this.pending.has(jobId) && !this.isEnded) {
+            missedOnce.delete(jobId);
+            logger.warn(`'${job.method.name}' seed ${job.seed} is no longer in the Redis queue (Redis restarted, or its failure went unreported); queued again`);
+            const { name, data, opts } = this.entry(jobId, job);
+            await queue.add(name, data, opts);
+          }
+        }
+      } catch {
+        // Redis is unreachable for now: `health` ends the session if that lasts
+      }
+    }
   }
 
   private workerNumber(name: string): number {

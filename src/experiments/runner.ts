@@ -138,14 +138,16 @@ export interface RunOptions {
   /**
    * With workers > 1: modules (paths) the workers import to register the experiment's
    * scenario, besides src/experiments/scenarios, which they always import. A scenario
-   * registered only in this process (in a notebook cell, say) needs workers: 1.
+   * registered only in this process (in a notebook cell, say) needs workers: 1 (and no `redis`).
    */
   scenarioModules?: string[];
   /**
    * A Redis URL (redis://host:port; default MERGENET_REDIS): the pending runs go to its BullMQ
    * queue and `npm run worker -- --redis URL` processes on any machine train them (queue.ts);
-   * this process still writes every result file. Overrides `workers`; each queue worker uses
-   * its own thread setting (`--threads`, default 1). Redis is reached only when a run is pending.
+   * this process still writes every result file. Overrides `workers` (but MERGENET_REDIS does
+   * not override a `workers` given here: `workers: 1` keeps a notebook-only scenario in this
+   * process); each queue worker uses its own thread setting (`--threads`, default 1). Redis is
+   * reached only when a run is pending.
    */
   redis?: string;
 }
@@ -412,7 +414,7 @@ export async function runExperiment(config: ExperimentConfig, options: RunOption
   const resultsDir = options.resultsDir ?? resultsRoot();
   const jobs = config.methods.flatMap((method) => config.seeds.map((seed) => ({ method, seed })));
   const progress = new Progress(config.name, jobs.length, options.progress ?? true);
-  const redis = resolveRedis(options.redis);
+  const redis = resolveRedis(options.redis, options.workers);
   const modules = (options.scenarioModules ?? []).map((m) => path.resolve(m));
   let executor: RunExecutor | undefined;
   /** The executor for the pending runs (none: serial), made only when some run is pending, so a cached experiment needs no Redis. */
