@@ -23,8 +23,8 @@
  *   settings differ in their last bits. Each result records its setting (`threads`), but the
  *   cache key does not include it, so cached runs of either setting are reused.
  *
- * RunExecutor is the seam for other executors (issue 15's second part: the same WorkerJob on
- * BullMQ across machines): the runner hands an executor its jobs and writes what it reports.
+ * RunExecutor is the seam for other executors (queue.ts: the same WorkerJob on BullMQ across
+ * machines): the runner hands an executor its jobs and writes what it reports.
  */
 import { fork, type ChildProcess } from "child_process";
 import * as fs from "fs";
