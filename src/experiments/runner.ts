@@ -7,8 +7,9 @@
  * redone; nothing else is touched.
  *
  * Runs train in this process one after another, or with `workers` > 1 (MERGENET_WORKERS,
- * `npm start -- --workers N`) in a pool of worker processes (pool.ts); either way this
- * process writes every result file.
+ * `npm start -- --workers N`) in a pool of worker processes (pool.ts), or with `redis`
+ * (MERGENET_REDIS, `npm start -- --redis URL`) on queue workers on any machine (queue.ts);
+ * either way this process writes every result file.
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
@@ -24,7 +25,8 @@ import { attentionRelativeEntropy } from "../core/diagnostics";
 import { checkpointExists } from "../core/checkpoint";
 import { makeTrainer, methodNotApplicable, methodProblems, type MethodSpec } from "./methods";
 import { describeValue, unknownKeyProblems } from "../config-checks";
-import { LocalPool, resolveThreadsPerWorker, resolveWorkers, type PoolJob, type RunExecutor } from "./pool";
+import { label, LocalPool, resolveThreadsPerWorker, resolveWorkers, type PoolJob, type RunExecutor } from "./pool";
+import { RedisExecutor, resolveRedis } from "./queue";
 import { Progress } from "./progress";
 import { checkResultsFolder, codeOf, tryLockRun, waitForUnlock } from "./run-lock";
 import { getScenario, type ScenarioInstance } from "./scenario";
@@ -138,7 +140,7 @@ export interface RunOptions {
   /**
    * With workers > 1: modules (paths) the workers import to register the experiment's
    * scenario, besides src/experiments/scenarios, which they always import. A scenario
-   * registered only in this process (in a notebook cell, say) needs workers: 1.
+   * registered only in this process (in a notebook cell, say) needs workers: 1 (and no `redis`).
    */
   scenarioModules?: string[];
   /**
@@ -148,6 +150,15 @@ export interface RunOptions {
   cachedOnly?: boolean;
   /** With cachedOnly: what trains the missing runs (e.g. "run notebook 01 first"). */
   cachedOnlyHint?: string;
+  /**
+   * A Redis URL (redis://host:port; default MERGENET_REDIS): the pending runs go to its BullMQ
+   * queue and `npm run worker -- --redis URL` processes on any machine train them (queue.ts);
+   * this process still writes every result file. Overrides `workers` (but MERGENET_REDIS does
+   * not override a `workers` given here: `workers: 1` keeps a notebook-only scenario in this
+   * process); each queue worker uses its own thread setting (`--threads`, default 1). Redis is
+   * reached only when a run is pending.
+   */
+  redis?: string;
 }
 
 /** JSON with sorted keys, so equal configurations hash equally. */
@@ -473,20 +484,28 @@ export async function runExperiment(config: ExperimentConfig, options: RunOption
   const resultsDir = options.resultsDir ?? resultsRoot();
   const jobs = config.methods.flatMap((method) => config.seeds.map((seed) => ({ method, seed })));
   const progress = new Progress(config.name, jobs.length, options.progress ?? true);
-  const executor = workers > 1 ? new LocalPool({ workers, threadsPerWorker, modules: (options.scenarioModules ?? []).map((m) => path.resolve(m)) }) : undefined;
+  const redis = resolveRedis(options.redis, options.workers);
+  const modules = (options.scenarioModules ?? []).map((m) => path.resolve(m));
+  let executor: RunExecutor | undefined;
+  /** The executor for the pending runs (none: serial), made only when some run is pending, so a cached experiment needs no Redis. */
+  const makeExecutor = async (): Promise<RunExecutor | undefined> => {
+    if (redis) executor = await RedisExecutor.open({ url: redis, experiment: config.name, resultsDir, modules });
+    else if (workers > 1) executor = new LocalPool({ workers, threadsPerWorker, modules });
+    return executor;
+  };
   stopRequested = false;
   const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopRequested) process.exit(130); // a second signal: quit at once
     stopRequested = true;
-    if (executor) logger.warn(`${signal}: stopping the worker processes; the runs they are training start over next time, finished runs are kept`);
+    if (executor) logger.warn(`${signal}: ${executor.stopping}`);
     else logger.warn(`${signal}: the current run saves a checkpoint after its current step, then stops (send it again to quit at once)`);
     stop.abort();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    return await runJobs(config, jobs, options, resultsDir, progress, executor, stop.signal);
+    return await runJobs(config, jobs, options, resultsDir, progress, makeExecutor, stop.signal);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -537,7 +556,7 @@ export function messageOf(err: unknown): string {
   return message.replace(/^Invalid TF_Status: \d+\s*Message:\s*/, "TensorFlow: ");
 }
 
-async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; seed: number }[], options: RunOptions, resultsDir: string, progress: Progress, executor: RunExecutor | undefined, stop: AbortSignal): Promise<ExperimentResult> {
+async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; seed: number }[], options: RunOptions, resultsDir: string, progress: Progress, makeExecutor: () => Promise<RunExecutor | undefined>, stop: AbortSignal): Promise<ExperimentResult> {
   const force = options.force ?? process.env.MERGENET_FORCE === "1";
   const planned = jobs.map((job) => {
     const file = runFile(resultsDir, config, job.method, job.seed);
@@ -549,8 +568,9 @@ async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; see
     throw new Error(`[${config.name}] ${pending.length} of ${planned.length} runs are not in ${resultsDir} (${names}${pending.length > 5 ? ", ..." : ""}) and this call trains nothing (cachedOnly); ${options.cachedOnlyHint ?? "run the experiment first"}`);
   }
   if (pending.length) checkResultsFolder(resultsDir);
+  const executor = pending.length ? await makeExecutor() : undefined; // before the preflight: an unreachable Redis fails at once
   if (pending.length) await preflight(config, [...new Set(pending.map((job) => job.method))], pending[0].seed);
-  if (executor && pending.length) return runWithExecutor(config, planned, resultsDir, progress, executor, stop);
+  if (executor) return runWithExecutor(config, planned, resultsDir, progress, executor, stop);
   const runs: RunResult[] = [];
   for (const { method, seed, file, cached } of planned) {
     if (cached) {
@@ -620,13 +640,12 @@ function runSummary(run: RunResult): string {
   return run.notApplicable ? "not applicable" : `${run.metric} ${run.final.target[run.metric]?.toFixed(4) ?? "-"}`;
 }
 
-/** The pending runs trained by an executor (the worker pool); this process writes each result as it arrives. */
+/** The pending runs trained by an executor (the worker pool, the queue's workers); this process writes each result as it arrives. */
 async function runWithExecutor(config: ExperimentConfig, planned: { method: MethodSpec; seed: number; file: string; cached?: RunResult }[], resultsDir: string, progress: Progress, executor: RunExecutor, stop: AbortSignal): Promise<ExperimentResult> {
   const runs: (RunResult | undefined)[] = planned.map((job) => job.cached);
   for (const { method, seed, cached } of planned) if (cached) progress.cached(`${method.name} seed ${seed}`, cached.wallSeconds);
   const pending: PoolJob[] = planned.flatMap(({ method, seed, cached }, key) => (cached ? [] : [{ key, config, method, seed, resultsDir, configHash: runHash(config, method, seed), runnerVersion: RUNNER_VERSION }]));
   progress.setWorkers(Math.min(executor.workers, pending.length));
-  const label = (job: PoolJob): string => `${job.method.name} seed ${job.seed}`;
   await executor.run(pending, {
     started: (job, worker) => progress.start(label(job), worker),
     epoch: (job, record, epochs) => progress.epoch(record, epochs, label(job)),
