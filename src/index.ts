@@ -48,7 +48,7 @@ export { registerScenario, getScenario, scenarioNames, type Scenario, type Scena
 export { summarize, summaryTable, curveRows, barRows, transferRows, transferVerdict, pairedDifference, stats, confidenceInterval } from "./experiments/results";
 export {
   classify, compare, matchedControls, variantVerdicts, verdictTable, effectRows, referenceEffectRows, smallestEffect, smallestEffectOf,
-  countVerdicts, countsText, intervalText, verdictText, narrowed, MAIN_SEEDS,
+  countVerdicts, countsText, intervalText, verdictText, seedCount, narrowed, mergedVerdicts, MAIN_SEEDS,
   type Comparison, type Verdict, type VariantVerdict, type SmallestEffect, type VerdictCounts, type MatchedControl,
 } from "./experiments/verdicts";
 export { positiveControlVerdicts, verdictRows, diagnosticsSummary, type CandidateVerdict } from "./experiments/positive-control-verdicts";

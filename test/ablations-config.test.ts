@@ -89,13 +89,13 @@ describe("ablation configs in each mode", () => {
       allExperiments().forEach((e) => expect(e.seeds.length).toBeGreaterThanOrEqual(3));
       expect(cfg.gridCycles()).toEqual([1, 2, 4, 8, 16]);
       expect(cfg.gridLearningRates()).toEqual([1e-1, 1e-2, 1e-3, 1e-4]);
-      expect(cfg.cycleLrGrid().methods.length).toBe(1 + 20);
+      expect(cfg.cycleLrGrid().methods.length).toBe(1 + 2 * 20); // each cell beside its matched control
       expect(cfg.usableRanks()).toEqual([1, 2, 4, 8]); // 16 and 32 exceed the source classifier's 10 rows
       expect(cfg.layerPairs().length).toBe(9);
       expect(cfg.adapterVariants().map((m) => m.name)).toEqual([
         "adapter 2 layers", "adapter 3 layers", "adapter 1 heads", "adapter 2 heads", "adapter 4 heads", "no spectral norm",
         "without rows_rows", "without rows_cols", "without cols_rows", "without cols_cols", "learned block weighting",
-      ]);
+      ].flatMap((name) => [name, cfg.controlOf(name)]));
       expect(cfg.sourceSizes()).toEqual(["equal", "larger"]);
       expect(cfg.gridEpochs()).toBeLessThan(cfg.epochs());
     });
@@ -103,7 +103,7 @@ describe("ablation configs in each mode", () => {
 
   it("quick mode trims the grid to 2×2 and trains one seed briefly", () => {
     inMode(true, () => {
-      expect(cfg.cycleLrGrid().methods.length).toBe(1 + 4);
+      expect(cfg.cycleLrGrid().methods.length).toBe(1 + 2 * 4);
       allExperiments().forEach((e) => {
         expect(e.seeds).toEqual([0]);
         expect(e.epochs).toBe(2);

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import * as crossArchitecture from "../src/experiments/configs/cross-architecture";
 import * as crossTask from "../src/experiments/configs/cross-task";
+import * as ablations from "../src/experiments/configs/ablations";
 import * as positiveControl from "../src/experiments/configs/positive-control";
 import type { ExperimentConfig } from "../src/experiments/runner";
 import {
@@ -127,9 +128,8 @@ describe("counts against chance", () => {
 
 /**
  * Every experiment configuration whose notebook already reports verdicts from verdicts.ts, in both
- * modes. Notebooks 01, 03 and 04 join (with the matched controls they still lack: the exact rule's
- * in 01, the pre-trained-source variants' in 01 and 03, the adapter variants' in 04) when they are
- * re-executed with them (issue 14).
+ * modes. Notebooks 01 and 03 join (with the matched controls they still lack: the exact rule's in
+ * 01, the pre-trained-source variants' in 01 and 03) when they are re-executed with them (issue 14).
  */
 function everyConfig(): ExperimentConfig[] {
   const main = [crossTask.siteToSentiment(), crossTask.sentimentToSite(), crossTask.posToGenre(), crossTask.genreToPos()];
@@ -143,7 +143,8 @@ function everyConfig(): ExperimentConfig[] {
     pc.referencesAligned(), pc.referencesPermuted(), pc.faithfulAligned(), withAlignedControls(pc.faithfulPermuted(), pc.faithfulAligned()), pc.search(),
     pc.confirmation(pc.SEARCH_CANDIDATES), withAlignedControls(pc.onPermutedSource(pc.SEARCH_CANDIDATES), pc.confirmation(pc.SEARCH_CANDIDATES)),
   ];
-  return [...ct, ...five];
+  const ab = [ablations.ablations(), ablations.ablationsMain(), ablations.cycleLrGrid(), ...ablations.factorizedRanks(), ...ablations.sourceCapacity()];
+  return [...ct, ...ab, ...five];
 }
 
 describe("matched controls", () => {
@@ -163,7 +164,7 @@ describe("matched controls", () => {
         }
         variants += matched.length;
       }
-      expect(variants).toBeGreaterThan(20);
+      expect(variants).toBeGreaterThan(40);
     });
   }
 

@@ -21,7 +21,7 @@
 import { EigenvalueDecomposition, Matrix, SVD } from "ml-matrix";
 import { heatmap, type BarRow, type HeatmapOptions, type PathRow } from "../plots/specs";
 import type { PlotlyFigure, VegaLiteSpec } from "../plots/render";
-import { distinguishable, formatStats, stats, type Stats } from "./results";
+import { confidenceInterval, formatStats, stats, type Stats } from "./results";
 
 /** What the runner stores per recorded weight of a run (RunResult.weights). */
 export interface WeightRecord {
@@ -318,10 +318,11 @@ export function signedStats(s: Stats, digits = 4): string {
   return `${s.mean >= 0 ? "+" : "−"}${Math.abs(s.mean).toFixed(digits)}${spread} (n = ${s.n})`;
 }
 
-/** Whether a paired difference is beyond seed noise, in words (|mean| > 2 standard errors; n ≥ 2). */
+/** Whether a paired difference is beyond seed noise, in words: its two-sided 95 % Student-t interval excludes 0 (n ≥ 2). */
 export function noiseWords(s: Stats): string {
   if (s.n < 2) return "one seed only: no conclusion";
-  return distinguishable(s) ? "beyond seed noise" : "within seed noise";
+  const { low, high } = confidenceInterval(s);
+  return low > 0 || high < 0 ? "beyond seed noise" : "within seed noise";
 }
 
 /** A bar of a method's gain over `baseline` (paired by seed) for groupedBars: `label` names the bar, `group` its group. */

@@ -350,3 +350,6 @@ export function mergedVerdicts(main: ExperimentResult, full: ExperimentResult, d
   const inMain = new Set(fromMain.map((v) => v.method));
   return [...fromMain, ...variantVerdicts(full, delta, options).filter((v) => !inMain.has(v.method))];
 }
+
+/** "1 seed", "10 seeds". */
+export const seedCount = (n: number): string => `${n} seed${n === 1 ? "" : "s"}`;

@@ -57,12 +57,29 @@ const PLOTLY_DEFAULT_SIZE = { width: 700, height: 450 };
 export const BROWSER_IDLE_MS = 20_000;
 
 /**
+ * vega-lite's compile warnings, minus one it prints for every faceted chart with independent y
+ * scales (effectsPlot's panels): it only says the panels' sizes are computed per panel, which
+ * is what they are. Every other warning and error still reaches stderr.
+ */
+const BENIGN_WARNINGS = ["Detected faceted independent scales that union domain of the same fields"];
+const COMPILE_LOGGER = {
+  level(): unknown { return COMPILE_LOGGER; },
+  error(...args: unknown[]): unknown { console.error("ERROR", ...args); return COMPILE_LOGGER; },
+  warn(...args: unknown[]): unknown {
+    if (!BENIGN_WARNINGS.some((w) => String(args[0]).includes(w))) console.warn("WARN", ...args);
+    return COMPILE_LOGGER;
+  },
+  info(): unknown { return COMPILE_LOGGER; },
+  debug(): unknown { return COMPILE_LOGGER; },
+};
+
+/**
  * Compiles a vega-lite spec and draws it as an SVG document string. The background is white
  * unless the spec sets one: a transparent figure is unreadable on a dark page (GitHub's dark
  * theme shows black text on black).
  */
 export async function vegaLiteToSvg(spec: VegaLiteSpec): Promise<string> {
-  const vegaSpec = compile({ background: "white", ...spec }).spec;
+  const vegaSpec = compile({ background: "white", ...spec }, { logger: COMPILE_LOGGER as never }).spec;
   const view = new View(parse(vegaSpec), { renderer: "none" });
   try {
     return await view.toSVG();

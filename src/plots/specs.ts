@@ -260,17 +260,17 @@ export function effectsPlot(rows: EffectRow[], options: EffectsPlotOptions = {})
     const band = row.delta !== undefined && Number.isFinite(row.delta) && !seenBand.has(bandKey);
     if (band) seenBand.add(bandKey);
     return {
-      key, label: String(row.label), series: String(row.series), group: row.group ?? "", mean: m,
+      order: i, key, label: String(row.label), series: String(row.series), group: row.group ?? "", mean: m,
       low: hasInterval ? row.low : m, high: hasInterval ? row.high : m, interval: hasInterval,
       band, bandLow: band ? -(row.delta as number) : 0, bandHigh: band ? (row.delta as number) : 0,
       delta: row.delta ?? null, verdict: row.verdict ?? (hasInterval ? "" : "one seed"), n: row.n ?? null,
     };
   });
-  const keys = [...new Set(values.map((v) => v.key))];
   const series = [...new Set(values.map((v) => v.series))];
   const grouped = values.some((v) => v.group !== "");
   const step = options.rowStep ?? 22;
-  const y = { field: "key", type: "nominal" as const, title: null, sort: keys, axis: { labelLimit: 600 } };
+  // Rows keep the order given within each panel (a sort list would follow first appearance across panels).
+  const y = { field: "key", type: "nominal" as const, title: null, sort: { field: "order", op: "min" as const }, axis: { labelLimit: 600 } };
   const x = { type: "quantitative" as const, title: options.metric ?? "difference in target accuracy (paired by seed)" };
   const color = { field: "series", type: "nominal" as const, title: null, sort: series, legend: { orient: "top" as const, labelLimit: 420, direction: "vertical" as const } };
   const layer = [

@@ -26,6 +26,7 @@ import type { AdapterBlocks } from "../../core/adapter";
 import type { LayerPair, MergeNetConfig } from "../../core/trainer";
 import type { MethodSpec } from "../methods";
 import { isQuick, pick, type ExperimentConfig } from "../runner";
+import { MAIN_SEEDS, narrowed } from "../verdicts";
 import { IMAGE_PAIRS, type ImagePairOptions } from "../scenarios/cross-architecture";
 
 export const ALONE = "target alone";
@@ -43,6 +44,18 @@ export const pretrainEpochs = (): number => pick(1, 3);
 
 const SCENARIO = "image-cnn-to-x";
 
+/** The main comparison on MAIN_SEEDS (ten): the reference beside both its controls, and target alone. */
+export const MAIN_METHODS = [ALONE, REFERENCE, CONTROL, PERMUTED, "logit KD (pre-trained source)"];
+/** ablations() narrowed to MAIN_METHODS on ten seeds (one in quick mode). */
+export function ablationsMain(): ExperimentConfig {
+  return narrowed(ablations(), MAIN_METHODS, pick([0], [...MAIN_SEEDS]));
+}
+
+/** The distillation reference that sets δ (a fifth of its gain), run on the ablations' own budget. */
+export const KD = "logit KD (pre-trained source)";
+/** δ's fallback, should distillation gain nothing here. */
+export const FALLBACK_DELTA = { delta: 0.005, reason: "half an accuracy point (distillation gains nothing here to scale it by)" };
+
 export const seeds = (): number[] => pick([0], [0, 1, 2]);
 export const epochs = (): number => pick(2, 6);
 
@@ -55,7 +68,12 @@ function mergenet(name: string, extra: Partial<MergeNetConfig> = {}, more: { pre
   return { name, kind: "mergenet", mergenet: { pairs: [REFERENCE_PAIR], cycle: 2, rule: "hypernet", output: "interp", adapter: { layers: 1 }, ...extra }, ...more };
 }
 
-const controlOf = (name: string): string => `control: ${name}`;
+export const controlOf = (name: string): string => `control: ${name}`;
+
+/** A variant and its matched random-source control (identical but for what the adapter reads). */
+function withControl(name: string, extra: Partial<MergeNetConfig> = {}, more: { pretrainSourceEpochs?: number } = {}): MethodSpec[] {
+  return [mergenet(name, extra, more), mergenet(controlOf(name), { ...extra, sourceInput: "random" }, more)];
+}
 
 // ---- 1. cycle × adapter learning rate --------------------------------------------------
 
@@ -65,8 +83,10 @@ export const gridLearningRates = (): number[] => pick([1e-2, 1e-3], [1e-1, 1e-2,
 export const gridEpochs = (): number => pick(2, 4);
 export const gridMethod = (cycle: number, learningRate: number): string => `cycle ${cycle}, lr ${learningRate.toExponential(0)}`;
 
+export const gridControl = (cycle: number, learningRate: number): string => controlOf(gridMethod(cycle, learningRate));
+
 export function cycleLrGrid(): ExperimentConfig {
-  const cells = gridCycles().flatMap((cycle) => gridLearningRates().map((lr) => mergenet(gridMethod(cycle, lr), { cycle, adapterOptimizer: { learningRate: lr } })));
+  const cells = gridCycles().flatMap((cycle) => gridLearningRates().flatMap((lr) => withControl(gridMethod(cycle, lr), { cycle, adapterOptimizer: { learningRate: lr } })));
   return { name: "04-grid", scenario: SCENARIO, scenarioOptions: { ...scenarioOptions() }, methods: [{ name: ALONE, kind: "target-alone" }, ...cells], epochs: gridEpochs(), seeds: seeds() };
 }
 
@@ -123,15 +143,15 @@ const BLOCKS: [keyof AdapterBlocks, string][] = [["rowsRows", "rows_rows"], ["ro
 
 /** Adapter variants, each differing from the reference (1 layer, 8 heads, spectral norm, all four blocks, mean) in one setting. */
 export function adapterVariants(): MethodSpec[] {
-  const layers = pick([2], [2, 3]).map((n) => mergenet(`adapter ${n} layers`, { adapter: { layers: n } }));
-  const heads = pick([2], [1, 2, 4]).map((h) => mergenet(`adapter ${h} heads`, { adapter: { layers: 1, heads: h } }));
-  const blocks = BLOCKS.slice(0, pick(1, 4)).map(([key, block]) => mergenet(`without ${block}`, { adapter: { layers: 1, blocks: { [key]: false } } }));
+  const layers = pick([2], [2, 3]).flatMap((n) => withControl(`adapter ${n} layers`, { adapter: { layers: n } }));
+  const heads = pick([2], [1, 2, 4]).flatMap((h) => withControl(`adapter ${h} heads`, { adapter: { layers: 1, heads: h } }));
+  const blocks = BLOCKS.slice(0, pick(1, 4)).flatMap(([key, block]) => withControl(`without ${block}`, { adapter: { layers: 1, blocks: { [key]: false } } }));
   return [
     ...layers,
     ...heads,
-    mergenet("no spectral norm", { adapter: { layers: 1, spectralNorm: false } }),
+    ...withControl("no spectral norm", { adapter: { layers: 1, spectralNorm: false } }),
     ...blocks,
-    ...(isQuick() ? [] : [mergenet("learned block weighting", { adapter: { layers: 1, blockWeighting: "learned" } })]),
+    ...(isQuick() ? [] : withControl("learned block weighting", { adapter: { layers: 1, blockWeighting: "learned" } })),
   ];
 }
 
@@ -184,6 +204,7 @@ export function ablations(): ExperimentConfig {
   const methods: MethodSpec[] = [
     { name: ALONE, kind: "target-alone" },
     { name: PAIR_ONLY, kind: "pair" },
+    { name: KD, kind: "kd", pretrainSourceEpochs: pretrainEpochs() },
     mergenet(REFERENCE),
     mergenet(CONTROL, { sourceInput: "random" }),
     mergenet(PERMUTED, { sourceInput: "permuted" }),
@@ -193,11 +214,11 @@ export function ablations(): ExperimentConfig {
     ]),
     ...pairs,
     ...adapterVariants(),
-    mergenet(EXACT, { rule: "exact" }),
-    mergenet(EXACT_CONTROL, { rule: "exact", sourceInput: "random" }),
-    mergenet(TWO_WAY, { direction: "two-way" }),
-    mergenet(FROZEN, {}, { pretrainSourceEpochs: pretrainEpochs() }),
-    ...transferEpochsK().map((k) => mergenet(earlyMethod(k), { transferEpochs: k })),
+    ...withControl(EXACT, { rule: "exact" }),
+    ...withControl(TWO_WAY, { direction: "two-way" }),
+    // The frozen source's control is pre-trained too: its random matrix takes the pre-trained weight's std.
+    ...withControl(FROZEN, {}, { pretrainSourceEpochs: pretrainEpochs() }),
+    ...transferEpochsK().flatMap((k) => withControl(earlyMethod(k), { transferEpochs: k })),
   ];
   return {
     name: "04-ablations",
