@@ -11,8 +11,14 @@
  * (or --out). The machine's load average is recorded too: on a shared machine, read the
  * numbers next to it.
  *
- * `--quick` is one timed epoch per mode and the small adapter and SVD shapes only;
- * `--largest` adds the adapter at 512x4096 -> 512x4096 (about 11 GB of memory).
+ * Its `runs` section is scripts/bench-runs.ts's measurement: the wall time of one fixed small
+ * experiment (8 runs) serially in this process (its thread setting: all cores unless
+ * TF_NUM_INTRAOP_THREADS says), with the local worker pool at 2 workers and through Redis (a
+ * throwaway redis-server here) with 2 queue workers, one TensorFlow thread per worker.
+ *
+ * `--quick` is one timed epoch per mode, the small adapter and SVD shapes only, and 2 epochs
+ * per run in `runs` (10 otherwise); `--largest` adds the adapter at 512x4096 -> 512x4096
+ * (about 11 GB of memory).
  */
 import * as fs from "fs";
 import * as os from "os";
@@ -22,6 +28,7 @@ import { AdamW } from "../src/core/adamw";
 import { ParameterAdapter } from "../src/core/adapter";
 import { truncatedSvd } from "../src/core/lowrank";
 import { WriteBack } from "../src/core/writeback";
+import { benchRuns } from "./bench-runs";
 import { BENCH_BATCH, BENCH_MERGENET, BENCH_MODES, BENCH_SAMPLES, benchWorkload, type BenchMode } from "../src/experiments/bench-mnist";
 
 interface Args {
@@ -201,6 +208,7 @@ async function main(): Promise<void> {
   const adapter: Awaited<ReturnType<typeof benchAdapter>>[] = [];
   for (const [s, t, repeats] of adapterShapes) adapter.push(await benchAdapter(s, t, repeats));
   const svd = (args.quick ? [128, 256] : [128, 256, 512, 1024]).map((n) => benchSvd(n, 32, args.quick ? 1 : 3));
+  const runs = await benchRuns({ workers: [1, 2], redis: 2, threads: 1, epochs: args.quick ? 2 : 10, progress: false });
   const result = {
     backend: info.name,
     threads: info.cores,
@@ -219,6 +227,7 @@ async function main(): Promise<void> {
     adapter,
     adapter_skipped: args.largest || args.quick ? undefined : "512x4096 -> 512x4096 (178M parameters, about 11 GB): run with --largest",
     svd,
+    runs,
     peak_rss_total_mb: peakRssMb(),
     load_average_end: loadAverage(),
   };
@@ -246,6 +255,12 @@ async function main(): Promise<void> {
     ),
     "truncated SVD (rank 32):",
     ...svd.map((s) => `  ${s.size}: exact ${s.exact_ms} ms, randomized ${s.randomized_ms} ms`),
+    `runs: one experiment of 8 runs (${runs.epochs} epochs each), wall time:`,
+    ...runs.rows.map((r) =>
+      r.error
+        ? `  ${r.executor} with ${r.workers} workers: not measured: ${r.error}`
+        : `  ${r.executor.padEnd(6)} ${String(r.workers)} worker(s), TF threads per run ${r.threadsPerRun}: ${r.seconds} s; load average ${r.loadBefore} -> ${r.loadAfter}; same results as the first at that thread setting: ${r.sameResultsAsFirst}`,
+    ),
     `load average at end ${result.load_average_end.join(" ")}; written to ${args.out}`,
   ];
   process.stdout.write(`${lines.join("\n")}\n`);

@@ -71,10 +71,18 @@ export class NotebookRunError extends Error {
 
 function describeFailure(file: string, failure: CellFailure): string {
   const where = failure.cell >= 0 ? `cell ${failure.cell} (${JSON.stringify(failure.source)})` : "before any cell ran";
-  return `${path.relative(process.cwd(), file)}: ${where} failed: ${failure.ename}: ${failure.evalue}`;
+  // tslab's stderr text already starts with the error's name ("Error: invalid experiment ..."): name it once.
+  const evalue = failure.evalue.startsWith(`${failure.ename}: `) ? failure.evalue.slice(failure.ename.length + 2) : failure.evalue;
+  return `${path.relative(process.cwd(), file)}: ${where} failed: ${failure.ename}: ${evalue}`;
 }
 
-/** Runs one notebook with nbclient; prints one JSON line: {ok} or {ok: false, cell, ...}. */
+/**
+ * Runs one notebook with nbclient; prints one JSON line: {ok} or {ok: false, cell, ...}.
+ * A cell tagged `raises-exception` may fail without failing the notebook, but the tslab
+ * kernel then aborts every later cell (status "abort": no output, no error), which nbclient
+ * lets pass: so a cell the kernel aborted fails the notebook, whatever the tags, naming the
+ * error that caused it.
+ */
 const EXECUTE_PY = String.raw`
 import json, os, sys
 import nbformat
@@ -84,33 +92,59 @@ path, timeout, default_kernel = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 nb = nbformat.read(path, as_version=4)
 kernel = nb.metadata.get("kernelspec", {}).get("name") or default_kernel
 current = {"cell": -1}
+aborted, errored = [], []
 
 def on_cell_start(cell, cell_index, **kwargs):
     current["cell"] = cell_index
 
+def on_cell_executed(cell, cell_index, execute_reply, **kwargs):
+    status = (execute_reply or {}).get("content", {}).get("status")
+    if status in ("abort", "aborted"):
+        aborted.append(cell_index)
+    elif status == "error":
+        errored.append(cell_index)
+
+def first_line(index):
+    return nb.cells[index].source.strip().splitlines()[0] if index >= 0 and nb.cells[index].source.strip() else ""
+
+def error_of(index, ename, evalue):
+    outputs = nb.cells[index].get("outputs", []) if index >= 0 else []
+    errors = [o for o in outputs if o.get("output_type") == "error"]
+    # tslab reports an error as stderr text (compile diagnostics or a stack trace) and
+    # sends no error output. Its message is every line before the stack trace (a
+    # configuration lists all its problems), without log lines.
+    stderr = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr")
+    lines = []
+    for line in (l.strip() for l in stderr.splitlines()):
+        if line.startswith("at "):
+            break
+        if line and not line.startswith(("[mergenet]", "(MERGENET_DEBUG=1")):
+            lines.append(line)
+    if errors:
+        return errors[-1].get("ename") or ename, errors[-1].get("evalue") or evalue
+    if lines:
+        return "Error", " / ".join(lines[:20])
+    return ename, evalue
+
 client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, record_timing=False,
-                        on_cell_start=on_cell_start,
+                        on_cell_start=on_cell_start, on_cell_executed=on_cell_executed,
                         resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}})
 result = {"ok": True}
 try:
     client.execute()
+    if aborted:
+        cause = max([i for i in errored if i < aborted[0]], default=-1)
+        ename, evalue = error_of(cause, "Error", "(no error output)")
+        error = evalue if evalue.startswith(ename + ": ") else "%s: %s" % (ename, evalue)
+        why = "after the error in cell %d (%r), which that cell's tags allow (%s)" % (cause, first_line(cause)[:80], error) if cause >= 0 else "with no error this runner saw"
+        later = " and %d later cell(s)" % (len(aborted) - 1) if len(aborted) > 1 else ""
+        result = {"ok": False, "cell": aborted[0], "source": first_line(aborted[0])[:120], "ename": "CellAborted",
+                  "evalue": "never ran: the kernel aborted it%s %s" % (later, why)}
 except Exception as err:
     index = current["cell"]
-    source = nb.cells[index].source.strip().splitlines()[0] if index >= 0 and nb.cells[index].source.strip() else ""
-    ename = getattr(err, "ename", None) or type(err).__name__
     message = str(err).strip()
-    evalue = getattr(err, "evalue", None) or (message.splitlines()[-1] if message else "")
-    outputs = nb.cells[index].get("outputs", []) if index >= 0 else []
-    errors = [o for o in outputs if o.get("output_type") == "error"]
-    # tslab reports an error as stderr text (compile diagnostics or a stack trace) and
-    # sends no error output: its first lines that are neither stack frames nor log lines.
-    stderr = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr")
-    lines = [l.strip() for l in stderr.splitlines() if l.strip() and not l.strip().startswith(("at ", "[mergenet]"))]
-    if errors:
-        ename, evalue = errors[-1].get("ename") or ename, errors[-1].get("evalue") or evalue
-    elif lines:
-        ename, evalue = "Error", " / ".join(lines[:3])
-    result = {"ok": False, "cell": index, "source": source[:120], "ename": ename, "evalue": evalue}
+    ename, evalue = error_of(index, getattr(err, "ename", None) or type(err).__name__, getattr(err, "evalue", None) or (message.splitlines()[-1] if message else ""))
+    result = {"ok": False, "cell": index, "source": first_line(index)[:120], "ename": ename, "evalue": evalue}
 nbformat.write(nb, path)
 print(json.dumps(result))
 `;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project needs (listed in .ci/apt-packages.txt: datasets,
-# Chromium for plotly's static images, fonts, espeak-ng), only those not yet installed.
+# Chromium for plotly's static images, fonts, espeak-ng, redis-server for the queue's tests),
+# only those not yet installed.
 # As root it runs apt-get itself; otherwise it prints the command to run and fails.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -7,7 +7,7 @@ import { paramRef, readMatrix } from "../src/core/params";
 import { batchStream, type Batch } from "../src/data/batches";
 import { expectNoTensorLeak } from "./helpers/leaks";
 import { disposedAfterEach } from "./helpers/disposed";
-import { tinyMlp, weightsOf } from "./helpers/tiny";
+import { synthetic, tinyMlp, weightsOf } from "./helpers/tiny";
 
 const setup = disposedAfterEach();
 
@@ -97,16 +97,19 @@ describe("cross-modal distillation (pairedInput)", () => {
     const s = setup();
     const sevenIn = tinyMlp(7, [8], 4, 3);
     const sevenInFive = tinyMlp(7, [8], 5, 3);
+    const seven = synthetic(40, 7, 4, 9); // the source's own training data, in its own input shape
+    const source = (model: tf.LayersModel) => ({ ...s.source, model, data: batchStream(seven.x, seven.y, { batchSize: 8, seed: 1 }) });
     const pairedInput = fakePairing(firstSeven);
-    const kd = new DistillationTrainer({ ...s.source, model: sevenIn }, s.target, { sharedLabels: true, pairedInput });
-    const dml = new MutualLearningTrainer({ ...s.source, model: sevenIn }, s.target, { sharedLabels: true, pairedInput });
-    expect(() => new DistillationTrainer({ ...s.source, model: sevenIn }, s.target, { sharedLabels: false, pairedInput })).toThrow(/logit distillation does not apply here: it needs both models to predict the same classes/);
-    expect(() => new MutualLearningTrainer({ ...s.source, model: sevenInFive }, s.target, { sharedLabels: true, pairedInput })).toThrow(/the source predicts \[5\] and the target \[4\]/);
-    expect(() => new DistillationTrainer({ ...s.source, model: sevenIn }, s.target, { sharedLabels: true })).toThrow(/reads inputs of shape \[7\] and the target \[12\].*pairedInput/);
+    const kd = new DistillationTrainer(source(sevenIn), s.target, { sharedLabels: true, pairedInput });
+    const dml = new MutualLearningTrainer(source(sevenIn), s.target, { sharedLabels: true, pairedInput });
+    expect(() => new DistillationTrainer(source(sevenIn), s.target, { sharedLabels: false, pairedInput })).toThrow(/logit distillation does not apply here: it needs both models to predict the same classes/);
+    expect(() => new MutualLearningTrainer(source(sevenInFive), s.target, { sharedLabels: true, pairedInput })).toThrow(/the source predicts \[5\] and the target \[4\]/);
+    expect(() => new DistillationTrainer(source(sevenIn), s.target, { sharedLabels: true })).toThrow(/reads inputs of shape \[7\] and the target \[12\].*pairedInput/);
     kd.dispose();
     dml.dispose();
     sevenIn.dispose();
     sevenInFive.dispose();
+    tf.dispose([seven.x, seven.y]);
   });
 
   it("KD runs the teacher on the mapped inputs of exactly the target's batches", async () => {

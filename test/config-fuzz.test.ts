@@ -36,7 +36,7 @@ const mergenetArb = fc.record(
   { requiredKeys: ["pairs"] },
 );
 
-const MERGENET_MESSAGE = /^invalid MergeNet configuration:\n(  - (cycle|rule|output|direction|sourceInput|a frozen source|transferEpochs|seed|pairs)[^\n]*\n?)+$/;
+const MERGENET_MESSAGE = /^invalid MergeNet configuration:\n(  - (cycle|rule|output|direction|sourceInput|freezeSource|a frozen source|transferEpochs|seed|pairs)[^\n]*\n?)+$/;
 
 describe("configuration validators under random input", () => {
   it("resolveMergeNetConfig accepts or explains", () => {

@@ -36,6 +36,7 @@ describe("divergence", () => {
   });
 
   it("stops with an error naming the step after too many divergences (an infinite adapter learning rate)", async () => {
+    // What went bad differs by backend: wasm's ReLU turns NaN into 0, so there only the written weight shows it.
     // Infinity, not merely huge: a huge rate can be tamed by the adapter's LayerNorms on some backends
     // (wasm kept 1e30 finite), an infinite one makes NaN weights on all of them.
     const s = setup({ seed: 4 });
@@ -43,7 +44,7 @@ describe("divergence", () => {
       pairs: [PAIR], cycle: 1, output: "replace", adapter: { layers: 1, heads: 2, spectralNorm: false }, adapterOptimizer: { learningRate: Infinity, clipNorm: Infinity },
     });
     t.maxDivergences = 2;
-    await expect(t.fit(4)).rejects.toThrow(/training diverged \(a loss became NaN or infinite\) at step \d+, after 2 recoveries \(limit 2\); the last good state is from step \d+/);
+    await expect(t.fit(4)).rejects.toThrow(/training diverged \((the target's loss|the target's loss and a transferred weight|a transferred weight) became NaN or infinite\) at step \d+, after 2 recoveries \(limit 2\); the last good state is from step \d+/);
     expect(t.history.divergences.length).toBe(2);
     expect(t.history.divergences[1].action).toBe("adapter learning rate Infinity -> Infinity");
     t.dispose();

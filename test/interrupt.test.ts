@@ -46,7 +46,7 @@ describe("interrupting a run", () => {
     const stopAt = 2 + Math.floor(Math.random() * 6); // somewhere in epochs 2..7 of 12
     const interrupted = await runAndInterrupt(dir, stopAt);
     expect(interrupted.code).toBe(3);
-    expect(interrupted.stderr).toMatch(/interrupted: MergeNet seed 5 saved at epoch \d+ in .*checkpoints.*; run the same command again to resume/);
+    expect(interrupted.stderr).toMatch(/interrupted: MergeNet seed 5 saved at step \d+ \(\d+ of 12 epochs done\) in .*checkpoints.*; run the same command again to resume/);
     expect(fs.readdirSync(path.join(dir, "checkpoints", "interrupt", "mergenet")).length).toBe(1);
 
     const resumed = runToEnd(dir);

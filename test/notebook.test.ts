@@ -145,8 +145,12 @@ describe("notebook 00 runs headlessly", () => {
 });
 
 describe("run-notebooks reports failures", () => {
+  /** A notebook of code cells; a source starting with "//raises-exception\n" gets that tag. */
   function writeNotebook(file: string, sources: string[]): void {
-    const cells = sources.map((source) => ({ cell_type: "code", execution_count: null, metadata: {}, outputs: [], source }));
+    const tag = "//raises-exception\n";
+    const cells = sources.map((source) => ({
+      cell_type: "code", execution_count: null, metadata: source.startsWith(tag) ? { tags: ["raises-exception"] } : {}, outputs: [], source: source.replace(tag, ""),
+    }));
     const metadata = { kernelspec: { name: "mergenet-ts", display_name: "TypeScript (MergeNet)", language: "typescript" } };
     fs.writeFileSync(file, JSON.stringify({ cells, metadata, nbformat: 4, nbformat_minor: 5 }));
   }
@@ -157,7 +161,10 @@ describe("run-notebooks reports failures", () => {
     const typeError = path.join(dir, "b-type-error.ipynb");
     writeNotebook(thrown, ["const ready = 1;", 'throw new Error("deliberate failure");', 'console.log("never reached");']);
     writeNotebook(typeError, ['const n: number = "not a number";']);
-    const failure = await runNotebooks([thrown, typeError]).then(
+    const tagged = path.join(dir, "c-tagged.ipynb");
+    // tslab aborts every cell after an error, even an allowed one: those cells never ran.
+    writeNotebook(tagged, ["const ok = 1;", '//raises-exception\nthrow new Error("allowed failure");', 'console.log("never printed");']);
+    const failure = await runNotebooks([thrown, typeError, tagged]).then(
       () => undefined,
       (err: unknown) => err,
     );
@@ -165,7 +172,8 @@ describe("run-notebooks reports failures", () => {
     const { message, results } = failure as NotebookRunError;
     expect(message).toMatch(/a-throws\.ipynb: cell 1 .*deliberate failure/);
     expect(message).toMatch(/b-type-error\.ipynb: cell 0 .*not assignable to type 'number'/);
-    expect(results.map((r) => r.failure?.cell)).toEqual([1, 0]);
+    expect(message).toMatch(/c-tagged\.ipynb: cell 2 .* failed: CellAborted: never ran: the kernel aborted it after the error in cell 1 .*which that cell's tags allow \(Error: allowed failure\)/);
+    expect(results.map((r) => r.failure?.cell)).toEqual([1, 0, 2]);
     const saved = JSON.parse(fs.readFileSync(thrown, "utf8")) as { cells: { outputs: { text?: unknown }[] }[] };
     expect(saved.cells[1].outputs.map((o) => nbText(o.text)).join("")).toContain("deliberate failure");
     expect(saved.cells[2].outputs).toEqual([]);
@@ -179,9 +187,13 @@ describe("run-notebooks reports failures", () => {
     writeNotebook(fromTfjs, ['import { initBackend, tf } from "./src/backend";\nawait initBackend();', "tf.matMul(tf.ones([2, 2]), tf.ones([3, 3]));"]);
     writeNotebook(fromConfig, [
       'import { runExperiment } from "./src/experiments/runner";\nimport { cnnToMlp } from "./src/experiments/configs/cross-architecture";',
-      "await runExperiment({ ...cnnToMlp(), epochs: 0 });",
+      "await runExperiment({ ...cnnToMlp(), epochs: 0, seed: 3 } as never);",
     ]);
-    await expect(runNotebooks([fromTfjs, fromConfig])).rejects.toBeInstanceOf(NotebookRunError);
+    const failure = await runNotebooks([fromTfjs, fromConfig]).catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(NotebookRunError);
+    // The summary names the error once and lists every problem of the configuration.
+    expect((failure as Error).message).toMatch(/b-config\.ipynb: cell 1 .* failed: Error: invalid experiment '01-cnn-to-mlp': \/ - unknown key 'seed': did you mean 'seeds'\? \/ - epochs must be a whole number >= 1, got 0/);
+    expect((failure as Error).message).not.toContain("Error: Error:");
     const printed = (file: string): string => {
       const saved = JSON.parse(fs.readFileSync(file, "utf8")) as { cells: { outputs: { text?: unknown }[] }[] };
       return saved.cells[1].outputs.map((o) => nbText(o.text)).join("");
@@ -189,7 +201,7 @@ describe("run-notebooks reports failures", () => {
     const tfjs = printed(fromTfjs);
     expect(tfjs).toMatch(/^Error: (Error in matMul: inner shapes|TensorFlow: Matrix size-incompatible)/);
     const config = printed(fromConfig);
-    expect(config).toMatch(/^Error: invalid experiment '01-cnn-to-mlp':\n {2}- epochs must be a whole number >= 1, got 0/);
+    expect(config).toMatch(/^Error: invalid experiment '01-cnn-to-mlp':\n {2}- unknown key 'seed': did you mean 'seeds'\?\n {2}- epochs must be a whole number >= 1, got 0/);
     for (const text of [tfjs, config]) {
       expect(text, text).not.toMatch(/\n\s+at /); // no stack frames
       expect(text).not.toContain("node_modules");

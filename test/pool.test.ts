@@ -12,54 +12,17 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { runExperiment, type ExperimentConfig, type RunResult } from "../src/experiments/runner";
+import { runExperiment } from "../src/experiments/runner";
 import { DEFAULT_WORKERS } from "../src/experiments/pool";
 import { Progress } from "../src/experiments/progress";
+import { POOL_SCENARIOS, resultFiles, tinyExperiment, withoutTimes } from "./helpers/run-files";
 import { registerTinyScenario } from "./helpers/tiny";
 import "./fixtures/pool-scenarios";
 
 const root = path.resolve(__dirname, "..");
-const MODULE = path.join(__dirname, "fixtures", "pool-scenarios.ts");
-const PAIR = { source: "classifier/kernel", target: "fc2/kernel" };
+const MODULE = POOL_SCENARIOS;
+const config = tinyExperiment;
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "mergenet-pool-"));
-
-function config(extra: Partial<ExperimentConfig> = {}): ExperimentConfig {
-  return {
-    name: "pool-test",
-    scenario: "pool-tiny",
-    scenarioOptions: {},
-    epochs: 2,
-    seeds: [0, 1],
-    methods: [
-      { name: "target alone", kind: "target-alone" },
-      { name: "MergeNet", kind: "mergenet", mergenet: { pairs: [PAIR], adapter: { layers: 1, heads: 2 } } },
-      { name: "control: random source", kind: "mergenet", mergenet: { pairs: [PAIR], adapter: { layers: 1, heads: 2 }, sourceInput: "random" } },
-      { name: "KD", kind: "kd" },
-    ],
-    ...extra,
-  };
-}
-
-/** A run without what records when and how long (wallSeconds, createdAt, each epoch's seconds). */
-function withoutTime(run: RunResult): Omit<RunResult, "wallSeconds" | "createdAt"> {
-  const { wallSeconds: _w, createdAt: _c, ...rest } = run;
-  return { ...rest, epochs: run.epochs.map(({ seconds: _s, ...epoch }) => epoch as RunResult["epochs"][number]) };
-}
-const withoutTimes = (runs: RunResult[]) => runs.map(withoutTime);
-
-/** Every result file under `dir`: relative path -> its JSON text without the times. */
-function resultFiles(dir: string): Map<string, string> {
-  const files = new Map<string, string>();
-  const walk = (d: string): void => {
-    for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
-      const full = path.join(d, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else files.set(path.relative(dir, full), JSON.stringify(withoutTime(JSON.parse(fs.readFileSync(full, "utf8")))));
-    }
-  };
-  walk(path.join(dir, "runs"));
-  return files;
-}
 
 /** pid -> [parent pid, state] of every process (Linux /proc). */
 function processTable(): Map<number, [number, string]> {

@@ -12,27 +12,12 @@ import { momentum } from "../src/core/momentum";
 import type { MethodSpec } from "../src/experiments/methods";
 import { getScenario, registerScenario } from "../src/experiments/scenario";
 import { registerTinyScenario } from "./helpers/tiny";
+import { TINY_PAIR, tinyExperiment } from "./helpers/run-files";
 import { expectNoTensorLeak } from "./helpers/leaks";
 
 registerTinyScenario("test-tiny");
 
-const PAIR = { source: "classifier/kernel", target: "fc2/kernel" };
-function config(extra: Partial<ExperimentConfig> = {}): ExperimentConfig {
-  return {
-    name: "runner-test",
-    scenario: "test-tiny",
-    scenarioOptions: {},
-    epochs: 2,
-    seeds: [0, 1],
-    methods: [
-      { name: "target alone", kind: "target-alone" },
-      { name: "MergeNet", kind: "mergenet", mergenet: { pairs: [PAIR], adapter: { layers: 1, heads: 2 } } },
-      { name: "control: random source", kind: "mergenet", mergenet: { pairs: [PAIR], adapter: { layers: 1, heads: 2 }, sourceInput: "random" } },
-      { name: "KD", kind: "kd" },
-    ],
-    ...extra,
-  };
-}
+const config = (extra: Partial<ExperimentConfig> = {}): ExperimentConfig => tinyExperiment({ name: "runner-test", scenario: "test-tiny", ...extra });
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "mergenet-runner-"));
 
 describe("runExperiment", () => {
@@ -97,7 +82,7 @@ describe("runExperiment", () => {
 
 describe("memory across whole experiments", () => {
   it("a whole experiment (preflight, every run, both controls) leaves no tensor behind", async () => {
-    const permuted: MethodSpec = { name: "control: permuted source", kind: "mergenet", mergenet: { pairs: [PAIR], adapter: { layers: 1, heads: 2 }, sourceInput: "permuted" } };
+    const permuted: MethodSpec = { name: "control: permuted source", kind: "mergenet", mergenet: { pairs: [TINY_PAIR], adapter: { layers: 1, heads: 2 }, sourceInput: "permuted" } };
     const methods = [...config().methods, permuted];
     await expectNoTensorLeak(async () => {
       await runExperiment(config({ seeds: [0], epochs: 1, methods }), { resultsDir: tmp(), progress: false });
@@ -153,7 +138,7 @@ describe("errors that need the models show before any training", () => {
         return { ...instance, target: { ...instance.target, loss }, dispose: () => instance.dispose() };
       },
     });
-    const failing = config({ scenario: "test-tiny-fails-at-step-2", seeds: [0], methods: [{ name: "MergeNet", kind: "mergenet", mergenet: { pairs: [PAIR], adapter: { layers: 1, heads: 2 } } }] });
+    const failing = config({ scenario: "test-tiny-fails-at-step-2", seeds: [0], methods: [{ name: "MergeNet", kind: "mergenet", mergenet: { pairs: [TINY_PAIR], adapter: { layers: 1, heads: 2 } } }] });
     const failure = await runExperiment(failing, { resultsDir: tmp(), progress: false }).then(() => undefined, (err: unknown) => err as Error);
     // The JavaScript backends word it "Error in matMul: inner shapes..."; native TensorFlow's
     // "Invalid TF_Status: 3 / Message: Matrix size-incompatible..." loses its status-code preamble.

@@ -58,6 +58,11 @@ export class SharingTrainer extends JointLoop {
     });
   }
 
+  /** Copies write into the target; averages into both. */
+  protected override receivesTransfers(side: "source" | "target"): boolean {
+    return side === "target" || this.config.mode === "average";
+  }
+
   protected stepOnce(): StepLosses {
     const source = this.requireSource();
     if (this.step % this.config.cycle === 0) this.share();

@@ -7,7 +7,7 @@
 import { tf } from "../backend";
 import type { BatchStream } from "../data/batches";
 import { readCheckpoint, writeCheckpoint } from "./checkpoint";
-import type { LossFn } from "./losses";
+import { labelsOf, type LossFn } from "./losses";
 
 /** One model in a joint run. */
 export interface ModelSide {
@@ -114,10 +114,28 @@ interface LoopMeta {
 /** Steps between two reads of the accumulated losses (one device sync each). */
 const FLUSH_EVERY = 50;
 
+/**
+ * Thrown by trainEpoch when `stopWhen` asks to stop: the trainer stands at a step boundary
+ * with every step so far checked finite, so saveCheckpoint can keep it and a resumed run goes
+ * on from exactly that step.
+ */
+export class TrainingStopped extends Error {
+  constructor(readonly step: number) {
+    super(`training stopped at step ${step}, as asked`);
+    this.name = "TrainingStopped";
+  }
+}
+
 export abstract class JointLoop {
   readonly history: TrainerHistory = { sourceLoss: [], targetLoss: [], transfers: [], epochs: [], divergences: [] };
   /** Divergences (a NaN or infinite loss) recovered from before training stops with an error. */
   maxDivergences = 3;
+  /**
+   * Asked after every step once the event loop has had its turn (so a signal handler that sets
+   * a flag has run): true ends trainEpoch at that step boundary with TrainingStopped. Without it
+   * the loop yields only every FLUSH_EVERY steps, and a short run would never see a Ctrl-C.
+   */
+  stopWhen: (() => boolean) | undefined;
   protected readonly source: SideState | undefined;
   protected readonly target: SideState;
   protected step = 0;
@@ -134,6 +152,7 @@ export abstract class JointLoop {
     if (source && source.model === target.model) throw new Error("source and target must be two different models");
     this.source = source && { spec: source, weightDecay: source.weightDecay ?? 0, frozen: opts.freezeSource ?? false };
     this.target = { spec: target, weightDecay: target.weightDecay ?? 0, frozen: false };
+    for (const [label, side] of this.sides()) if (!side.frozen) checkSideData(label, side.spec); // a frozen side reads no training data
   }
 
   /** What one global step does; returns the step's losses (scalars the loop disposes). */
@@ -274,27 +293,47 @@ export abstract class JointLoop {
   }
 
   /**
-   * True when every loss of the last step is finite, and so is every weight a transfer wrote
-   * in it (its relative change is NaN or infinite otherwise): one device read. The written
-   * weights must be checked on their own: on some backends a NaN weight does not reach the
-   * loss (wasm's ReLU turns NaN into 0).
+   * What was not finite in the last step: "target" or "source" for a loss, "a transferred
+   * weight" for a weight a transfer wrote in it (its relative change is NaN or infinite
+   * then); empty when all is finite. One device read. The written weights must be checked on
+   * their own: on some backends a NaN weight does not reach the loss (wasm's ReLU turns NaN
+   * into 0).
    */
-  private lastStepFinite(): boolean {
+  private nonFiniteParts(): string[] {
     const last = this.pendingLosses[this.pendingLosses.length - 1];
-    if (!last) return true;
+    if (!last) return [];
     const written = this.pendingTransfers.filter((t) => t.record.step === this.step - 1).map((t) => t.change);
-    const scalars = [last.target, ...(last.source ? [last.source] : []), ...written];
-    return tf.tidy(() => tf.all(tf.isFinite(tf.stack(scalars))).dataSync()[0]) === 1;
+    const parts: [string, tf.Scalar][] = [["target", last.target], ...(last.source ? [["source", last.source] as [string, tf.Scalar]] : []), ...written.map((w) => ["a transferred weight", w] as [string, tf.Scalar])];
+    const finite = tf.tidy(() => tf.isFinite(tf.stack(parts.map(([, scalar]) => scalar))).dataSync());
+    return [...new Set(parts.filter((_, i) => !finite[i]).map(([name]) => name))];
+  }
+
+  /**
+   * Whether transfers write into this side (an adapter can have made its loss diverge); none
+   * by default. A side that nothing writes into diverged on its own: its data or its
+   * learning rate.
+   */
+  protected receivesTransfers(_side: "source" | "target"): boolean {
+    return false;
   }
 
   /** Restores the last good state in place, lets the subclass react, records the event. */
-  private async recover(): Promise<void> {
+  private async recover(bad: string[]): Promise<void> {
     const badStep = this.step - 1;
     const good = this.goodState;
+    const what = bad.map((part) => (part === "a transferred weight" ? part : `the ${part}'s loss`)).join(" and ");
+    const onItsOwn = bad.filter((part) => part === "source" || part === "target").some((part) => !this.receivesTransfers(part as "source" | "target"));
+    if (badStep === 0 || onItsOwn) {
+      // Nothing a recovery changes can help: no step has moved the models yet, or no adapter writes into the side.
+      if (good) await this.applyState(good.tensors, good.meta, "the last good state", false); // leave no NaN weights behind
+      const why = badStep === 0 ? "on the first step" : "in a model that no adapter writes into";
+      const back = good ? ` The models are back at their state of step ${good.step}.` : "";
+      throw new Error(`${what} became NaN or infinite at step ${badStep}, ${why}: check the data (inputs must be finite, labels whole numbers within the model's outputs), then that side's learning rate.${back}`);
+    }
     if (!good || this.history.divergences.length >= this.maxDivergences) {
       const restored = good ? `the last good state is from step ${good.step}` : "no good state was recorded";
       throw new Error(
-        `training diverged (a loss became NaN or infinite) at step ${badStep}, after ${this.history.divergences.length} recoveries (limit ${this.maxDivergences}); ${restored}. ` +
+        `training diverged (${what} became NaN or infinite) at step ${badStep}, after ${this.history.divergences.length} recoveries (limit ${this.maxDivergences}); ${restored}. ` +
           "Lower the learning rates, the adapter's first, or use the interp write-back; saveCheckpoint keeps a state to come back to.",
       );
     }
@@ -407,14 +446,21 @@ export abstract class JointLoop {
     await this.rememberGoodState(); // every step so far was checked: this state is finite
     while (this.step < end) {
       this.trainStep();
-      if (!this.lastStepFinite()) {
-        await this.recover();
+      const bad = this.nonFiniteParts();
+      if (bad.length) {
+        await this.recover(bad);
         continue;
       }
       if (this.step % FLUSH_EVERY === 0) {
         this.flush();
         await this.rememberGoodState();
-        await new Promise((resolve) => setImmediate(resolve)); // lets signals and progress output through
+        await yieldToEventLoop(); // lets signals and progress output through
+      } else if (this.stopWhen) {
+        await yieldToEventLoop(); // a few microseconds against a step's milliseconds
+      }
+      if (this.stopWhen?.()) {
+        this.flush();
+        throw new TrainingStopped(this.step);
       }
     }
     this.flush();
@@ -456,4 +502,20 @@ export abstract class JointLoop {
     this.disposeOwned();
     this.disposed = true;
   }
+}
+
+/**
+ * Checks a side's training data against its model once, before any step (data/check.ts):
+ * bad data then fails as bad data, naming the side and the example, on every backend.
+ * Every trainer does this when built; the runner also calls it once per experiment.
+ */
+export function checkSideData(label: string, side: ModelSide): void {
+  const model = side.model;
+  if (model.inputs.length !== 1 || model.outputs.length !== 1) return; // nothing here has several; skip rather than guess
+  side.data.check?.({ name: `the ${label}'s training data`, inputShape: model.inputs[0].shape, outputShape: model.outputs[0].shape, labels: labelsOf(side.loss) });
+}
+
+/** One turn of the event loop: signal handlers, timers and pending output run. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }

@@ -1,7 +1,21 @@
 /** Loss functions over logits, as the trainer and baselines use them. */
 import { tf } from "../backend";
+import type { LabelSpec } from "../data/check";
 
 export type LossFn = (logits: tf.Tensor, labels: tf.Tensor) => tf.Scalar;
+
+const labelSpecs = new WeakMap<LossFn, LabelSpec>();
+
+/** Declares what `loss` reads as labels, so that training data is checked against it at the door (data/check.ts). */
+export function declareLabels<F extends LossFn>(loss: F, spec: LabelSpec): F {
+  labelSpecs.set(loss, spec);
+  return loss;
+}
+
+/** What `loss` reads as labels; undefined when it declared nothing (its labels are then not checked). */
+export function labelsOf(loss: LossFn): LabelSpec | undefined {
+  return labelSpecs.get(loss);
+}
 
 /** Mean softmax cross-entropy of logits [n, classes] against integer labels [n]. */
 export function sparseCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
@@ -11,6 +25,7 @@ export function sparseCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Sca
     return tf.losses.softmaxCrossEntropy(onehot, logits) as tf.Scalar;
   });
 }
+declareLabels(sparseCrossEntropy, { per: "example" });
 
 /** Fraction of rows whose arg-max equals the integer label, as a scalar tensor. */
 export function accuracy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {

@@ -36,9 +36,10 @@
  */
 import { tf } from "../backend";
 import { logger } from "../log";
+import { describeValue, isWholeAtLeast, unknownKeyProblems } from "../config-checks";
 import { ADAMW_DEFAULTS, AdamW, type AdamWConfig } from "./adamw";
 import { writeCosine } from "./diagnostics";
-import { ParameterAdapter, type AdapterConfig, type AdapterTrace } from "./adapter";
+import { ADAPTER_DEFAULTS, ParameterAdapter, type AdapterConfig, type AdapterTrace } from "./adapter";
 import { JointLoop, type ExtraState, type ModelSide, type SideState, type StepLosses, type TransferStats } from "./joint";
 import { factorRefs, paramRef, readMatrix, toMatrix, writeMatrix, type ParamRef } from "./params";
 import { svdSplit } from "./lowrank";
@@ -64,6 +65,9 @@ export interface LayerPair {
 }
 
 export type AdapterOptions = Omit<AdapterConfig, "sourceShape" | "targetShape" | "seed" | "name">;
+
+/** Keys of `adapter` in a MergeNet configuration (its seed and name are the trainer's). */
+const ADAPTER_OPTION_KEYS = Object.keys(ADAPTER_DEFAULTS).filter((key) => key !== "seed" && key !== "name");
 
 export interface MergeNetConfig {
   pairs: LayerPair[];
@@ -172,37 +176,62 @@ interface PendingTransfer extends TransferInput {
   stats: TransferStats;
 }
 
+/** Keys of a layer pair. */
+const PAIR_KEYS = ["source", "target", "form", "rank"] as const;
+
 /** Validates and fills a configuration; every message says what to change. */
 export function resolveMergeNetConfig(config: Partial<MergeNetConfig> & { pairs: LayerPair[] }): MergeNetConfig {
+  const problems = mergeNetConfigProblems(config);
+  if (problems.length) throw new Error(`invalid MergeNet configuration:\n  - ${problems.join("\n  - ")}`);
+  return { ...MERGENET_DEFAULTS, ...config };
+}
+
+/**
+ * Every problem of a MergeNet configuration at once (none: it is valid): unknown keys (with
+ * the name they likely meant), values of the wrong type or outside their set, contradictions.
+ * An empty `pairs` is allowed here (the trainer then reproduces target-alone, which tests
+ * use); an experiment refuses it (methods.ts).
+ */
+export function mergeNetConfigProblems(config: Partial<MergeNetConfig> & { pairs: LayerPair[] }): string[] {
   const c: MergeNetConfig = { ...MERGENET_DEFAULTS, ...config };
-  const problems: string[] = [];
-  if (!Number.isInteger(c.cycle) || c.cycle < 1) problems.push(`cycle must be a whole number >= 1 (transfer every cycle steps), got ${c.cycle}`);
-  if (!["hypernet", "exact"].includes(c.rule)) problems.push(`rule must be 'hypernet' or 'exact', got '${c.rule}'`);
-  if (!["replace", "matched", "residual", "interp"].includes(c.output)) problems.push(`output must be one of replace, matched, residual, interp; got '${c.output}'`);
-  if (!["one-way", "two-way"].includes(c.direction)) problems.push(`direction must be 'one-way' or 'two-way', got '${c.direction}'`);
-  if (!["model", "random", "permuted"].includes(c.sourceInput)) problems.push(`sourceInput must be 'model', 'random' or 'permuted', got '${c.sourceInput}'`);
+  const problems: string[] = unknownKeyProblems(config, ["pairs", ...Object.keys(MERGENET_DEFAULTS)]);
+  if (!isWholeAtLeast(c.cycle, 1)) problems.push(`cycle must be a whole number >= 1 (transfer every cycle steps), got ${describeValue(c.cycle)}`);
+  if (!["hypernet", "exact"].includes(c.rule)) problems.push(`rule must be 'hypernet' or 'exact', got ${describeValue(c.rule)}`);
+  if (!["replace", "matched", "residual", "interp"].includes(c.output)) problems.push(`output must be one of replace, matched, residual, interp; got ${describeValue(c.output)}`);
+  if (!["one-way", "two-way"].includes(c.direction)) problems.push(`direction must be 'one-way' or 'two-way', got ${describeValue(c.direction)}`);
+  if (!["model", "random", "permuted"].includes(c.sourceInput)) problems.push(`sourceInput must be 'model', 'random' or 'permuted', got ${describeValue(c.sourceInput)}`);
+  if (c.freezeSource !== undefined && typeof c.freezeSource !== "boolean") problems.push(`freezeSource must be true or false, got ${describeValue(c.freezeSource)}`);
   if (c.direction === "two-way" && c.freezeSource) problems.push("a frozen source cannot receive knowledge: use direction 'one-way' with freezeSource, or unfreeze the source");
-  if (c.transferEpochs !== undefined && (!Number.isInteger(c.transferEpochs) || c.transferEpochs < 1)) {
-    problems.push(`transferEpochs must be a whole number >= 1 (or left out to transfer throughout), got ${c.transferEpochs}`);
+  if (c.transferEpochs !== undefined && !isWholeAtLeast(c.transferEpochs, 1)) {
+    problems.push(`transferEpochs must be a whole number >= 1 (or left out to transfer throughout), got ${describeValue(c.transferEpochs)}`);
   }
-  if (!Number.isInteger(c.seed)) problems.push(`seed must be an integer, got ${c.seed}`);
+  if (!Number.isInteger(c.seed)) problems.push(`seed must be an integer, got ${describeValue(c.seed)}`);
   const gated = c.output === "interp" || c.output === "residual";
-  if (c.gateInit !== undefined && (typeof c.gateInit !== "number" || !Number.isFinite(c.gateInit))) problems.push(`gateInit must be a finite number (interp: theta, e.g. -6; residual: g), got ${JSON.stringify(c.gateInit)}`);
-  if (c.gateLearningRate !== undefined && !(typeof c.gateLearningRate === "number" && c.gateLearningRate > 0 && Number.isFinite(c.gateLearningRate))) problems.push(`gateLearningRate must be a number > 0, got ${JSON.stringify(c.gateLearningRate)}`);
-  if (typeof c.freezeGate !== "boolean") problems.push(`freezeGate must be true or false, got ${JSON.stringify(c.freezeGate)}`);
+  if (c.gateInit !== undefined && (typeof c.gateInit !== "number" || !Number.isFinite(c.gateInit))) problems.push(`gateInit must be a finite number (interp: theta, e.g. -6; residual: g), got ${describeValue(c.gateInit)}`);
+  if (c.gateLearningRate !== undefined && !(typeof c.gateLearningRate === "number" && c.gateLearningRate > 0 && Number.isFinite(c.gateLearningRate))) problems.push(`gateLearningRate must be a number > 0, got ${describeValue(c.gateLearningRate)}`);
+  if (typeof c.freezeGate !== "boolean") problems.push(`freezeGate must be true or false, got ${describeValue(c.freezeGate)}`);
   if (!gated && (c.gateInit !== undefined || c.gateLearningRate !== undefined || c.freezeGate)) problems.push(`gateInit, gateLearningRate and freezeGate apply to a gated write-back ('interp' or 'residual'); output '${c.output}' has no gate`);
   if (c.freezeGate && c.gateLearningRate !== undefined) problems.push("freezeGate and gateLearningRate contradict each other: a frozen gate is not trained; drop one");
-  if (!Number.isInteger(c.updatesPerTransfer) || c.updatesPerTransfer < 1) problems.push(`updatesPerTransfer must be a whole number >= 1, got ${JSON.stringify(c.updatesPerTransfer)}`);
-  if (!Array.isArray(c.pairs)) problems.push("pairs must be a list of {source, target} layer pairs");
+  if (!isWholeAtLeast(c.updatesPerTransfer, 1)) problems.push(`updatesPerTransfer must be a whole number >= 1, got ${describeValue(c.updatesPerTransfer)}`);
+  for (const [key, known] of [["adapter", ADAPTER_OPTION_KEYS], ["adapterOptimizer", Object.keys(ADAMW_DEFAULTS)]] as const) {
+    const value = c[key];
+    if (!value || typeof value !== "object" || Array.isArray(value)) problems.push(`${key} must be an object (use {} for the defaults), got ${describeValue(value)}`);
+    else problems.push(...unknownKeyProblems(value, known, `${key}: `));
+  }
+  if (!Array.isArray(c.pairs)) problems.push(`pairs must be a list of {source, target} layer pairs, got ${describeValue(c.pairs)}`);
   else {
     c.pairs.forEach((p, i) => {
+      if (!p || typeof p !== "object" || typeof p.source !== "string" || typeof p.target !== "string") {
+        problems.push(`pairs[${i}] must be an object with source and target weight names ('layer/weight'), got ${describeValue(p)}`);
+        return;
+      }
+      problems.push(...unknownKeyProblems(p, PAIR_KEYS, `pairs[${i}]: `));
       const form = p.form ?? "full";
-      if (!["full", "factorized", "svd"].includes(form)) problems.push(`pairs[${i}].form must be full, factorized or svd; got '${form}'`);
-      if (form === "svd" && (!Number.isInteger(p.rank) || (p.rank as number) < 1)) problems.push(`pairs[${i}] uses form 'svd' and needs a whole-number rank >= 1, got ${p.rank}`);
+      if (!["full", "factorized", "svd"].includes(form)) problems.push(`pairs[${i}].form must be full, factorized or svd; got ${describeValue(form)}`);
+      if (form === "svd" && !isWholeAtLeast(p.rank, 1)) problems.push(`pairs[${i}] uses form 'svd' and needs a whole-number rank >= 1, got ${describeValue(p.rank)}`);
     });
   }
-  if (problems.length) throw new Error(`invalid MergeNet configuration:\n  - ${problems.join("\n  - ")}`);
-  return c;
+  return problems;
 }
 
 /** Seeds for dropout: a pure function of (run seed, step, link) so resumed runs repeat them. */
@@ -560,6 +589,11 @@ export class MergeNetTrainer extends JointLoop {
   }
 
   /** The adapters' learning rates before a divergence's restore (which would roll them back). */
+  /** The target always; the source too with two-way transfer. */
+  protected override receivesTransfers(side: "source" | "target"): boolean {
+    return side === "target" || this.config.direction === "two-way";
+  }
+
   protected override divergenceMemo(): number[] {
     return this.links.map((link) => link.optimizer.learningRate);
   }

@@ -6,6 +6,7 @@
  */
 import { tf } from "../backend";
 import { seededPermutation } from "../core/random";
+import { checkDataset, type DataExpectation } from "./check";
 
 export interface Batch {
   x: tf.Tensor;
@@ -24,12 +25,16 @@ export interface BatchStream {
   position(): { epoch: number; index: number };
   /** Moves to a saved position (re-creates that epoch's permutation from the seed). */
   seek(position: { epoch: number; index: number }): void;
+  /** Checks the stream's examples against the model that reads them (check.ts), once; a stream without it is not checked. */
+  check?(expect: DataExpectation): void;
 }
 
 export interface BatchStreamOptions {
   batchSize: number;
   /** Shuffle each epoch with this seed; undefined keeps the stored order (bench-mnist). */
   seed?: number;
+  /** What the data is, for messages about it (e.g. "mnist, 1000 training images"). */
+  name?: string;
 }
 
 /** A stream over `x` (first axis = examples) and `y`; the stream does not own x and y. */
@@ -72,6 +77,7 @@ export function batchStream(x: tf.Tensor, y: tf.Tensor, options: BatchStreamOpti
       return batch;
     },
     position: () => ({ epoch, index }),
+    check: (expect) => checkDataset(x, y, options.name ? { ...expect, name: `${expect.name} (${options.name})` } : expect),
     seek(p) {
       if (!(p.index >= 0 && p.index < batchesPerEpoch)) throw new Error(`batch index ${p.index} is outside 0..${batchesPerEpoch - 1}`);
       epoch = p.epoch;

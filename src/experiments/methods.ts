@@ -6,7 +6,8 @@ import { DistillationTrainer, MutualLearningTrainer, type DistillationConfig } f
 import { IndependentTrainer } from "../baselines/independent";
 import { SharingTrainer, type SharingConfig } from "../baselines/sharing";
 import type { JointLoop } from "../core/joint";
-import { MergeNetTrainer, type MergeNetConfig } from "../core/trainer";
+import { MergeNetTrainer, mergeNetConfigProblems, type MergeNetConfig } from "../core/trainer";
+import { describeValue, isWholeAtLeast, nearestName, unknownKeyProblems } from "../config-checks";
 import type { ScenarioInstance } from "./scenario";
 
 interface MethodBase {
@@ -37,20 +38,61 @@ export function methodNotApplicable(method: MethodSpec, instance: Pick<ScenarioI
 
 /** Checks a method list before any training, with messages that say what to change. */
 export function validateMethods(methods: MethodSpec[]): void {
+  const problems = methodProblems(methods);
+  if (problems.length) throw new Error(`invalid methods:\n  - ${problems.join("\n  - ")}`);
+}
+
+/** The keys a method of each kind may have, beyond its name, kind and pretrainSourceEpochs. */
+const KIND_KEYS: Record<MethodSpec["kind"], string[]> = {
+  "target-alone": [], "source-alone": [], pair: [], sharing: ["sharing"], kd: ["distillation"], dml: ["distillation"], mergenet: ["mergenet"],
+};
+const SHARING_KEYS = ["pairs", "mode", "cycle", "strength", "freezeSource"];
+const DISTILLATION_KEYS = { kd: ["temperature", "alpha", "freezeSource"], dml: ["temperature", "alpha"] };
+
+/**
+ * Every problem of a method list at once (none: it is valid), each naming its method: names,
+ * kinds, unknown keys (with the name they likely meant), and each MergeNet configuration's
+ * own problems. Problems only the models can reveal (layer names, ranks) wait for the
+ * runner's preflight.
+ */
+export function methodProblems(methods: MethodSpec[]): string[] {
+  const problems: string[] = [];
   const seen = new Set<string>();
   methods.forEach((m, i) => {
     if (!m || typeof m.name !== "string" || !/^[A-Za-z0-9][A-Za-z0-9 ._()+,:\->]*$/.test(m.name)) {
-      throw new Error(`methods[${i}] needs a name of letters, digits, spaces and . _ ( ) + , : - >; got ${JSON.stringify(m?.name)}`);
+      problems.push(`methods[${i}] needs a name of letters, digits, spaces and . _ ( ) + , : - >; got ${JSON.stringify(m?.name)}`);
+      return;
     }
-    if (seen.has(m.name)) throw new Error(`two methods are named '${m.name}'; names must be unique`);
+    const where = `methods[${i}] ('${m.name}')`;
+    if (seen.has(m.name)) problems.push(`two methods are named '${m.name}'; names must be unique`);
     seen.add(m.name);
-    if (!METHOD_KINDS.includes(m.kind)) throw new Error(`methods[${i}] ('${m.name}') has kind '${(m as { kind: string }).kind}'; use one of ${METHOD_KINDS.join(", ")}`);
-    if (m.pretrainSourceEpochs !== undefined && (!Number.isInteger(m.pretrainSourceEpochs) || m.pretrainSourceEpochs < 1)) {
-      throw new Error(`methods[${i}] ('${m.name}'): pretrainSourceEpochs must be a whole number >= 1`);
+    if (!METHOD_KINDS.includes(m.kind)) {
+      const kind: unknown = m.kind;
+      const near = typeof kind === "string" ? nearestName(kind, METHOD_KINDS) : undefined;
+      problems.push(`${where} has kind ${typeof kind === "string" ? `'${kind}'` : describeValue(kind)}; use one of ${METHOD_KINDS.join(", ")}${near ? ` (did you mean '${near}'?)` : ""}`);
+      return;
     }
-    if (m.kind === "mergenet" && !Array.isArray(m.mergenet?.pairs)) throw new Error(`methods[${i}] ('${m.name}') is MergeNet and needs mergenet.pairs`);
-    if (m.kind === "sharing" && !Array.isArray(m.sharing?.pairs)) throw new Error(`methods[${i}] ('${m.name}') is naive sharing and needs sharing.pairs`);
+    problems.push(...unknownKeyProblems(m, ["name", "kind", "pretrainSourceEpochs", ...KIND_KEYS[m.kind]], `${where}: `));
+    if (m.pretrainSourceEpochs !== undefined && !isWholeAtLeast(m.pretrainSourceEpochs, 1)) {
+      problems.push(`${where}: pretrainSourceEpochs must be a whole number >= 1, got ${describeValue(m.pretrainSourceEpochs)}`);
+    }
+    if (m.kind === "mergenet") {
+      const pairs = m.mergenet?.pairs;
+      if (!Array.isArray(pairs)) problems.push(`${where} is MergeNet and needs mergenet.pairs`);
+      else if (pairs.length === 0) {
+        problems.push(`${where}: mergenet.pairs is empty, so nothing would be transferred and the two models' independent training would be saved as MergeNet; name at least one {source, target} pair, or use kind 'pair' for that baseline`);
+      }
+      if (m.mergenet && typeof m.mergenet === "object") {
+        problems.push(...mergeNetConfigProblems({ ...m.mergenet, pairs: Array.isArray(pairs) ? pairs : [] }).map((p) => `${where}: mergenet: ${p}`));
+      }
+    }
+    if (m.kind === "sharing") {
+      if (!Array.isArray(m.sharing?.pairs)) problems.push(`${where} is naive sharing and needs sharing.pairs`);
+      problems.push(...unknownKeyProblems(m.sharing, SHARING_KEYS, `${where}: sharing: `));
+    }
+    if (m.kind === "kd" || m.kind === "dml") problems.push(...unknownKeyProblems(m.distillation, DISTILLATION_KEYS[m.kind], `${where}: distillation: `));
   });
+  return problems;
 }
 
 /**

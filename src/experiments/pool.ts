@@ -23,8 +23,8 @@
  *   settings differ in their last bits. Each result records its setting (`threads`), but the
  *   cache key does not include it, so cached runs of either setting are reused.
  *
- * RunExecutor is the seam for other executors (issue 15's second part: the same WorkerJob on
- * BullMQ across machines): the runner hands an executor its jobs and writes what it reports.
+ * RunExecutor is the seam for other executors (queue.ts: the same WorkerJob on BullMQ across
+ * machines): the runner hands an executor its jobs and writes what it reports.
  */
 import { fork, type ChildProcess } from "child_process";
 import * as fs from "fs";
@@ -72,7 +72,7 @@ export interface WorkerJob {
   seed: number;
   /** Where the run's checkpoint would be (a run interrupted in a serial session resumes from it). */
   resultsDir: string;
-  /** Modules to import before the run, which register the scenario (absolute paths). */
+  /** Modules to import before the run, which register the scenario (absolute paths, or relative to the repository). */
   modules: string[];
   /** The submitter's: a worker whose code differs refuses the run. */
   runnerVersion: number;
@@ -98,6 +98,8 @@ export interface ExecutorHooks {
 export interface RunExecutor {
   /** How many runs train at once. */
   readonly workers: number;
+  /** What a first SIGINT/SIGTERM does, in words (logged by the runner). */
+  readonly stopping: string;
   /** Resolves when every job finished; rejects with the first failure, or with "interrupted: ..." once `stop` aborts. */
   run(jobs: PoolJob[], hooks: ExecutorHooks, stop: AbortSignal): Promise<void>;
 }
@@ -127,11 +129,16 @@ export function resolveThreadsPerWorker(option?: number): number {
 }
 
 /** A failed run, worded as a serial run's failure. */
-function runFailure(job: PoolJob, message: string, cause?: unknown): Error {
+export function runFailure(job: PoolJob, message: string, cause?: unknown): Error {
   return new Error(`[${job.config.name}] '${job.method.name}' seed ${job.seed} failed: ${message}`, { cause });
 }
 
-const label = (job: PoolJob): string => `${job.method.name} seed ${job.seed}`;
+export const label = (job: PoolJob): string => `${job.method.name} seed ${job.seed}`;
+
+/** What a worker receives for `job`: plain JSON. */
+export function workerJob(job: PoolJob, modules: string[]): WorkerJob {
+  return { config: job.config, methodName: job.method.name, seed: job.seed, resultsDir: path.resolve(job.resultsDir), modules, runnerVersion: job.runnerVersion, configHash: job.configHash };
+}
 
 /**
  * The worker's entry and how to start it: the .ts source through tsx's loader (whatever runs
@@ -166,6 +173,8 @@ export class LocalPool implements RunExecutor {
   get workers(): number {
     return this.options.workers;
   }
+
+  readonly stopping = "stopping the worker processes; the runs they are training start over next time, finished runs are kept";
 
   run(jobs: PoolJob[], hooks: ExecutorHooks, stop: AbortSignal): Promise<void> {
     return new PoolSession(this.options, jobs, hooks, stop).run();
@@ -294,10 +303,7 @@ class PoolSession {
     worker.job = job;
     worker.seeds.add(job.seed);
     this.hooks.started(job, worker.id);
-    const message: ToWorker = {
-      type: "job",
-      job: { config: job.config, methodName: job.method.name, seed: job.seed, resultsDir: path.resolve(job.resultsDir), modules: this.options.modules, runnerVersion: job.runnerVersion, configHash: job.configHash },
-    };
+    const message: ToWorker = { type: "job", job: workerJob(job, this.options.modules) };
     worker.child.send(message, () => undefined); // a send to a worker that just died: its exit handles the run
   }
 

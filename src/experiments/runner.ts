@@ -7,8 +7,9 @@
  * redone; nothing else is touched.
  *
  * Runs train in this process one after another, or with `workers` > 1 (MERGENET_WORKERS,
- * `npm start -- --workers N`) in a pool of worker processes (pool.ts); either way this
- * process writes every result file.
+ * `npm start -- --workers N`) in a pool of worker processes (pool.ts), or with `redis`
+ * (MERGENET_REDIS, `npm start -- --redis URL`) on queue workers on any machine (queue.ts);
+ * either way this process writes every result file.
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
@@ -16,15 +17,18 @@ import * as path from "path";
 import { backendInfo, initBackend, tf } from "../backend";
 import { logger } from "../log";
 import { IndependentTrainer } from "../baselines/independent";
-import type { EpochRecord, JointLoop } from "../core/joint";
+import { TrainingStopped, checkSideData, type EpochRecord, type JointLoop } from "../core/joint";
 import { MergeNetTrainer } from "../core/trainer";
 import { paramRef, readMatrix } from "../core/params";
 import { singularValues, type WeightRecord } from "./analysis";
 import { attentionRelativeEntropy } from "../core/diagnostics";
 import { checkpointExists } from "../core/checkpoint";
-import { makeTrainer, methodNotApplicable, validateMethods, type MethodSpec } from "./methods";
-import { LocalPool, resolveThreadsPerWorker, resolveWorkers, type PoolJob, type RunExecutor } from "./pool";
+import { makeTrainer, methodNotApplicable, methodProblems, type MethodSpec } from "./methods";
+import { describeValue, unknownKeyProblems } from "../config-checks";
+import { label, LocalPool, resolveThreadsPerWorker, resolveWorkers, type PoolJob, type RunExecutor } from "./pool";
+import { RedisExecutor, resolveRedis } from "./queue";
 import { Progress } from "./progress";
+import { checkResultsFolder, codeOf, tryLockRun, waitForUnlock } from "./run-lock";
 import { getScenario, type ScenarioInstance } from "./scenario";
 import { resultsRoot } from "../paths";
 
@@ -136,7 +140,7 @@ export interface RunOptions {
   /**
    * With workers > 1: modules (paths) the workers import to register the experiment's
    * scenario, besides src/experiments/scenarios, which they always import. A scenario
-   * registered only in this process (in a notebook cell, say) needs workers: 1.
+   * registered only in this process (in a notebook cell, say) needs workers: 1 (and no `redis`).
    */
   scenarioModules?: string[];
   /**
@@ -146,6 +150,15 @@ export interface RunOptions {
   cachedOnly?: boolean;
   /** With cachedOnly: what trains the missing runs (e.g. "run notebook 01 first"). */
   cachedOnlyHint?: string;
+  /**
+   * A Redis URL (redis://host:port; default MERGENET_REDIS): the pending runs go to its BullMQ
+   * queue and `npm run worker -- --redis URL` processes on any machine train them (queue.ts);
+   * this process still writes every result file. Overrides `workers` (but MERGENET_REDIS does
+   * not override a `workers` given here: `workers: 1` keeps a notebook-only scenario in this
+   * process); each queue worker uses its own thread setting (`--threads`, default 1). Redis is
+   * reached only when a run is pending.
+   */
+  redis?: string;
 }
 
 /** JSON with sorted keys, so equal configurations hash equally. */
@@ -168,15 +181,33 @@ export function runHash(config: ExperimentConfig, method: MethodSpec, seed: numb
 export function validateExperiment(config: ExperimentConfig): void {
   const problems: string[] = [];
   if (typeof config.name !== "string" || !/^[A-Za-z0-9_-]+$/.test(config.name)) problems.push(`name must use letters, digits, - and _ only (it names a folder); got ${JSON.stringify(config.name)}`);
-  if (!Number.isInteger(config.epochs) || config.epochs < 1) problems.push(`epochs must be a whole number >= 1, got ${config.epochs}`);
+  if (!Number.isInteger(config.epochs) || config.epochs < 1) problems.push(`epochs must be a whole number >= 1, got ${describeValue(config.epochs)}`);
   if (!Array.isArray(config.seeds) || config.seeds.length === 0 || !config.seeds.every(Number.isInteger)) problems.push(`seeds must be a non-empty list of integers, got ${JSON.stringify(config.seeds)}`);
   else if (new Set(config.seeds).size !== config.seeds.length) problems.push("seeds must not repeat");
   if (!config.scenarioOptions || typeof config.scenarioOptions !== "object") problems.push("scenarioOptions must be an object (use {} for none)");
   if (!Array.isArray(config.methods) || config.methods.length === 0) problems.push("methods must be a non-empty list");
-  else if (config.record !== undefined) problems.push(...recordingProblems(config.record, config.methods));
+  else {
+    problems.push(...methodProblems(config.methods));
+    if (config.record !== undefined) problems.push(...recordingProblems(config.record, config.methods));
+  }
+  problems.unshift(...unknownKeyProblems(config, EXPERIMENT_KEYS));
+  problems.push(...scenarioProblems(config));
   if (problems.length) throw new Error(`invalid experiment '${config.name}':\n  - ${problems.join("\n  - ")}`);
-  getScenario(config.scenario);
-  validateMethods(config.methods);
+}
+
+const EXPERIMENT_KEYS = ["name", "scenario", "scenarioOptions", "methods", "epochs", "seeds", "record"];
+
+/** An unknown scenario, or what the scenario's own check finds wrong with the options (where it has one). */
+function scenarioProblems(config: ExperimentConfig): string[] {
+  let scenario: ReturnType<typeof getScenario>;
+  try {
+    scenario = getScenario(config.scenario);
+  } catch (err) {
+    return [messageOf(err)];
+  }
+  const options = config.scenarioOptions;
+  if (!options || typeof options !== "object" || !scenario.optionProblems) return [];
+  return scenario.optionProblems(options).map((p) => `scenarioOptions: ${p}`);
 }
 
 /** What one run records (undefined: nothing); only this, not the whole `record`, enters the run's cache key. */
@@ -196,7 +227,7 @@ function recordingPlan(config: ExperimentConfig, method: MethodSpec, seed: numbe
 
 function recordingProblems(record: RecordingConfig, methods: MethodSpec[]): string[] {
   if (!record || typeof record !== "object") return ["record must be an object such as { weights: [\"fc2/kernel\"], trajectories: [\"target alone\"], phases: true }"];
-  const problems: string[] = [];
+  const problems: string[] = unknownKeyProblems(record, ["weights", "trajectories", "phases"], "record: ");
   const weights = record.weights ?? [];
   if (!Array.isArray(weights) || !weights.every((w) => typeof w === "string" && w.includes("/"))) problems.push(`record.weights must be a list of 'layer/weight' names, got ${JSON.stringify(record.weights)}`);
   if (record.trajectories !== undefined) {
@@ -220,24 +251,51 @@ export function runFile(resultsDir: string, config: ExperimentConfig, method: Me
   return path.join(resultsDir, "runs", config.name, slug(method.name), `seed-${seed}.json`);
 }
 
-/** Writes JSON atomically: a temporary file beside the target, then a rename. */
+/** Writes JSON atomically: a temporary file beside the target, then a rename; a failed write leaves no temporary file behind (a full disk stays no fuller). */
 export function writeJsonAtomic(file: string, value: unknown): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(value)}\n`);
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, `${JSON.stringify(value)}\n`);
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
 }
 
-/** A cached result if the file holds a complete run of exactly this configuration. */
-function readCached(file: string, hash: string): RunResult | undefined {
+/**
+ * A cached result if the file holds a complete run of exactly this configuration. The hash
+ * says which configuration the file claims; its content must agree (a file edited by hand,
+ * or cut short, can keep the right hash with empty epochs), else it is damaged and redone.
+ */
+function readCached(file: string, hash: string, config: ExperimentConfig, method: MethodSpec, seed: number, quiet = false): RunResult | undefined {
   if (!fs.existsSync(file)) return undefined;
+  const log = quiet ? { info: () => undefined, warn: () => undefined } : logger;
+  let run: RunResult;
   try {
-    const run = JSON.parse(fs.readFileSync(file, "utf8")) as RunResult;
-    if (run.configHash === hash && run.runnerVersion === RUNNER_VERSION && Array.isArray(run.epochs) && run.final) return run;
-    logger.info(`result ${file} belongs to another configuration; rerunning it`);
+    run = JSON.parse(fs.readFileSync(file, "utf8")) as RunResult;
   } catch {
-    logger.warn(`result file ${file} is damaged (not valid JSON); rerunning that run only`);
+    log.warn(`result file ${file} is damaged (not valid JSON); rerunning that run only`);
+    return undefined;
   }
+  if (run?.configHash !== hash || run.runnerVersion !== RUNNER_VERSION) {
+    log.info(`result ${file} belongs to another configuration; rerunning it`);
+    return undefined;
+  }
+  const mismatch = cachedMismatch(run, config, method, seed);
+  if (mismatch) log.warn(`result file ${file} is damaged (${mismatch}, though its hash is this configuration's); rerunning that run only`);
+  return mismatch ? undefined : run;
+}
+
+/** How a result's content contradicts the configuration it claims (undefined: it agrees). */
+function cachedMismatch(run: RunResult, config: ExperimentConfig, method: MethodSpec, seed: number): string | undefined {
+  if (run.seed !== seed) return `it holds seed ${run.seed}, not ${seed}`;
+  if (run.method !== method.name || run.kind !== method.kind) return `it holds method '${run.method}' (${run.kind}), not '${method.name}' (${method.kind})`;
+  if (!Array.isArray(run.epochs) || !run.final || typeof run.final.target !== "object") return "it lacks its epochs or final metrics";
+  const epochs = run.notApplicable ? 0 : config.epochs;
+  if (run.epochs.length !== epochs) return `it holds ${run.epochs.length} epochs, not ${epochs}`;
+  if (!run.notApplicable && !(run.metric in run.final.target)) return `its final metrics lack '${run.metric}'`;
   return undefined;
 }
 
@@ -306,7 +364,7 @@ export function checkpointDir(resultsDir: string, config: ExperimentConfig, meth
   return path.join(resultsDir, "checkpoints", config.name, slug(method.name), `seed-${seed}-${runHash(config, method, seed)}`);
 }
 
-/** Set by the first SIGINT/SIGTERM while an experiment runs: the current run checkpoints at its epoch's end. */
+/** Set by the first SIGINT/SIGTERM while an experiment runs: the current run checkpoints at the end of its current step. */
 let stopRequested = false;
 
 /** Trains one run (in this process, or in a pool's worker: worker.ts) and returns its result; writes no result file. */
@@ -336,7 +394,7 @@ export async function trainOne(config: ExperimentConfig, method: MethodSpec, see
       try {
         await trainer.loadCheckpoint(ckpt);
         resumed = true;
-        logger.info(`${method.name} seed ${seed}: resuming from the checkpoint after epoch ${trainer.history.epochs.length}`);
+        logger.info(`${method.name} seed ${seed}: resuming from the checkpoint at step ${trainer.steps} (after ${trainer.history.epochs.length} epochs)`);
       } catch (err) {
         // loadCheckpoint checks everything before it changes anything: the trainer is still fresh.
         logger.warn(`checkpoint ${ckpt} cannot be used (${(err as Error).message.split("\n")[0]}); that run starts over`);
@@ -345,22 +403,38 @@ export async function trainOne(config: ExperimentConfig, method: MethodSpec, see
     }
     if (method.pretrainSourceEpochs && !resumed) {
       const pre = new IndependentTrainer(undefined, instance.source);
-      await pre.fit(method.pretrainSourceEpochs);
-      pre.dispose();
+      pre.stopWhen = () => stopRequested;
+      try {
+        await pre.fit(method.pretrainSourceEpochs);
+      } catch (err) {
+        if (err instanceof TrainingStopped) throw new Error(`interrupted: ${method.name} seed ${seed} stopped while pre-training its source, so it starts over when run again`);
+        throw err;
+      } finally {
+        pre.dispose();
+      }
     }
     const recorded = instance.target.model;
     const before = readWeights(recorded, plan?.weights ?? []);
     const trajectories = new Map(plan?.trajectory ? Object.entries(before).map(([name, w]) => [name, [flatValues(w.rows)]]) : []);
     if (plan?.phases) trainer.startProfiling();
+    const running = trainer;
+    const interrupt = async (): Promise<never> => {
+      if (!resumable) throw new Error(`interrupted: ${method.name} seed ${seed} records weights along training, so it starts over when run again`);
+      await running.saveCheckpoint(ckpt);
+      throw new Error(`interrupted: ${method.name} seed ${seed} saved at step ${running.steps} (${running.history.epochs.length} of ${config.epochs} epochs done) in ${ckpt}; run the same command again to resume`);
+    };
+    trainer.stopWhen = () => stopRequested;
     while (trainer.history.epochs.length < config.epochs) {
-      const record = await trainer.trainEpoch();
+      let record: EpochRecord;
+      try {
+        record = await trainer.trainEpoch();
+      } catch (err) {
+        if (err instanceof TrainingStopped) await interrupt();
+        throw err;
+      }
       for (const [name, w] of Object.entries(readWeights(recorded, [...trajectories.keys()]))) trajectories.get(name)?.push(flatValues(w.rows));
       progress.epoch(record, config.epochs);
-      if (stopRequested && trainer.history.epochs.length < config.epochs) {
-        if (!resumable) throw new Error(`interrupted: ${method.name} seed ${seed} records weights along training, so it starts over when run again`);
-        await trainer.saveCheckpoint(ckpt);
-        throw new Error(`interrupted: ${method.name} seed ${seed} saved at epoch ${record.epoch + 1} in ${ckpt}; run the same command again to resume`);
-      }
+      if (stopRequested && trainer.history.epochs.length < config.epochs) await interrupt();
     }
     const history = trainer.history;
     // A non-finite loss that the trainer did not recover from (and record) is an error.
@@ -410,20 +484,28 @@ export async function runExperiment(config: ExperimentConfig, options: RunOption
   const resultsDir = options.resultsDir ?? resultsRoot();
   const jobs = config.methods.flatMap((method) => config.seeds.map((seed) => ({ method, seed })));
   const progress = new Progress(config.name, jobs.length, options.progress ?? true);
-  const executor = workers > 1 ? new LocalPool({ workers, threadsPerWorker, modules: (options.scenarioModules ?? []).map((m) => path.resolve(m)) }) : undefined;
+  const redis = resolveRedis(options.redis, options.workers);
+  const modules = (options.scenarioModules ?? []).map((m) => path.resolve(m));
+  let executor: RunExecutor | undefined;
+  /** The executor for the pending runs (none: serial), made only when some run is pending, so a cached experiment needs no Redis. */
+  const makeExecutor = async (): Promise<RunExecutor | undefined> => {
+    if (redis) executor = await RedisExecutor.open({ url: redis, experiment: config.name, resultsDir, modules });
+    else if (workers > 1) executor = new LocalPool({ workers, threadsPerWorker, modules });
+    return executor;
+  };
   stopRequested = false;
   const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopRequested) process.exit(130); // a second signal: quit at once
     stopRequested = true;
-    if (executor) logger.warn(`${signal}: stopping the worker processes; the runs they are training start over next time, finished runs are kept`);
-    else logger.warn(`${signal}: the current run saves a checkpoint at the end of its epoch, then stops (send it again to quit at once)`);
+    if (executor) logger.warn(`${signal}: ${executor.stopping}`);
+    else logger.warn(`${signal}: the current run saves a checkpoint after its current step, then stops (send it again to quit at once)`);
     stop.abort();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    return await runJobs(config, jobs, options, resultsDir, progress, executor, stop.signal);
+    return await runJobs(config, jobs, options, resultsDir, progress, makeExecutor, stop.signal);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -445,6 +527,12 @@ async function preflight(config: ExperimentConfig, methods: MethodSpec[], seed: 
     throw new Error(`invalid experiment '${config.name}': scenario '${config.scenario}' cannot be built from its scenarioOptions: ${messageOf(err)}`, { cause: err });
   }
   try {
+    try {
+      for (const [label, side] of [["source", instance.source], ["target", instance.target]] as const) if (label === "target" || !instance.frozenSource) checkSideData(label, side);
+    } catch (err) {
+      problems.push(messageOf(err)); // once, rather than once per method
+      methods = [];
+    }
     for (const method of methods) {
       if (methodNotApplicable(method, instance)) continue;
       let trainer: JointLoop | undefined;
@@ -468,19 +556,21 @@ export function messageOf(err: unknown): string {
   return message.replace(/^Invalid TF_Status: \d+\s*Message:\s*/, "TensorFlow: ");
 }
 
-async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; seed: number }[], options: RunOptions, resultsDir: string, progress: Progress, executor: RunExecutor | undefined, stop: AbortSignal): Promise<ExperimentResult> {
+async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; seed: number }[], options: RunOptions, resultsDir: string, progress: Progress, makeExecutor: () => Promise<RunExecutor | undefined>, stop: AbortSignal): Promise<ExperimentResult> {
   const force = options.force ?? process.env.MERGENET_FORCE === "1";
   const planned = jobs.map((job) => {
     const file = runFile(resultsDir, config, job.method, job.seed);
-    return { ...job, file, cached: force ? undefined : readCached(file, runHash(config, job.method, job.seed)) };
+    return { ...job, file, cached: force ? undefined : readCached(file, runHash(config, job.method, job.seed), config, job.method, job.seed) };
   });
   const pending = planned.filter((job) => !job.cached);
   if (pending.length && options.cachedOnly) {
     const names = pending.slice(0, 5).map((job) => `'${job.method.name}' seed ${job.seed}`).join(", ");
     throw new Error(`[${config.name}] ${pending.length} of ${planned.length} runs are not in ${resultsDir} (${names}${pending.length > 5 ? ", ..." : ""}) and this call trains nothing (cachedOnly); ${options.cachedOnlyHint ?? "run the experiment first"}`);
   }
+  if (pending.length) checkResultsFolder(resultsDir);
+  const executor = pending.length ? await makeExecutor() : undefined; // before the preflight: an unreachable Redis fails at once
   if (pending.length) await preflight(config, [...new Set(pending.map((job) => job.method))], pending[0].seed);
-  if (executor && pending.length) return runWithExecutor(config, planned, resultsDir, progress, executor, stop);
+  if (executor) return runWithExecutor(config, planned, resultsDir, progress, executor, stop);
   const runs: RunResult[] = [];
   for (const { method, seed, file, cached } of planned) {
     if (cached) {
@@ -488,40 +578,74 @@ async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; see
       progress.cached(`${method.name} seed ${seed}`, cached.wallSeconds);
       continue;
     }
-    progress.start(`${method.name} seed ${seed}`);
-    let run: RunResult;
-    try {
-      run = await trainOne(config, method, seed, progress, resultsDir);
-    } catch (err) {
-      if (err instanceof Error && err.message.startsWith("interrupted:")) throw err;
-      // Name the run that failed; the original error (and its stack) is the cause.
-      throw new Error(`[${config.name}] '${method.name}' seed ${seed} failed: ${messageOf(err)}`, { cause: err });
-    }
-    saveRun(resultsDir, config, method, seed, file, run);
+    const { run, trained } = await trainUnderLock(config, method, seed, file, resultsDir, progress, force);
     runs.push(run);
-    progress.done(runSummary(run));
+    if (trained) progress.done(runSummary(run));
+    else progress.cached(`${method.name} seed ${seed}`, run.wallSeconds);
   }
   progress.finish();
   return { config, runs };
 }
 
+/**
+ * Trains one run holding its lock (run-lock.ts), so that another process running the same
+ * experiment into the same folder does not train it too. While another live process holds
+ * it, waits, then takes that process's result (`trained` false), or trains the run itself
+ * if that process stopped without one.
+ */
+async function trainUnderLock(config: ExperimentConfig, method: MethodSpec, seed: number, file: string, resultsDir: string, progress: Progress, force: boolean): Promise<{ run: RunResult; trained: boolean }> {
+  const label = `${method.name} seed ${seed}`;
+  let waited = false;
+  for (;;) {
+    const lock = tryLockRun(file, (owner) => logger.warn(`${label}: taking over the lock of process ${owner.pid}, which no longer runs`));
+    if (!lock.release) {
+      const owner = lock.owner ?? { pid: NaN, host: "unknown", since: "unknown" };
+      logger.warn(`${label}: another process (pid ${owner.pid} on ${owner.host}, since ${owner.since}) is training this run into ${resultsDir}; waiting for its result rather than training it twice`);
+      await waitForUnlock(file, () => stopRequested);
+      waited = true;
+      continue;
+    }
+    try {
+      // Another process may have finished the run since the plan was made (quiet: the plan reported what it found).
+      const done = waited || !force ? readCached(file, runHash(config, method, seed), config, method, seed, !waited) : undefined;
+      if (done) return { run: done, trained: false };
+      progress.start(label);
+      let run: RunResult;
+      try {
+        run = await trainOne(config, method, seed, progress, resultsDir);
+      } catch (err) {
+        if (err instanceof Error && err.message.startsWith("interrupted:")) throw err;
+        // Name the run that failed; the original error (and its stack) is the cause.
+        throw new Error(`[${config.name}] '${method.name}' seed ${seed} failed: ${messageOf(err)}`, { cause: err });
+      }
+      saveRun(resultsDir, config, method, seed, file, run);
+      return { run, trained: true };
+    } finally {
+      lock.release();
+    }
+  }
+}
+
 /** Writes a finished run's result file (atomically, in this process); its checkpoint, if any, is no longer needed. */
 function saveRun(resultsDir: string, config: ExperimentConfig, method: MethodSpec, seed: number, file: string, run: RunResult): void {
+  try {
+    writeJsonAtomic(file, run);
+  } catch (err) {
+    throw new Error(`[${config.name}] '${method.name}' seed ${seed} trained, but its result could not be written to ${file} (${codeOf(err)}); the results folder must be writable with room to spare`, { cause: err });
+  }
   fs.rmSync(checkpointDir(resultsDir, config, method, seed), { recursive: true, force: true });
-  writeJsonAtomic(file, run);
 }
 
 function runSummary(run: RunResult): string {
   return run.notApplicable ? "not applicable" : `${run.metric} ${run.final.target[run.metric]?.toFixed(4) ?? "-"}`;
 }
 
-/** The pending runs trained by an executor (the worker pool); this process writes each result as it arrives. */
+/** The pending runs trained by an executor (the worker pool, the queue's workers); this process writes each result as it arrives. */
 async function runWithExecutor(config: ExperimentConfig, planned: { method: MethodSpec; seed: number; file: string; cached?: RunResult }[], resultsDir: string, progress: Progress, executor: RunExecutor, stop: AbortSignal): Promise<ExperimentResult> {
   const runs: (RunResult | undefined)[] = planned.map((job) => job.cached);
   for (const { method, seed, cached } of planned) if (cached) progress.cached(`${method.name} seed ${seed}`, cached.wallSeconds);
   const pending: PoolJob[] = planned.flatMap(({ method, seed, cached }, key) => (cached ? [] : [{ key, config, method, seed, resultsDir, configHash: runHash(config, method, seed), runnerVersion: RUNNER_VERSION }]));
   progress.setWorkers(Math.min(executor.workers, pending.length));
-  const label = (job: PoolJob): string => `${job.method.name} seed ${job.seed}`;
   await executor.run(pending, {
     started: (job, worker) => progress.start(label(job), worker),
     epoch: (job, record, epochs) => progress.epoch(record, epochs, label(job)),

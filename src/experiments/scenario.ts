@@ -39,6 +39,12 @@ export interface Scenario<Options = Record<string, unknown>> {
    * order, data subset where the options ask for one). Options are plain JSON.
    */
   build(seed: number, options: Options): Promise<ScenarioInstance>;
+  /**
+   * Every problem of `options` (none: they are valid), without building anything, so that the
+   * runner reports them with the configuration's other problems before any work. Build checks
+   * the same on its own; a scenario without this is checked when preflight builds it.
+   */
+  optionProblems?(options: Options): string[];
 }
 
 const registry = new Map<string, Scenario<never>>();

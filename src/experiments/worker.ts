@@ -7,10 +7,13 @@
  * dies), and ignores SIGINT: Ctrl-C in a terminal reaches the whole process group, and the
  * parent decides what stops.
  *
- * `executeJob` is the part a queue worker (issue 15's BullMQ part) would reuse.
+ * `prepareJob` and trainOne are what the queue worker (queue-worker.ts) runs as well.
  */
+import * as path from "path";
 import { initBackend, type BackendName } from "../backend";
 import type { EpochRecord } from "../core/joint";
+import { REPO_ROOT } from "../paths";
+import type { MethodSpec } from "./methods";
 import type { FromWorker, ToWorker, WorkerJob } from "./pool";
 import { RUNNER_VERSION, messageOf, runHash, trainOne, type RunResult } from "./runner";
 import { scenarioNames } from "./scenario";
@@ -18,9 +21,14 @@ import "./scenarios/index";
 
 const imported = new Set<string>();
 
-/** Checks that this process can run the job exactly as the submitter would, then trains it. */
-export async function executeJob(job: WorkerJob, onEpoch: (record: EpochRecord, epochs: number) => void = () => undefined): Promise<RunResult> {
-  for (const module of job.modules) {
+/**
+ * Checks that this process can run the job exactly as the submitter would and returns its
+ * method; throws, in words, when it cannot (other code, a scenario it does not know). Module
+ * paths may be relative to the repository (a queue's jobs travel to other machines, where the
+ * repository lies elsewhere).
+ */
+export function prepareJob(job: WorkerJob): MethodSpec {
+  for (const module of job.modules.map((m) => path.resolve(REPO_ROOT, m))) {
     if (imported.has(module)) continue;
     try {
       // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -37,7 +45,12 @@ export async function executeJob(job: WorkerJob, onEpoch: (record: EpochRecord, 
     throw new Error(`scenario '${job.config.scenario}' is not registered in the worker process, which imports src/experiments/scenarios and RunOptions.scenarioModules: name the module that registers it there, or use workers: 1`);
   }
   if (runHash(job.config, method, job.seed) !== job.configHash) throw new Error("the worker computes another configuration hash for this run than the submitter: its code differs; run the same code on both");
-  return trainOne(job.config, method, job.seed, { epoch: onEpoch }, job.resultsDir);
+  return method;
+}
+
+/** Checks the job (prepareJob), then trains it. */
+export async function executeJob(job: WorkerJob, onEpoch: (record: EpochRecord, epochs: number) => void = () => undefined): Promise<RunResult> {
+  return trainOne(job.config, prepareJob(job), job.seed, { epoch: onEpoch }, job.resultsDir);
 }
 
 function send(message: FromWorker): void {

@@ -37,6 +37,7 @@
  * short one, as in the usual token-level accuracy).
  */
 import { tf } from "../backend";
+import { declareLabels } from "../core/losses";
 import { MaskedAttention, MaskedMaxPool, MaskedMeanPool, MaskPadding } from "./text-layers";
 import { LayerNorm, PositionEmbedding, weightSeed } from "./vit-layers";
 
@@ -258,6 +259,7 @@ export function maskedTokenCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): t
     return tf.div(tf.neg(tf.sum(tf.mul(picked, mask))), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
   });
 }
+declareLabels(maskedTokenCrossEntropy, { per: "token" });
 
 /** Fraction of real tokens (label >= 0) whose arg-max equals the label: a scalar tensor. */
 export function maskedTokenAccuracy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {

@@ -18,7 +18,8 @@ import { tf } from "../../backend";
 import { momentum } from "../../core/momentum";
 import { accuracyEvaluator, sparseCrossEntropy } from "../../core/losses";
 import { batchStream } from "../../data/batches";
-import { loadImageDataset, type ImageDatasetName } from "../../data/images";
+import { IMAGE_DATASET_NAMES, loadImageDataset, type ImageDatasetName } from "../../data/images";
+import { choiceProblem, describeValue, isWholeAtLeast, unknownKeyProblems } from "../../config-checks";
 import { lowRankDense, type ActivationName } from "../../models/lowrank-layers";
 import { cnn, mlp, vit, weightSeed } from "../../models/zoo";
 import { registerScenario, type ScenarioInstance } from "../scenario";
@@ -69,6 +70,44 @@ export const IMAGE_PAIR_DEFAULTS: Required<Omit<ImagePairOptions, "factorized">>
   sourceFilters: [32, 64],
   sourceHidden: 128,
 };
+
+const FACTORIZED_KEYS = ["rank", "source", "target", "alpha"];
+
+/**
+ * Every problem of the options at once (none: valid). Before this check a misspelt key
+ * (`targetTrian`) ran the default, and any `target` but "mlp" built a ViT.
+ */
+export function imagePairOptionProblems(options: ImagePairOptions): string[] {
+  const problems = unknownKeyProblems(options, [...Object.keys(IMAGE_PAIR_DEFAULTS), "factorized"], "", "option");
+  const o = { ...IMAGE_PAIR_DEFAULTS, ...options };
+  for (const [key, choices] of [["dataset", IMAGE_DATASET_NAMES], ["target", ["mlp", "vit"]]] as const) {
+    const problem = choiceProblem(key, o[key], choices);
+    if (problem) problems.push(problem);
+  }
+  for (const key of ["sourceTrain", "targetTrain", "testImages", "batchSize", "sourceHidden"] as const) {
+    if (!isWholeAtLeast(o[key], 1)) problems.push(`${key} must be a whole number >= 1, got ${describeValue(o[key])}`);
+  }
+  for (const key of ["learningRate", "vitLearningRate"] as const) {
+    if (!(typeof o[key] === "number" && o[key] > 0 && Number.isFinite(o[key]))) problems.push(`${key} must be a number > 0, got ${describeValue(o[key])}`);
+  }
+  if (!(Array.isArray(o.sourceFilters) && o.sourceFilters.length === 2 && o.sourceFilters.every((f) => isWholeAtLeast(f, 1)))) {
+    problems.push(`sourceFilters must be two whole numbers >= 1 (the CNN's two convolutions), got ${describeValue(o.sourceFilters)}`);
+  }
+  const f = o.factorized;
+  if (f !== undefined) {
+    if (!f || typeof f !== "object" || Array.isArray(f)) problems.push(`factorized must be an object such as { rank: 8 }, got ${describeValue(f)}`);
+    else {
+      problems.push(...unknownKeyProblems(f, FACTORIZED_KEYS, "factorized: ", "option"));
+      if (!isWholeAtLeast(f.rank, 1)) problems.push(`factorized.rank must be a whole number >= 1, got ${describeValue(f.rank)}`);
+      for (const key of ["source", "target"] as const) {
+        if (f[key] !== undefined && !(Array.isArray(f[key]) && f[key]!.every((name) => typeof name === "string"))) problems.push(`factorized.${key} must be a list of layer names, got ${describeValue(f[key])}`);
+      }
+      if (f.alpha !== undefined && !(typeof f.alpha === "number" && f.alpha > 0)) problems.push(`factorized.alpha must be a number > 0, got ${describeValue(f.alpha)}`);
+      if (o.target !== "mlp") problems.push("factorized: only the MLP target can be built factorized (the ViT is not a single chain of layers); use target 'mlp'");
+    }
+  }
+  return problems;
+}
 
 /**
  * `model` rebuilt with the named Dense layers as LowRankDense layers of rank `rank` (same
@@ -162,9 +201,11 @@ function buildModels(seed: number, o: ImagePairOptions & typeof IMAGE_PAIR_DEFAU
 export const imagePairScenario = registerScenario<ImagePairOptions>({
   name: "image-cnn-to-x",
   description: "a CNN trained on many images lends knowledge to an MLP or a small ViT trained on few, same 10 classes",
+  optionProblems: imagePairOptionProblems,
   async build(seed, options): Promise<ScenarioInstance> {
+    const problems = imagePairOptionProblems(options);
+    if (problems.length) throw new Error(`invalid options for scenario 'image-cnn-to-x':\n  - ${problems.join("\n  - ")}`);
     const o = { ...IMAGE_PAIR_DEFAULTS, ...options };
-    if (o.factorized && o.target !== "mlp") throw new Error("factorized: only the MLP target can be built factorized (the ViT is not a single chain of layers); use target 'mlp'");
     const sourceData = await loadImageDataset(o.dataset, { trainLimit: o.sourceTrain, testLimit: o.testImages, seed: seed * 2 + 1 });
     const targetData = await loadImageDataset(o.dataset, { trainLimit: o.targetTrain, testLimit: 1, seed: seed * 2 + 2 });
     let models: { sourceModel: tf.LayersModel; targetModel: tf.LayersModel };
@@ -188,7 +229,7 @@ export const imagePairScenario = registerScenario<ImagePairOptions>({
       optimizer: optimizer(adam),
       weightDecay: adam ? 0 : 5e-4,
       loss: sparseCrossEntropy,
-      data: batchStream(x, y, { batchSize: o.batchSize, seed: streamSeed }),
+      data: batchStream(x, y, { batchSize: o.batchSize, seed: streamSeed, name: `${o.dataset}, ${x.shape[0]} training images` }),
       evaluate,
     });
     return {

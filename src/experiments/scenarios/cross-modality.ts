@@ -30,6 +30,8 @@ import type { ModelSide } from "../../core/joint";
 import { accuracyEvaluator, sparseCrossEntropy } from "../../core/losses";
 import type { LayerPair } from "../../core/trainer";
 import { loadSpokenDigits, type SpokenDigitsData } from "../../data/audio";
+import { choiceProblem, describeValue, unknownKeyProblems } from "../../config-checks";
+import { checkDataset } from "../../data/check";
 import { batchStream, type Batch, type BatchStream, type BatchStreamOptions } from "../../data/batches";
 import { EMOJI_VENDORS, loadEmojiDataset, type EmojiVendor } from "../../data/emoji";
 import { loadImageDataset } from "../../data/images";
@@ -93,6 +95,7 @@ function recordingStream(side: SideName, x: tf.Tensor, y: tf.Tensor, options: Ba
     },
     position: () => inner.position(),
     seek: (position) => inner.seek(position),
+    check: (expect) => checkDataset(x, y, expect),
     disposeIndex: () => index.dispose(),
   };
 }
@@ -115,17 +118,23 @@ function makePairing(sourceX: tf.Tensor, targetX: tf.Tensor, seen: WeakMap<tf.Te
 // ---------------------------------------------------------------------------------------
 // Shared pieces
 
-function checkOptions(scenario: string, options: Record<string, unknown>, defaults: Record<string, unknown>, choices: Record<string, readonly unknown[]>): void {
-  const problems: string[] = [];
-  for (const [key, value] of Object.entries(options)) {
-    if (!(key in defaults)) {
-      problems.push(`unknown option '${key}' (known: ${Object.keys(defaults).join(", ")})`);
-    } else if (key in choices) {
-      if (!choices[key].includes(value)) problems.push(`${key} must be one of ${choices[key].map((c) => JSON.stringify(c)).join(", ")}; got ${JSON.stringify(value)}`);
+/** Every problem of a scenario's options against its defaults (the known keys) and fixed choices. */
+function optionProblemsOf(options: object, defaults: Record<string, unknown>, choices: Record<string, readonly unknown[]>): string[] {
+  const problems = unknownKeyProblems(options, Object.keys(defaults), "", "option");
+  for (const [key, value] of Object.entries(options ?? {})) {
+    if (!(key in defaults) || value === undefined) continue;
+    if (key in choices) {
+      const problem = choiceProblem(key, value, choices[key]);
+      if (problem) problems.push(problem);
     } else if (typeof defaults[key] === "number" && !(typeof value === "number" && value > 0 && (Number.isInteger(defaults[key]) ? Number.isInteger(value) : true))) {
-      problems.push(`${key} must be a positive ${Number.isInteger(defaults[key]) ? "whole " : ""}number, got ${JSON.stringify(value)}`);
+      problems.push(`${key} must be a positive ${Number.isInteger(defaults[key]) ? "whole " : ""}number, got ${describeValue(value)}`);
     }
   }
+  return problems;
+}
+
+function checkOptions(scenario: string, options: object, defaults: Record<string, unknown>, choices: Record<string, readonly unknown[]>): void {
+  const problems = optionProblemsOf(options, defaults, choices);
   if (problems.length) throw new Error(`invalid options for scenario '${scenario}':\n  - ${problems.join("\n  - ")}`);
 }
 
@@ -210,11 +219,11 @@ export interface EmojiImageTextInstance extends ScenarioInstance {
   sizes: { train: number; test: number; vocabulary: number };
 }
 
+const EMOJI_CHOICES = { direction: ["text->image", "image->text"], trainVendor: EMOJI_VENDORS, imageSide: [16, 32] };
+
 /** Builds emoji-image-text (also reachable as getScenario("emoji-image-text").build). */
 export async function buildEmojiImageText(seed: number, options: EmojiImageTextOptions = {}): Promise<EmojiImageTextInstance> {
-  checkOptions("emoji-image-text", options as Record<string, unknown>, EMOJI_IMAGE_TEXT_DEFAULTS, {
-    direction: ["text->image", "image->text"], trainVendor: EMOJI_VENDORS, imageSide: [16, 32],
-  });
+  checkOptions("emoji-image-text", options, EMOJI_IMAGE_TEXT_DEFAULTS, EMOJI_CHOICES);
   const o = { ...EMOJI_IMAGE_TEXT_DEFAULTS, ...options };
   if (!(o.testFraction < 1)) throw new Error(`testFraction must be below 1, got ${o.testFraction}`);
   const data = await loadEmojiDataset({ seed, testFraction: o.testFraction, trainVendor: o.trainVendor, imageSide: o.imageSide, maxVocabulary: o.maxVocabulary });
@@ -256,6 +265,7 @@ export const emojiImageTextScenario = registerScenario<EmojiImageTextOptions>({
     "emoji category from the picture (CNN; trained on one vendor's rendering, tested on the other's) and from the label + keywords (bag-of-words MLP); " +
     "same 9 categories, same emoji in both training sets (item-aligned: KD / DML need each model fed its own modality, see CrossModalPairing)",
   build: buildEmojiImageText,
+  optionProblems: (options) => optionProblemsOf(options, EMOJI_IMAGE_TEXT_DEFAULTS, EMOJI_CHOICES),
 });
 
 // ---------------------------------------------------------------------------------------
@@ -329,11 +339,11 @@ export function digitsPairsFor(options: DigitsImageAudioOptions = {}): Record<"c
   return DIGITS_PAIRS[o.direction === "image->audio" ? "audio" : o.imageModel === "mlp" ? "mnist-mlp" : "mnist-cnn"];
 }
 
+const DIGITS_CHOICES = { direction: ["image->audio", "audio->image"], imageModel: ["mlp", "cnn"] };
+
 /** Builds digits-image-audio (also reachable as getScenario("digits-image-audio").build). */
 export async function buildDigitsImageAudio(seed: number, options: DigitsImageAudioOptions = {}): Promise<ScenarioInstance> {
-  checkOptions("digits-image-audio", options as Record<string, unknown>, DIGITS_IMAGE_AUDIO_DEFAULTS, {
-    direction: ["image->audio", "audio->image"], imageModel: ["mlp", "cnn"],
-  });
+  checkOptions("digits-image-audio", options, DIGITS_IMAGE_AUDIO_DEFAULTS, DIGITS_CHOICES);
   const o = { ...DIGITS_IMAGE_AUDIO_DEFAULTS, ...options };
   const images = await loadImageDataset("mnist", { trainLimit: o.imageTrain, testLimit: o.testImages, seed: seed * 2 + 1 });
   let audio: SpokenDigitsData;
@@ -377,4 +387,5 @@ export const digitsImageAudioScenario = registerScenario<DigitsImageAudioOptions
     "MNIST digits (image model) and synthetic spoken digits 'zero'..'nine' (espeak-ng, log-mel CNN); same 10 classes but paired by class only, " +
     "no image belongs to any utterance, so logit distillation and mutual learning have no shared item to teach on (sharedLabels false)",
   build: buildDigitsImageAudio,
+  optionProblems: (options) => optionProblemsOf(options, DIGITS_IMAGE_AUDIO_DEFAULTS, DIGITS_CHOICES),
 });

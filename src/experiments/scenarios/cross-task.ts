@@ -29,6 +29,7 @@
  * embedding matrices themselves ([vocab, 64], vocab in the thousands) are left out: the
  * adapter's column tokens would be thousands wide and its projections millions of numbers.
  */
+import { choiceProblem, unknownKeyProblems } from "../../config-checks";
 import { tf } from "../../backend";
 import type { ModelSide } from "../../core/joint";
 import { accuracyEvaluator, sparseCrossEntropy, type LossFn } from "../../core/losses";
@@ -123,13 +124,18 @@ export const BROWN_POS_GENRE_DEFAULTS: Required<BrownPosGenreOptions> = {
 
 /** Validates options against their defaults: unknown keys and bad values are errors that say what to use. */
 function resolveOptions<T extends object>(scenario: string, defaults: Required<T>, options: Partial<T>, choices: Partial<Record<keyof T, readonly unknown[]>>): Required<T> {
-  const problems: string[] = [];
-  for (const key of Object.keys(options ?? {})) {
-    if (!(key in defaults)) problems.push(`unknown option '${key}'; known options: ${Object.keys(defaults).join(", ")}`);
-  }
+  const problems = optionProblemsOf(defaults, options, choices);
+  if (problems.length) throw new Error(`invalid options for scenario '${scenario}':\n  - ${problems.join("\n  - ")}`);
+  return { ...defaults, ...options } as Required<T>;
+}
+
+/** Every problem of the options at once (none: valid). */
+function optionProblemsOf<T extends object>(defaults: Required<T>, options: Partial<T>, choices: Partial<Record<keyof T, readonly unknown[]>>): string[] {
+  const problems = unknownKeyProblems(options, Object.keys(defaults), "", "option");
   const o = { ...defaults, ...options } as Required<T>;
   for (const [key, allowed] of Object.entries(choices) as [keyof T, readonly unknown[]][]) {
-    if (!allowed.includes(o[key])) problems.push(`${String(key)} must be one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}, got ${JSON.stringify(o[key])}`);
+    const problem = choiceProblem(String(key), o[key], allowed);
+    if (problem) problems.push(problem);
   }
   const c = o as unknown as Required<CommonOptions>;
   if (typeof c.trainFraction !== "number" || !(c.trainFraction > 0 && c.trainFraction <= 1)) problems.push(`trainFraction must be a number in (0, 1], got ${c.trainFraction}`);
@@ -139,8 +145,7 @@ function resolveOptions<T extends object>(scenario: string, defaults: Required<T
   }
   if (typeof c.weightDecay !== "number" || !(c.weightDecay >= 0)) problems.push(`weightDecay must be a number >= 0, got ${c.weightDecay}`);
   if (!Number.isInteger(c.splitSeed)) problems.push(`splitSeed must be an integer, got ${c.splitSeed}`);
-  if (problems.length) throw new Error(`invalid options for scenario '${scenario}':\n  - ${problems.join("\n  - ")}`);
-  return o;
+  return problems;
 }
 
 /** The "entry" weight of each family: the first learned map out of the embedding space. */
@@ -234,13 +239,15 @@ function runSeeds(seed: number) {
   return { sourceModel: seed * 10 + 1, targetModel: seed * 10 + 2, sourceStream: seed * 10 + 3, targetStream: seed * 10 + 4, subset: seed * 10 + 5 };
 }
 
+const SENTIMENT_CHOICES = { direction: ["site->sentiment", "sentiment->site"], sourceModel: TEXT_FAMILIES, targetModel: TEXT_FAMILIES };
+const BROWN_CHOICES = { direction: ["pos->genre", "genre->pos"], genreModel: TEXT_FAMILIES, taggerEncoder: ["cnn", "transformer"], genres: ["coarse", "fine"] };
+
 export const sentimentSiteScenario = registerScenario<SentimentSiteOptions>({
   name: "sentiment-site",
+  optionProblems: (options) => optionProblemsOf(SENTIMENT_SITE_DEFAULTS, options, SENTIMENT_CHOICES),
   description: "UCI sentences: a model of one task (site, 3 classes / sentiment, 2 classes) lends knowledge to a model of the other",
   async build(seed, options): Promise<ScenarioInstance> {
-    const o = resolveOptions("sentiment-site", SENTIMENT_SITE_DEFAULTS, options, {
-      direction: ["site->sentiment", "sentiment->site"], sourceModel: TEXT_FAMILIES, targetModel: TEXT_FAMILIES,
-    });
+    const o = resolveOptions("sentiment-site", SENTIMENT_SITE_DEFAULTS, options, SENTIMENT_CHOICES);
     if (!Number.isInteger(o.maxLen) || o.maxLen < 1) throw new Error(`invalid options for scenario 'sentiment-site': maxLen must be a whole number >= 1, got ${o.maxLen}`);
     const seeds = runSeeds(seed);
     const data = loadSentimentDataset({ splitSeed: o.splitSeed, maxLen: o.maxLen });
@@ -271,11 +278,10 @@ export const sentimentSiteScenario = registerScenario<SentimentSiteOptions>({
 
 export const brownPosGenreScenario = registerScenario<BrownPosGenreOptions>({
   name: "brown-pos-genre",
+  optionProblems: (options) => optionProblemsOf(BROWN_POS_GENRE_DEFAULTS, options, BROWN_CHOICES),
   description: "Brown corpus: a part-of-speech tagger and a passage-genre classifier, one lending knowledge to the other",
   async build(seed, options): Promise<ScenarioInstance> {
-    const o = resolveOptions("brown-pos-genre", BROWN_POS_GENRE_DEFAULTS, options, {
-      direction: ["pos->genre", "genre->pos"], genreModel: TEXT_FAMILIES, taggerEncoder: ["cnn", "transformer"], genres: ["coarse", "fine"],
-    });
+    const o = resolveOptions("brown-pos-genre", BROWN_POS_GENRE_DEFAULTS, options, BROWN_CHOICES);
     const seeds = runSeeds(seed);
     const posIsSource = o.direction === "pos->genre";
     const shared = { splitSeed: o.splitSeed };

@@ -15,6 +15,7 @@
  * The pre-trained source is kept per (seed, options) in this process as plain arrays, so the
  * methods of one seed do not pre-train it again (`clearPretrainedSources` empties the store).
  */
+import { choiceProblem, describeValue, isWholeAtLeast, unknownKeyProblems } from "../../config-checks";
 import { tf } from "../../backend";
 import { IndependentTrainer } from "../../baselines/independent";
 import { accuracyEvaluator, sparseCrossEntropy } from "../../core/losses";
@@ -61,15 +62,22 @@ const HIDDEN = [256, 128];
 const OPTION_KEYS = Object.keys(POSITIVE_CONTROL_DEFAULTS);
 
 function resolve(options: PositiveControlOptions): Required<PositiveControlOptions> {
-  const unknown = Object.keys(options ?? {}).filter((k) => !OPTION_KEYS.includes(k));
-  if (unknown.length) throw new Error(`positive-control: unknown option ${unknown.map((k) => `'${k}'`).join(", ")}; the options are ${OPTION_KEYS.join(", ")}`);
+  const problems = positiveControlOptionProblems(options);
+  if (problems.length) throw new Error(`invalid options for scenario 'positive-control':\n  - ${problems.join("\n  - ")}`);
+  return { ...POSITIVE_CONTROL_DEFAULTS, ...options };
+}
+
+/** Every problem of the options at once (none: valid). */
+function positiveControlOptionProblems(options: PositiveControlOptions): string[] {
+  const problems = unknownKeyProblems(options, OPTION_KEYS, "", "option");
   const o = { ...POSITIVE_CONTROL_DEFAULTS, ...options };
-  if (o.sourceUnits !== "aligned" && o.sourceUnits !== "permuted") throw new Error(`positive-control: sourceUnits must be 'aligned' or 'permuted', got ${JSON.stringify(o.sourceUnits)}`);
+  const units = choiceProblem("sourceUnits", o.sourceUnits, ["aligned", "permuted"]);
+  if (units) problems.push(units);
   for (const key of ["targetTrain", "sourceTrain", "sourceEpochs", "testImages", "batchSize"] as const) {
-    if (!Number.isInteger(o[key]) || o[key] < 1) throw new Error(`positive-control: ${key} must be a whole number >= 1, got ${JSON.stringify(o[key])}`);
+    if (!isWholeAtLeast(o[key], 1)) problems.push(`${key} must be a whole number >= 1, got ${describeValue(o[key])}`);
   }
-  if (!(typeof o.learningRate === "number" && o.learningRate > 0)) throw new Error(`positive-control: learningRate must be a number > 0, got ${JSON.stringify(o.learningRate)}`);
-  return o;
+  if (!(typeof o.learningRate === "number" && o.learningRate > 0)) problems.push(`learningRate must be a number > 0, got ${describeValue(o.learningRate)}`);
+  return problems;
 }
 
 /** Pre-trained (aligned) source weights per seed and pre-training options, as plain arrays. */
@@ -113,6 +121,7 @@ async function pretrainedWeights(seed: number, o: Required<PositiveControlOption
 export const positiveControlScenario = registerScenario<PositiveControlOptions>({
   name: "positive-control",
   description: "a frozen MLP pre-trained from the target's own initial weights (aligned hidden units, or the same units permuted) lends knowledge to that MLP trained on few images",
+  optionProblems: positiveControlOptionProblems,
   async build(seed, options): Promise<ScenarioInstance> {
     const o = resolve(options);
     const targetData = await loadImageDataset("mnist", { trainLimit: o.targetTrain, testLimit: o.testImages, seed: seed * 2 + 2 });
