@@ -246,8 +246,10 @@ export function countsText(c: VerdictCounts): string {
   return (
     `${c.comparisons} comparisons: ${c.better} better, ${c.worse} worse, ${c.equivalent} equivalent within ±δ, ${c.inconclusive} inconclusive. ` +
     `With no real effect anywhere, chance alone would call ${c.expectedByChance.toFixed(1)} of ${c.tested} better or worse (5 % each, two-sided); ` +
-    `${outside} or more happen by chance with probability ${c.pAtLeast < 0.001 ? "< 0.001" : c.pAtLeast.toFixed(3)}` +
-    `${c.pAtLeast < 0.05 ? ": more than chance gives." : ": no more than chance gives."}`
+    (outside === 0
+      ? "here none is."
+      : `${outside} or more happen by chance with probability ${c.pAtLeast < 0.001 ? "< 0.001" : c.pAtLeast.toFixed(3)}` +
+        `${c.pAtLeast < 0.05 ? ": more than chance gives." : ": no more than chance gives."}`)
   );
 }
 
