@@ -215,6 +215,9 @@ export function groupedBars(rows: BarRow[], options: GroupedBarOptions = {}): Ve
   };
 }
 
+/** The point shape of each verdict of src/experiments/verdicts.ts, the same in every effects figure. */
+const VERDICT_SHAPES = new Map([["better", "triangle-up"], ["worse", "triangle-down"], ["equivalent", "square"], ["inconclusive", "circle"], ["one seed", "diamond"]]);
+
 /** One effect with its 95 % interval: a gain over a reference, paired by seed. */
 export interface EffectRow {
   /** The comparison's row on the y axis (a variant; full name). */
@@ -281,7 +284,8 @@ export function effectsPlot(rows: EffectRow[], options: EffectsPlotOptions = {})
       mark: { type: "point" as const, filled: true, size: 60 },
       encoding: {
         y, color, x: { ...x, field: "mean" },
-        shape: { field: "verdict", type: "nominal" as const, title: "verdict", legend: { orient: "top" as const } },
+        // One shape per verdict in every figure (not by order of appearance).
+        shape: { field: "verdict", type: "nominal" as const, title: "verdict", legend: { orient: "top" as const }, scale: { domain: [...VERDICT_SHAPES.keys()], range: [...VERDICT_SHAPES.values()] } },
         tooltip: [
           { field: "label", type: "nominal" as const, title: "comparison" },
           { field: "series", type: "nominal" as const },
