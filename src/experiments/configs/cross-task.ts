@@ -44,7 +44,8 @@
  */
 import type { MergeNetConfig } from "../../core/trainer";
 import type { MethodSpec } from "../methods";
-import { pick, stableStringify, type ExperimentConfig } from "../runner";
+import { pick, type ExperimentConfig } from "../runner";
+import { matchedControls } from "../verdicts";
 import {
   brownPosGenrePairs, sentimentSitePairs, type BrownPosGenreDirection, type BrownPosGenreOptions, type SentimentSiteDirection,
   type SentimentSiteOptions, type SuggestedPair,
@@ -217,26 +218,11 @@ export function fractionOf(config: ExperimentConfig): number {
   return fraction;
 }
 
-type MergeNetSpec = Extract<MethodSpec, { kind: "mergenet" }>;
-const isMergeNet = (m: MethodSpec): m is MergeNetSpec => m.kind === "mergenet";
-
-/** A MergeNet method's settings with its name and source input left out: equal for a method and its control. */
-function settingsBesidesSource(m: MergeNetSpec): string {
-  const { name: _name, ...method } = m;
-  return stableStringify({ ...method, mergenet: { ...m.mergenet, sourceInput: undefined } });
-}
-
 /**
  * Every MergeNet variant of an experiment that reads the source, with its random-source
- * control: the method whose settings are identical except `sourceInput: "random"`.
+ * control: the method whose settings are identical except `sourceInput: "random"`
+ * (verdicts.ts's matchedControls, which throws naming a variant without one).
  */
 export function mergenetControls(config: ExperimentConfig): { method: string; control: string }[] {
-  const variants = config.methods.filter(isMergeNet);
-  return variants
-    .filter((m) => m.mergenet.sourceInput !== "random")
-    .map((m) => {
-      const control = variants.find((c) => c.mergenet.sourceInput === "random" && settingsBesidesSource(c) === settingsBesidesSource(m));
-      if (!control) throw new Error(`experiment '${config.name}': MergeNet method '${m.name}' has no random-source control (the same settings with sourceInput: "random"); add one`);
-      return { method: m.name, control: control.name };
-    });
+  return matchedControls(config).map(({ method, control }) => ({ method, control }));
 }
