@@ -10,11 +10,10 @@ import type { LossFn } from "../src/core/losses";
 import { MergeNetTrainer } from "../src/core/trainer";
 import { batchStream } from "../src/data/batches";
 import { runExperiment } from "../src/experiments/runner";
-import { getScenario, registerScenario } from "../src/experiments/scenario";
 import { registerWasmGradients } from "../src/wasm-gradients";
 import { disposedAfterEach } from "./helpers/disposed";
 import { expectNoTensorLeak } from "./helpers/leaks";
-import { registerTinyScenario } from "./helpers/tiny";
+import { registerAdaptedTinyScenario } from "./helpers/tiny";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -114,16 +113,10 @@ describe("a loss that goes bad names its side", () => {
 });
 
 describe("through the runner", () => {
-  registerTinyScenario("data-check-tiny");
-  registerScenario<Record<string, unknown>>({
-    name: "data-check-bad-labels",
-    description: "the tiny scenario with one target label equal to the class count",
-    async build(seed, options) {
-      const instance = await getScenario("data-check-tiny").build(seed, options);
-      const bad = data({ y: (y) => (y[9] = 4) });
-      const dispose = instance.dispose;
-      return { ...instance, target: withData(instance.target, bad.x, bad.y), dispose: () => { dispose(); tf.dispose([bad.x, bad.y]); } };
-    },
+  registerAdaptedTinyScenario("data-check-bad-labels", "the tiny scenario with one target label equal to the class count", (instance) => {
+    const bad = data({ y: (y) => (y[9] = 4) });
+    const dispose = instance.dispose;
+    return { ...instance, target: withData(instance.target, bad.x, bad.y), dispose: () => { dispose(); tf.dispose([bad.x, bad.y]); } };
   });
 
   it("stops before any training, naming the data, the example and the label, once (not once per method)", async () => {

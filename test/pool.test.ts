@@ -15,7 +15,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { runExperiment } from "../src/experiments/runner";
 import { DEFAULT_WORKERS } from "../src/experiments/pool";
 import { Progress } from "../src/experiments/progress";
-import { POOL_SCENARIOS, resultFiles, tinyExperiment, withoutTimes } from "./helpers/run-files";
+import { expectSameResultFiles, POOL_SCENARIOS, tinyExperiment, withoutTimes } from "./helpers/run-files";
 import { registerTinyScenario } from "./helpers/tiny";
 import "./fixtures/pool-scenarios";
 
@@ -88,11 +88,7 @@ describe("the local worker pool", () => {
     expect(seen.length).toBeGreaterThanOrEqual(2); // the two workers (and whatever they started)
     expect(alive(seen)).toEqual([]);
 
-    const a = resultFiles(serialDir);
-    const b = resultFiles(poolDir);
-    expect(a.size).toBe(8);
-    expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
-    for (const [file, json] of a) expect(b.get(file), file).toBe(json);
+    expectSameResultFiles(serialDir, poolDir, 8);
     expect(serial.runs.every((r) => r.threads === "1") && pooled.runs.every((r) => r.threads === "1")).toBe(true);
     expect(withoutTimes(pooled.runs)).toEqual(withoutTimes(serial.runs)); // the same order, the same values
 

@@ -22,7 +22,7 @@ import { backendInfo } from "../src/backend";
 import { freePort, startLocalRedis, startWorkerProcess, type LocalRedis, type QueueWorkerProcess } from "../src/experiments/local-redis";
 import { RedisExecutor, resolveRedis } from "../src/experiments/queue";
 import { RUNNER_VERSION, runExperiment, runHash } from "../src/experiments/runner";
-import { POOL_SCENARIOS, resultFiles, tinyExperiment, withoutTimes } from "./helpers/run-files";
+import { expectSameResultFiles, POOL_SCENARIOS, resultFiles, tinyExperiment, withoutTimes } from "./helpers/run-files";
 import "./fixtures/pool-scenarios";
 
 const root = path.resolve(__dirname, "..");
@@ -67,11 +67,7 @@ describe("runs as jobs on BullMQ (Redis)", () => {
     const queueDir = tmp();
     const serial = await runExperiment(tinyExperiment(), { resultsDir: serialDir, progress: false });
     const queued = await runExperiment(tinyExperiment(), { resultsDir: queueDir, progress: false, redis: redis!.url, scenarioModules: [POOL_SCENARIOS] });
-    const a = resultFiles(serialDir);
-    const b = resultFiles(queueDir);
-    expect(a.size).toBe(8);
-    expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
-    for (const [file, json] of a) expect(b.get(file), file).toBe(json);
+    expectSameResultFiles(serialDir, queueDir, 8);
     expect(serial.runs.every((r) => r.threads === "1") && queued.runs.every((r) => r.threads === "1")).toBe(true);
     // Results through the queue are JSON, as cached runs are: compare with the serial run's files.
     expect(withoutTimes(queued.runs)).toEqual(withoutTimes(serial.runs.map((r) => JSON.parse(JSON.stringify(r)))));

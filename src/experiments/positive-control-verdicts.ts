@@ -10,7 +10,8 @@
  * direction unrelated to the source).
  */
 import type { ExperimentResult, RunResult } from "./runner";
-import { classify, compare, intervalText, pairedDifferences, type Comparison } from "./verdicts";
+import { pairedDifferences, stats } from "./results";
+import { classify, compare, intervalText, type Comparison } from "./verdicts";
 
 /** A classified comparison (verdicts.ts); here δ is the bar's size, half the reference gain. */
 export type Interval = Comparison;
@@ -84,9 +85,12 @@ export function positiveControlVerdicts(
   referenceMethods: string[],
   baseline = "target alone",
 ): { reference: { method: string; gain: Interval }; verdicts: CandidateVerdict[] } {
-  const referenceGains = referenceMethods.map((m) => ({ method: m, differences: pairedDifferences(references, m, baseline) }));
-  const best = referenceGains.reduce((b, r) => (classify(r.differences, 0).mean > classify(b.differences, 0).mean ? r : b));
-  const half = Math.max(0, classify(best.differences, 0).mean / 2);
+  const referenceGains = referenceMethods.map((m) => {
+    const differences = pairedDifferences(references, m, baseline);
+    return { method: m, differences, mean: stats(differences).mean };
+  });
+  const best = referenceGains.reduce((b, r) => (r.mean > b.mean ? r : b));
+  const half = Math.max(0, best.mean / 2);
   const reference = { method: best.method, gain: classify(best.differences, half) };
   const verdicts = candidates.map(({ mergenet, control }) => {
     const overAlone = compare(search, mergenet, baseline, half);

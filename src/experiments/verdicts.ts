@@ -22,8 +22,6 @@
  */
 import type { MethodSpec } from "./methods";
 import { pairedDifference, pairedDifferences, stats, studentQuantile, studentTail, type Stats } from "./results";
-
-export { pairedDifferences };
 import { stableStringify, type ExperimentConfig, type ExperimentResult } from "./runner";
 
 export type Verdict = "better" | "worse" | "equivalent" | "inconclusive";

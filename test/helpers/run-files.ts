@@ -3,6 +3,7 @@
 // them are compared without what records when and how long.
 import * as fs from "fs";
 import * as path from "path";
+import { expect } from "vitest";
 import type { ExperimentConfig, RunResult } from "../../src/experiments/runner";
 
 /** test/fixtures/pool-scenarios.ts: the module the workers import to register the tiny scenarios. */
@@ -47,4 +48,13 @@ export function resultFiles(dir: string): Map<string, string> {
   };
   walk(path.join(dir, "runs"));
   return files;
+}
+
+/** Both folders hold the same `count` result files, equal but for their times. */
+export function expectSameResultFiles(dirA: string, dirB: string, count: number): void {
+  const a = resultFiles(dirA);
+  const b = resultFiles(dirB);
+  expect(a.size).toBe(count);
+  expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+  for (const [file, json] of a) expect(b.get(file), file).toBe(json);
 }

@@ -3,7 +3,7 @@ import { tf } from "../../src/backend";
 import { batchStream } from "../../src/data/batches";
 import type { ModelSide } from "../../src/core/joint";
 import { accuracyEvaluator, sparseCrossEntropy } from "../../src/core/losses";
-import { registerScenario } from "../../src/experiments/scenario";
+import { getScenario, registerScenario, type ScenarioInstance } from "../../src/experiments/scenario";
 
 let counter = 0;
 
@@ -98,6 +98,21 @@ export function registerTinyScenario(name: string, sourceExamples = 48): void {
           target.dispose();
         },
       };
+    },
+  });
+}
+
+/**
+ * Registers `name`: the tiny scenario (registered as `${name}-base`) with each built instance
+ * passed through `adapt`, a test's hook into it (announce each step, poison the data...).
+ */
+export function registerAdaptedTinyScenario(name: string, description: string, adapt: (instance: ScenarioInstance) => ScenarioInstance): void {
+  registerTinyScenario(`${name}-base`);
+  registerScenario<Record<string, unknown>>({
+    name,
+    description,
+    async build(seed, options) {
+      return adapt(await getScenario(`${name}-base`).build(seed, options));
     },
   });
 }
