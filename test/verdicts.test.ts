@@ -70,15 +70,20 @@ describe("classify", () => {
     expect(c.std).toBeCloseTo(0.004, 12);
   });
 
-  it("agrees with a worked TOST example (n = 10, mean 0.001, s 0.002, δ 0.003)", () => {
+  it("agrees with a worked TOST example (n = 10, mean 0.001, s 0.002, δ 0.003), each side at 2.5 %", () => {
     // se = 0.002/√10 = 6.325e-4; t_upper = (0.003 − 0.001)/se = 3.162, t_lower = (0.001 + 0.003)/se = 6.325;
-    // p = P(T9 > 3.162) = 0.005754 (scipy.stats.t.sf); the 90 % interval [−1.6e-4, 2.16e-3] lies inside ±0.003.
+    // p = P(T9 > 3.162) = 0.005754 (scipy.stats.t.sf); the 95 % interval [−4.3e-4, 2.43e-3] lies inside ±0.003.
     const c = classify(withMeanStd(10, 0.001, 0.002), 0.003);
     expect(c.pEquivalence).toBeCloseTo(0.00576, 4);
     expect(c.verdict).toBe("equivalent");
-    // δ = 0.002: the 90 % interval's upper end 0.00216 exceeds it, so not equivalent.
-    expect(classify(withMeanStd(10, 0.001, 0.002), 0.002).verdict).toBe("inconclusive");
     expect(c.p).toBeCloseTo(0.14830, 4); // t = 1.5811, df 9: two-sided 0.14830 (scipy.stats.t.sf(1.5811, 9) · 2)
+    // δ = 0.0023: the usual TOST at 5 % would call it equivalent (90 % interval's upper end 0.00216 < δ;
+    // p = P(T9 > 2.055) = 0.0349), but the 95 % interval's upper end 0.00243 exceeds δ: inconclusive here.
+    const between = classify(withMeanStd(10, 0.001, 0.002), 0.0023);
+    expect(between.pEquivalence).toBeGreaterThan(0.025);
+    expect(between.pEquivalence).toBeLessThan(0.05);
+    expect(between.high).toBeGreaterThan(0.0023);
+    expect(between.verdict).toBe("inconclusive");
   });
 
   it("flags a significant difference smaller than δ", () => {
