@@ -4,7 +4,7 @@ import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { summarize, pairedDifference, stats, curveRows, studentTail } from "../src/experiments/results";
 import { variantVerdicts } from "../src/experiments/verdicts";
-import { runExperiment, runFile, runHash, stableStringify, validateExperiment, type ExperimentConfig, type ExperimentResult, type RunResult } from "../src/experiments/runner";
+import { MissingRunsError, runExperiment, runFile, runHash, stableStringify, validateExperiment, type ExperimentConfig, type ExperimentResult, type RunResult } from "../src/experiments/runner";
 import { buildReport, readReportIndex, recordReportEntry } from "../src/notebook/report";
 import { tf } from "../src/backend";
 import type { LossFn } from "../src/core/losses";
@@ -61,6 +61,7 @@ describe("runExperiment", () => {
     const small = config({ seeds: [0], methods: [{ name: "target alone", kind: "target-alone" }] });
     await expect(runExperiment(small, { resultsDir: dir, progress: false, cachedOnly: true, cachedOnlyHint: "run notebook 99 first" }))
       .rejects.toThrow(/\[runner-test\] 1 of 1 runs are not in .*'target alone' seed 0.*cachedOnly\); run notebook 99 first/);
+    await expect(runExperiment(small, { resultsDir: dir, progress: false, cachedOnly: true })).rejects.toBeInstanceOf(MissingRunsError);
     expect(fs.existsSync(path.join(dir, "runs"))).toBe(false);
     const trained = await runExperiment(small, { resultsDir: dir, progress: false });
     const read = await runExperiment(small, { resultsDir: dir, progress: false, cachedOnly: true });

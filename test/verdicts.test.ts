@@ -10,7 +10,8 @@ import * as ablations from "../src/experiments/configs/ablations";
 import * as positiveControl from "../src/experiments/configs/positive-control";
 import type { ExperimentConfig } from "../src/experiments/runner";
 import {
-  binomialAtLeast, classify, countVerdicts, countsText, matchedControls, narrowed, smallestEffect, verdictText,
+  binomialAtLeast, candidatesToConfirm, classify, confirmationOf, countVerdicts, countsText, FRESH_SEEDS, matchedControls, narrowed, smallestEffect,
+  verdictText, type VariantVerdict,
 } from "../src/experiments/verdicts";
 
 const savedQuick = process.env.MERGENET_QUICK;
@@ -186,5 +187,27 @@ describe("matched controls", () => {
     expect(main.methods.map((m) => m.name)).toEqual(["target alone"]);
     expect(() => narrowed(full, ["nope"], [0])).toThrow(/has no method 'nope'/);
     expect(() => narrowed(full, ["target alone"], [1, 2])).toThrow(/must start with the experiment's first seed/);
+  });
+
+  it("confirms on fresh seeds only what is better or worse on ten seeds, as an experiment of its own", () => {
+    const verdict = (method: string, differences: number[]): VariantVerdict => {
+      const c = classify(differences, 0.001);
+      return { method, control: `${method} control`, overAlone: c, controlOverAlone: c, overControl: c, words: "" };
+    };
+    const ten = (x: number) => Array.from({ length: 10 }, (_, i) => x + (i % 2 ? 1e-4 : -1e-4));
+    const chosen = candidatesToConfirm([
+      verdict("better on 10", ten(0.01)), verdict("worse on 10", ten(-0.01)), verdict("equivalent on 10", ten(0)),
+      verdict("better on 3", [0.01, 0.0101, 0.0099]),
+    ]);
+    expect(chosen.map((v) => v.method)).toEqual(["better on 10", "worse on 10"]);
+
+    const full = crossModality.emojiTextToImage();
+    const [candidate] = matchedControls(full);
+    const confirmation = confirmationOf(full, candidate);
+    expect(confirmation).toMatchObject({ name: `${full.name}-confirmation`, scenario: full.scenario, scenarioOptions: full.scenarioOptions, epochs: full.epochs });
+    expect(confirmation.seeds).toEqual([...FRESH_SEEDS]);
+    expect(confirmation.seeds.some((s) => full.seeds.includes(s))).toBe(false);
+    expect(confirmation.methods.map((m) => m.name).sort()).toEqual(["target alone", candidate.method, candidate.control].sort());
+    expect(() => confirmationOf(full, { method: "nope", control: candidate.control })).toThrow(/has no method 'nope'/);
   });
 });

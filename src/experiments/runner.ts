@@ -35,6 +35,11 @@ import { resultsRoot } from "../paths";
 /** Bump when a change to the code makes earlier cached results wrong to reuse. */
 export const RUNNER_VERSION = 1;
 
+/** Thrown by runExperiment with `cachedOnly` when some runs are not in the results folder; the message names them and what trains them. */
+export class MissingRunsError extends Error {
+  override name = "MissingRunsError";
+}
+
 
 export interface ExperimentConfig {
   /** Folder name under results/runs/; letters, digits, - and _. */
@@ -565,7 +570,7 @@ async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; see
   const pending = planned.filter((job) => !job.cached);
   if (pending.length && options.cachedOnly) {
     const names = pending.slice(0, 5).map((job) => `'${job.method.name}' seed ${job.seed}`).join(", ");
-    throw new Error(`[${config.name}] ${pending.length} of ${planned.length} runs are not in ${resultsDir} (${names}${pending.length > 5 ? ", ..." : ""}) and this call trains nothing (cachedOnly); ${options.cachedOnlyHint ?? "run the experiment first"}`);
+    throw new MissingRunsError(`[${config.name}] ${pending.length} of ${planned.length} runs are not in ${resultsDir} (${names}${pending.length > 5 ? ", ..." : ""}) and this call trains nothing (cachedOnly); ${options.cachedOnlyHint ?? "run the experiment first"}`);
   }
   if (pending.length) checkResultsFolder(resultsDir);
   const executor = pending.length ? await makeExecutor() : undefined; // before the preflight: an unreachable Redis fails at once

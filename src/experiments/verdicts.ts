@@ -200,6 +200,31 @@ export function narrowed(config: ExperimentConfig, methods: string[], seeds: num
 /** Ten seeds, 0 to 9: every comparison a notebook reports as a main result or a candidate. */
 export const MAIN_SEEDS: readonly number[] = Array.from({ length: 10 }, (_, i) => i);
 
+/** Seeds 10 to 19: fresh seeds on which a candidate found on MAIN_SEEDS is confirmed, independent of the seeds that chose it. */
+export const FRESH_SEEDS: readonly number[] = Array.from({ length: 10 }, (_, i) => 10 + i);
+
+/**
+ * The comparisons a notebook confirms on fresh seeds: a variant better or worse than its matched
+ * control on at least MAIN_SEEDS.length seeds. Found among many comparisons, such a difference is
+ * partly chosen by chance (the seeds that found it also measure it); a second, independent set of
+ * seeds measures it without that bias, whichever way it comes out.
+ */
+export function candidatesToConfirm(verdicts: VariantVerdict[]): VariantVerdict[] {
+  return verdicts.filter((v) => v.overControl.n >= MAIN_SEEDS.length && (v.overControl.verdict === "better" || v.overControl.verdict === "worse"));
+}
+
+/**
+ * A candidate's confirmation as an experiment of its own (`<name>-confirmation`, its own folder of
+ * runs): the same scenario, options and epochs, narrowed to the baseline, the variant and its
+ * matched control, on FRESH_SEEDS.
+ */
+export function confirmationOf(config: ExperimentConfig, candidate: MatchedControl, options: { baseline?: string; seeds?: readonly number[] } = {}): ExperimentConfig {
+  const names = [options.baseline ?? "target alone", candidate.method, candidate.control];
+  const missing = names.filter((name) => !config.methods.some((m) => m.name === name));
+  if (missing.length) throw new Error(`confirmationOf: experiment '${config.name}' has no method ${missing.map((m) => `'${m}'`).join(", ")}`);
+  return { ...config, name: `${config.name}-confirmation`, methods: config.methods.filter((m) => names.includes(m.name)), seeds: [...(options.seeds ?? FRESH_SEEDS)] };
+}
+
 // ---- counts against chance -----------------------------------------------------------------
 
 /** The verdicts of a set of comparisons counted, with what chance alone would give. */
