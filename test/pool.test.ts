@@ -1,7 +1,8 @@
 // The local worker pool (src/experiments/pool.ts): a run's result does not depend on the number
 // of workers (same thread setting); a run that fails in a worker fails the experiment as in a
 // serial run; a worker that dies has its run retried once; SIGINT stops the pool and the same
-// command resumes; no worker process outlives the experiment.
+// command resumes; no worker process outlives the experiment; a worker on another backend
+// refuses the run.
 //
 // This file's process trains its serial runs with one TensorFlow thread, as the workers do: the
 // variable is set before the backend loads (test/setup.ts initialises it after this file is read).
@@ -12,8 +13,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { runExperiment } from "../src/experiments/runner";
-import { DEFAULT_WORKERS } from "../src/experiments/pool";
+import { backendInfo } from "../src/backend";
+import { RUNNER_VERSION, runExperiment, runHash } from "../src/experiments/runner";
+import { DEFAULT_WORKERS, LocalPool } from "../src/experiments/pool";
 import { Progress } from "../src/experiments/progress";
 import { expectSameResultFiles, POOL_SCENARIOS, tinyExperiment, withoutTimes } from "./helpers/run-files";
 import { registerTinyScenario } from "./helpers/tiny";
@@ -207,6 +209,21 @@ describe("the local worker pool", () => {
     await expect(runExperiment(config({ name: "pool-unknown", scenario: "pool-parent-only", seeds: [0] }), { resultsDir: tmp(), progress: false, workers: 2 })).rejects.toThrow(
       /'target alone' seed 0 failed: scenario 'pool-parent-only' is not registered in the worker process, which imports src\/experiments\/scenarios and RunOptions.scenarioModules/,
     );
+    expect(alive(watch.stop())).toEqual([]);
+  });
+
+  it("has a worker on another TensorFlow backend than the submitter's refuse the run, naming both and what to do", async () => {
+    const cfg = config({ name: "pool-backend", seeds: [0], methods: [{ name: "target alone", kind: "target-alone" }] });
+    const method = cfg.methods[0];
+    const mine = backendInfo()!.name;
+    const other = mine === "wasm" ? "cpu" : "wasm"; // e.g. a submitter on native TensorFlow whose worker fell back to wasm
+    const job = { key: 0, config: cfg, method, seed: 0, resultsDir: tmp(), configHash: runHash(cfg, method, 0), runnerVersion: RUNNER_VERSION, backend: other };
+    const finished = vi.fn();
+    const watch = watchDescendants();
+    await expect(new LocalPool({ workers: 1, threadsPerWorker: 1, modules: [MODULE] }).run([job], { started: () => undefined, epoch: () => undefined, finished }, new AbortController().signal)).rejects.toThrow(
+      new RegExp(`^\\[pool-backend\\] 'target alone' seed 0 failed: the worker runs TensorFlow on the '${mine}' backend, the submitter on '${other}', and a run's results differ between backends; start the worker on '${other}' \\(MERGENET_BACKEND=${other}; .+\\), or submit from a process on '${mine}'$`),
+    );
+    expect(finished).not.toHaveBeenCalled();
     expect(alive(watch.stop())).toEqual([]);
   });
 

@@ -3,8 +3,8 @@
 // persistence, and `scripts/worker.ts` processes as `npm run worker` starts them. Results
 // through Redis equal a serial run's files bit for bit (same thread setting); a worker killed
 // with SIGKILL mid-run loses nothing and no run is written twice; an unreachable URL fails
-// within seconds, naming it; a worker of other code refuses the run, in words that reach the
-// submitter; Ctrl-C in the submitter stops it and the same command resumes.
+// within seconds, naming it; a worker of other code or on another backend refuses the run, in
+// words that reach the submitter; Ctrl-C in the submitter stops it and the same command resumes.
 //
 // redis-server missing: every test here fails, saying to run `bash scripts/setup-system.sh`.
 //
@@ -107,18 +107,24 @@ describe("runs as jobs on BullMQ (Redis)", () => {
     }
   });
 
-  it("has a worker of other code refuse the run, and the submitter fail with the worker's words", async () => {
+  it("has a worker of other code or on another TensorFlow backend refuse the run, and the submitter fail with the worker's words", async () => {
     await setUp;
     const config = tinyExperiment({ name: "queue-version", seeds: [0], methods: [{ name: "target alone", kind: "target-alone" }] });
     const method = config.methods[0];
     const executor = await RedisExecutor.open({ url: redis!.url, experiment: config.name, resultsDir: tmp(), modules: [POOL_SCENARIOS] });
     const hooks = { started: () => undefined, epoch: () => undefined, finished: () => undefined };
-    const job = { key: 0, config, method, seed: 0, resultsDir: tmp(), configHash: runHash(config, method, 0), runnerVersion: RUNNER_VERSION + 1 };
+    const job = { key: 0, config, method, seed: 0, resultsDir: tmp(), configHash: runHash(config, method, 0), runnerVersion: RUNNER_VERSION + 1, backend: backendInfo()!.name };
     await expect(executor.run([job], hooks, new AbortController().signal)).rejects.toThrow(
       new RegExp(`^\\[queue-version\\] 'target alone' seed 0 failed: worker .+:\\d+ refused the run: the worker's runner version ${RUNNER_VERSION} differs from the submitter's ${RUNNER_VERSION + 1}; run the same code on both$`),
     );
     await expect(executor.run([{ ...job, runnerVersion: RUNNER_VERSION, configHash: "0123456789abcdef" }], hooks, new AbortController().signal)).rejects.toThrow(
       /^\[queue-version\] 'target alone' seed 0 failed: worker .+:\d+ refused the run: the worker computes another configuration hash for this run than the submitter: its code differs; run the same code on both$/,
+    );
+    // A submitter on native TensorFlow whose workers fell back to wasm, say (the workers run on this process's backend).
+    const mine = backendInfo()!.name;
+    const other = mine === "wasm" ? "cpu" : "wasm";
+    await expect(executor.run([{ ...job, runnerVersion: RUNNER_VERSION, backend: other }], hooks, new AbortController().signal)).rejects.toThrow(
+      new RegExp(`^\\[queue-version\\] 'target alone' seed 0 failed: worker .+:\\d+ refused the run: the worker runs TensorFlow on the '${mine}' backend, the submitter on '${other}', and a run's results differ between backends; start the worker on '${other}' \\(MERGENET_BACKEND=${other}; .+\\), or submit from a process on '${mine}'$`),
     );
   });
 

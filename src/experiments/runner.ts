@@ -644,7 +644,7 @@ function runSummary(run: RunResult): string {
 async function runWithExecutor(config: ExperimentConfig, planned: { method: MethodSpec; seed: number; file: string; cached?: RunResult }[], resultsDir: string, progress: Progress, executor: RunExecutor, stop: AbortSignal): Promise<ExperimentResult> {
   const runs: (RunResult | undefined)[] = planned.map((job) => job.cached);
   for (const { method, seed, cached } of planned) if (cached) progress.cached(`${method.name} seed ${seed}`, cached.wallSeconds);
-  const pending: PoolJob[] = planned.flatMap(({ method, seed, cached }, key) => (cached ? [] : [{ key, config, method, seed, resultsDir, configHash: runHash(config, method, seed), runnerVersion: RUNNER_VERSION }]));
+  const pending: PoolJob[] = planned.flatMap(({ method, seed, cached }, key) => (cached ? [] : [{ key, config, method, seed, resultsDir, configHash: runHash(config, method, seed), runnerVersion: RUNNER_VERSION, backend: backendInfo()?.name ?? "unknown" }]));
   progress.setWorkers(Math.min(executor.workers, pending.length));
   await executor.run(pending, {
     started: (job, worker) => progress.start(label(job), worker),
