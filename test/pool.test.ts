@@ -1,7 +1,8 @@
 // The local worker pool (src/experiments/pool.ts): a run's result does not depend on the number
 // of workers (same thread setting); a run that fails in a worker fails the experiment as in a
 // serial run; a worker that dies has its run retried once; SIGINT stops the pool and the same
-// command resumes; no worker process outlives the experiment.
+// command resumes; no worker process outlives the experiment; two submitters of the same
+// experiment train each run once (run locks); a worker on another backend refuses the run.
 //
 // This file's process trains its serial runs with one TensorFlow thread, as the workers do: the
 // variable is set before the backend loads (test/setup.ts initialises it after this file is read).
@@ -12,8 +13,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { runExperiment } from "../src/experiments/runner";
-import { DEFAULT_WORKERS } from "../src/experiments/pool";
+import { backendInfo } from "../src/backend";
+import { RUNNER_VERSION, runExperiment, runFile, runHash } from "../src/experiments/runner";
+import { DEFAULT_WORKERS, LocalPool } from "../src/experiments/pool";
 import { Progress } from "../src/experiments/progress";
 import { expectSameResultFiles, POOL_SCENARIOS, tinyExperiment, withoutTimes } from "./helpers/run-files";
 import { registerTinyScenario } from "./helpers/tiny";
@@ -54,6 +56,27 @@ function descendants(pid: number, table = processTable()): number[] {
 const alive = (pids: number[]) => {
   const table = processTable();
   return pids.filter((pid) => table.has(pid) && table.get(pid)![1] !== "Z");
+};
+
+/** Everything written to stderr (the runner's log and progress) while `fn` runs; `onChunk` sees each piece as it comes. */
+async function logged<T>(fn: () => Promise<T>, onChunk: (chunk: string) => void = () => undefined): Promise<{ value: T; log: string }> {
+  let log = "";
+  vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+    log += String(chunk);
+    onChunk(String(chunk));
+    return true;
+  });
+  try {
+    return { value: await fn(), log };
+  } finally {
+    vi.restoreAllMocks();
+  }
+}
+
+/** The files of one method's folder (result files, and whatever else: locks, temporary files). */
+const filesOf = (dir: string, experiment: string, method: string) => {
+  const folder = path.join(dir, "runs", experiment, method);
+  return fs.existsSync(folder) ? fs.readdirSync(folder).sort() : [];
 };
 
 /** Records every descendant of `pid` that appears until stop() (polled every 20 ms), except those present at the start. */
@@ -204,10 +227,83 @@ describe("the local worker pool", () => {
     delete process.env.MERGENET_WORKERS;
     registerTinyScenario("pool-parent-only");
     const watch = watchDescendants();
-    await expect(runExperiment(config({ name: "pool-unknown", scenario: "pool-parent-only", seeds: [0] }), { resultsDir: tmp(), progress: false, workers: 2 })).rejects.toThrow(
+    await expect(runExperiment(config({ name: "pool-unknown", scenario: "pool-parent-only", seeds: [0], methods: [{ name: "target alone", kind: "target-alone" }] }), { resultsDir: tmp(), progress: false, workers: 2 })).rejects.toThrow(
       /'target alone' seed 0 failed: scenario 'pool-parent-only' is not registered in the worker process, which imports src\/experiments\/scenarios and RunOptions.scenarioModules/,
     );
     expect(alive(watch.stop())).toEqual([]);
+  });
+
+  it("trains each run once when two submitters run the same experiment into one folder at once (run locks), and both return the same files", async () => {
+    const dir = tmp();
+    const builds = path.join(tmp(), "builds");
+    const cfg = config({ name: "pool-twice", scenario: "pool-tiny-faulty", scenarioOptions: { builds } });
+    const options = { resultsDir: dir, progress: false, workers: 2, scenarioModules: [MODULE] };
+    const watch = watchDescendants();
+    const { value: [a, b], log } = await logged(() => Promise.all([runExperiment(cfg, options), runExperiment(cfg, options)]));
+    expect(alive(watch.stop())).toEqual([]);
+    // Every instance a worker built is one run trained: 4 methods x 2 seeds, once each in all.
+    expect(fs.readFileSync(builds, "utf8").trim().split("\n").sort()).toEqual(["0", "0", "0", "0", "1", "1", "1", "1"]);
+    expect(log).toMatch(/another process \(pid \d+ on .+\) is training this run into .+; waiting for its result rather than training it twice/);
+    // Both hold the runs of the same files (the one that waited read them): same creation times, same values.
+    expect(a.runs.map((r) => r.createdAt)).toEqual(b.runs.map((r) => r.createdAt));
+    expect(withoutTimes(b.runs.map((r) => JSON.parse(JSON.stringify(r))))).toEqual(withoutTimes(a.runs.map((r) => JSON.parse(JSON.stringify(r)))));
+    for (const method of ["target-alone", "mergenet", "control-random-source", "kd"]) expect(filesOf(dir, "pool-twice", method)).toEqual(["seed-0.json", "seed-1.json"]); // no lock left
+  });
+
+  it("waits for a run another live process holds, and trains it in a further round when that process dies without its result", async () => {
+    const dir = tmp();
+    const cfg = config({ name: "pool-held", seeds: [0, 1], methods: [{ name: "target alone", kind: "target-alone" }] });
+    const file = runFile(dir, cfg, cfg.methods[0], 0);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const holder = spawn("sleep", ["600"]);
+    const gone = new Promise((resolve) => holder.on("exit", resolve));
+    fs.writeFileSync(`${file}.lock`, JSON.stringify({ pid: holder.pid, host: os.hostname(), since: "earlier" }));
+    const waiting = new RegExp(`target alone seed 0: another process \\(pid ${holder.pid} on ${os.hostname()}, since earlier\\) is training this run into ${dir}; waiting for its result rather than training it twice`);
+    try {
+      const { value, log } = await logged(
+        () => runExperiment(cfg, { resultsDir: dir, progress: true, workers: 2, scenarioModules: [MODULE] }),
+        (chunk) => waiting.test(chunk) && holder.kill("SIGKILL"), // the holder dies while this process waits for it
+      );
+      expect(log).toMatch(waiting);
+      expect(log).toMatch(new RegExp(`target alone seed 0: taking over the lock of process ${holder.pid}, which no longer runs`));
+      expect(log).toMatch(/\[pool-held\] 2 runs \(2 trained, 0 cached\)/);
+      expect(value.runs.map((r) => r.seed)).toEqual([0, 1]);
+      expect(filesOf(dir, "pool-held", "target-alone")).toEqual(["seed-0.json", "seed-1.json"]);
+    } finally {
+      holder.kill("SIGKILL");
+      await gone;
+    }
+  });
+
+  it("has a worker on another TensorFlow backend than the submitter's refuse the run, naming both and what to do", async () => {
+    const cfg = config({ name: "pool-backend", seeds: [0], methods: [{ name: "target alone", kind: "target-alone" }] });
+    const method = cfg.methods[0];
+    const mine = backendInfo()!.name;
+    const other = mine === "wasm" ? "cpu" : "wasm"; // e.g. a submitter on native TensorFlow whose worker fell back to wasm
+    const job = { key: 0, config: cfg, method, seed: 0, resultsDir: tmp(), configHash: runHash(cfg, method, 0), runnerVersion: RUNNER_VERSION, backend: other };
+    const finished = vi.fn();
+    const watch = watchDescendants();
+    await expect(new LocalPool({ workers: 1, threadsPerWorker: 1, modules: [MODULE] }).run([job], { started: () => undefined, epoch: () => undefined, finished }, new AbortController().signal)).rejects.toThrow(
+      new RegExp(`^\\[pool-backend\\] 'target alone' seed 0 failed: the worker runs TensorFlow on the '${mine}' backend, the submitter on '${other}', and a run's results differ between backends; start the worker on '${other}' \\(MERGENET_BACKEND=${other}; .+\\), or submit from a process on '${mine}'$`),
+    );
+    expect(finished).not.toHaveBeenCalled();
+    expect(alive(watch.stop())).toEqual([]);
+  });
+
+  it("warns when an experiment's runs mix TensorFlow thread settings, and not otherwise", async () => {
+    const dir = tmp();
+    const cfg = config({ name: "pool-threads", seeds: [0, 1], methods: [{ name: "target alone", kind: "target-alone" }] });
+    const first = await logged(() => runExperiment(cfg, { resultsDir: dir, progress: false }));
+    expect(first.value.runs.map((r) => r.threads)).toEqual(["1", "1"]);
+    expect(first.log).not.toMatch(/mix TensorFlow thread settings/);
+    const file = (seed: number) => runFile(dir, cfg, cfg.methods[0], seed);
+    fs.writeFileSync(file(0), JSON.stringify({ ...JSON.parse(fs.readFileSync(file(0), "utf8")), threads: "4" })); // as if trained with 4 threads
+    fs.rmSync(file(1));
+    const second = await logged(() => runExperiment(cfg, { resultsDir: dir, progress: false }));
+    expect(second.value.runs.map((r) => r.threads)).toEqual(["4", "1"]);
+    expect(second.log).toMatch(/\[pool-threads\] the runs mix TensorFlow thread settings \(1 with 4 threads, 1 with 1 thread\): results of different settings differ in their last bits/);
+    const cached = await logged(() => runExperiment(cfg, { resultsDir: dir, progress: false })); // nothing trained: nothing newly mixed in
+    expect(cached.log).not.toMatch(/mix TensorFlow thread settings/);
   });
 
   it("prints one line per finished run naming its worker, and the number of workers in the closing line", () => {

@@ -3,8 +3,9 @@
 // persistence, and `scripts/worker.ts` processes as `npm run worker` starts them. Results
 // through Redis equal a serial run's files bit for bit (same thread setting); a worker killed
 // with SIGKILL mid-run loses nothing and no run is written twice; an unreachable URL fails
-// within seconds, naming it; a worker of other code refuses the run, in words that reach the
-// submitter; Ctrl-C in the submitter stops it and the same command resumes.
+// within seconds, naming it; a worker of other code or on another backend refuses the run, in
+// words that reach the submitter; two submitters of one experiment train each run once; Ctrl-C
+// in the submitter stops it and the same command resumes.
 //
 // redis-server missing: every test here fails, saying to run `bash scripts/setup-system.sh`.
 //
@@ -107,19 +108,44 @@ describe("runs as jobs on BullMQ (Redis)", () => {
     }
   });
 
-  it("has a worker of other code refuse the run, and the submitter fail with the worker's words", async () => {
+  it("has a worker of other code or on another TensorFlow backend refuse the run, and the submitter fail with the worker's words", async () => {
     await setUp;
     const config = tinyExperiment({ name: "queue-version", seeds: [0], methods: [{ name: "target alone", kind: "target-alone" }] });
     const method = config.methods[0];
     const executor = await RedisExecutor.open({ url: redis!.url, experiment: config.name, resultsDir: tmp(), modules: [POOL_SCENARIOS] });
     const hooks = { started: () => undefined, epoch: () => undefined, finished: () => undefined };
-    const job = { key: 0, config, method, seed: 0, resultsDir: tmp(), configHash: runHash(config, method, 0), runnerVersion: RUNNER_VERSION + 1 };
+    const job = { key: 0, config, method, seed: 0, resultsDir: tmp(), configHash: runHash(config, method, 0), runnerVersion: RUNNER_VERSION + 1, backend: backendInfo()!.name };
     await expect(executor.run([job], hooks, new AbortController().signal)).rejects.toThrow(
       new RegExp(`^\\[queue-version\\] 'target alone' seed 0 failed: worker .+:\\d+ refused the run: the worker's runner version ${RUNNER_VERSION} differs from the submitter's ${RUNNER_VERSION + 1}; run the same code on both$`),
     );
     await expect(executor.run([{ ...job, runnerVersion: RUNNER_VERSION, configHash: "0123456789abcdef" }], hooks, new AbortController().signal)).rejects.toThrow(
       /^\[queue-version\] 'target alone' seed 0 failed: worker .+:\d+ refused the run: the worker computes another configuration hash for this run than the submitter: its code differs; run the same code on both$/,
     );
+    // A submitter on native TensorFlow whose workers fell back to wasm, say (the workers run on this process's backend).
+    const mine = backendInfo()!.name;
+    const other = mine === "wasm" ? "cpu" : "wasm";
+    await expect(executor.run([{ ...job, runnerVersion: RUNNER_VERSION, backend: other }], hooks, new AbortController().signal)).rejects.toThrow(
+      new RegExp(`^\\[queue-version\\] 'target alone' seed 0 failed: worker .+:\\d+ refused the run: the worker runs TensorFlow on the '${mine}' backend, the submitter on '${other}', and a run's results differ between backends; start the worker on '${other}' \\(MERGENET_BACKEND=${other}; .+\\), or submit from a process on '${mine}'$`),
+    );
+  });
+
+  it("has two submitters of one experiment into one folder train each run once: each takes only its own runs' results from their shared results queue", async () => {
+    await setUp;
+    const dir = tmp();
+    const from = workers.map((w) => w.stderr().length);
+    const started = () => workers.flatMap((w, i) => w.stderr().slice(from[i]).match(/'target alone' seed \d of queue-two: started/g) ?? []).sort();
+    const options = { resultsDir: dir, progress: false, redis: redis!.url, scenarioModules: [POOL_SCENARIOS] };
+    const one = (seeds: number[], delayMs: number) => tinyExperiment({ name: "queue-two", scenario: "pool-tiny-faulty", scenarioOptions: { delayMs }, seeds, methods: [{ name: "target alone", kind: "target-alone" }] });
+    // Other runs at once (a slow one and a quick one, on one worker each): the quick one's result arrives while both listen.
+    const [slow, quick] = await Promise.all([runExperiment(one([0], 400), options), runExperiment(one([1], 0), options)]);
+    expect([slow.runs[0].seed, quick.runs[0].seed]).toEqual([0, 1]);
+    expect(started()).toEqual(["'target alone' seed 0 of queue-two: started", "'target alone' seed 1 of queue-two: started"]);
+    // The same runs at once: the second waits for the first's locks and reads its files.
+    from.splice(0, from.length, ...workers.map((w) => w.stderr().length));
+    const [a, b] = await Promise.all([runExperiment(one([2, 3], 0), options), runExperiment(one([2, 3], 0), options)]);
+    expect(started()).toEqual(["'target alone' seed 2 of queue-two: started", "'target alone' seed 3 of queue-two: started"]);
+    expect(b.runs.map((r) => r.createdAt)).toEqual(a.runs.map((r) => r.createdAt));
+    expect(fs.readdirSync(path.join(dir, "runs", "queue-two", "target-alone")).sort()).toEqual([0, 1, 2, 3].map((s) => `seed-${s}.json`)); // no lock left
   });
 
   it("stops on SIGINT (waiting runs withdrawn, finished runs kept) and the same command resumes", async () => {

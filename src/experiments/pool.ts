@@ -21,7 +21,13 @@
  * - Workers use `threadsPerWorker` TensorFlow threads (default 1), a serial run the calling
  *   process's setting (all cores unless TF_NUM_INTRAOP_THREADS says): the results of the two
  *   settings differ in their last bits. Each result records its setting (`threads`), but the
- *   cache key does not include it, so cached runs of either setting are reused.
+ *   cache key does not include it, so cached runs of either setting are reused (the runner
+ *   warns when an experiment's runs mix settings).
+ * - A worker refuses a run whose submitter has another runner version, configuration hash or
+ *   TensorFlow backend (WorkerJob), in words; the run fails as a run that throws does.
+ * - The runner locks each run (run-lock.ts) before handing it to an executor and releases it
+ *   once the result is written: two processes running the same experiment into one folder
+ *   train each run once.
  *
  * RunExecutor is the seam for other executors (queue.ts: the same WorkerJob on BullMQ across
  * machines): the runner hands an executor its jobs and writes what it reports.
@@ -63,6 +69,8 @@ export interface PoolJob {
   resultsDir: string;
   configHash: string;
   runnerVersion: number;
+  /** The submitter's TensorFlow backend (BackendInfo.name): a worker on another backend refuses the run. */
+  backend: string;
 }
 
 /** What a worker receives for one run: plain JSON, everything it needs and what it must check. */
@@ -77,6 +85,8 @@ export interface WorkerJob {
   /** The submitter's: a worker whose code differs refuses the run. */
   runnerVersion: number;
   configHash: string;
+  /** The submitter's TensorFlow backend ("tensorflow", "wasm", ...): a worker on another one refuses the run (results differ between backends). */
+  backend: string;
 }
 
 export type ToWorker = { type: "job"; job: WorkerJob };
@@ -137,7 +147,7 @@ export const label = (job: PoolJob): string => `${job.method.name} seed ${job.se
 
 /** What a worker receives for `job`: plain JSON. */
 export function workerJob(job: PoolJob, modules: string[]): WorkerJob {
-  return { config: job.config, methodName: job.method.name, seed: job.seed, resultsDir: path.resolve(job.resultsDir), modules, runnerVersion: job.runnerVersion, configHash: job.configHash };
+  return { config: job.config, methodName: job.method.name, seed: job.seed, resultsDir: path.resolve(job.resultsDir), modules, runnerVersion: job.runnerVersion, configHash: job.configHash, backend: job.backend };
 }
 
 /**

@@ -11,13 +11,16 @@
  *   hash, so adding a run that is still queued or in training (a resumed submitter) adds nothing.
  * - A worker checks the job (runner version and configuration hash must be its own; otherwise
  *   it refuses the run, in words), trains it with the runner's trainOne, exactly as the local
- *   pool's worker does, and adds the RunResult to the submitter's results queue. The submitter
- *   takes it from there and writes the result file (atomically, as always): only the
- *   submitter writes files, and it writes each run once (the first result it gets for it).
+ *   pool's worker does, and adds the RunResult to the submitter's results queue under the
+ *   run's job id. The submitter takes it from there by that id and writes the result file
+ *   (atomically, as always): only the submitter writes files, and it writes each run once
+ *   (the first result it gets for it).
  * - The results queue is named after the experiment and a hash of this host and the results
- *   folder (`mergenet-results-<experiment>-<hash>`), so two submitters never take each other's
- *   results, and results that arrive while the submitter is stopped wait there for the same
- *   command to run again.
+ *   folder (`mergenet-results-<experiment>-<hash>`), so submitters of other hosts or folders
+ *   never see each other's results, and results that arrive while the submitter is stopped
+ *   wait there for the same command to run again. Two submitters of the same experiment into
+ *   the same folder (two notebooks) share it, but hold different runs (the runner locks each
+ *   run before submitting it: run-lock.ts), and each takes only its own runs' results.
  * - A worker that dies mid-run stops renewing its job's lock; another worker's stalled-job
  *   check puts the job back in the queue (BullMQ's stalled jobs), once: a second stall fails
  *   the run, as a second death does in the local pool. A run that throws, or that a worker
@@ -36,7 +39,7 @@
 import * as crypto from "crypto";
 import * as os from "os";
 import * as path from "path";
-import { Queue, QueueEvents, Worker, type Job } from "bullmq";
+import { Queue, QueueEvents } from "bullmq";
 import IORedis, { type RedisOptions } from "ioredis";
 import type { EpochRecord } from "../core/joint";
 import { logger } from "../log";
@@ -230,6 +233,8 @@ class RedisSession {
   private readonly pending = new Map<string, PoolJob>();
   /** Worker names (host:pid) in order of first appearance, numbered from 1 for the progress. */
   private readonly workerNumbers = new Map<string, number>();
+  /** Runs whose result is being taken from the results queue right now. */
+  private readonly collecting = new Set<string>();
   private finished = 0;
   private isEnded = false;
   private outcome?: Error | typeof INTERRUPTED;
@@ -253,19 +258,17 @@ class RedisSession {
     const connection = { ...redisOptions(url), maxRetriesPerRequest: null };
     const queue = new Queue<QueueJobData>(JOBS_QUEUE, { connection: { ...connection, maxRetriesPerRequest: 1 } });
     const results = new Queue<QueueResultData>(this.replyTo, { connection: { ...connection, maxRetriesPerRequest: 1 } });
-    const consumer = new Worker<QueueResultData>(this.replyTo, async (job) => this.onResult(job), { connection, concurrency: 1, autorun: false });
     const health = watchConnection(url, (error) => this.end(error));
-    let events: QueueEvents | undefined;
+    let events: QueueEvents[] = [];
     // Connection errors are reported through `health` when they last; the rest end the session.
     const ignore = (): void => undefined;
     queue.on("error", ignore);
     results.on("error", ignore);
-    consumer.on("error", ignore);
     const onAbort = (): void => this.end(INTERRUPTED);
     this.stop.addEventListener("abort", onAbort);
     try {
       if (this.stop.aborted) this.end(INTERRUPTED);
-      else events = await this.submit(queue, results, consumer, health, connection);
+      else events = await this.submit(queue, results, health, connection);
       await Promise.all([this.ended, this.watch(queue, results)]);
     } catch (err) {
       this.end(err instanceof Error ? err : new Error(String(err)));
@@ -273,9 +276,10 @@ class RedisSession {
       this.stop.removeEventListener("abort", onAbort);
     }
     const { withdrawn, training } = await this.withdraw(queue);
-    await consumer.close();
-    if (this.outcome === undefined) await results.obliterate({ force: true }).catch(() => undefined);
-    await Promise.allSettled([events?.close(), queue.close(), results.close()]);
+    await Promise.allSettled(events.map((e) => e.close()));
+    // Done: late duplicates of this session's results (a run trained twice after a stall) go too.
+    if (this.outcome === undefined) await Promise.allSettled(this.jobs.map((job) => results.remove(this.jobId(job))));
+    await Promise.allSettled([queue.close(), results.close()]);
     health.disconnect();
     if (this.outcome === INTERRUPTED) {
       const inTraining = training.length ? `; the ${training.length} runs in training on workers (${training.join(", ")}) finish there, and their results are collected when you run the same command again` : "";
@@ -285,13 +289,17 @@ class RedisSession {
   }
 
   /**
-   * Listens to the jobs' events from the stream's current end on (QueueEvents would otherwise
-   * start at whatever is last when its first read happens, and miss a run refused at once),
-   * then adds the runs whose results are not already waiting in the results queue.
+   * Listens to the jobs' and the results' events from their streams' current ends on
+   * (QueueEvents would otherwise start at whatever is last when its first read happens, and
+   * miss a run refused at once), collects the results already waiting (runs that finished
+   * while this command was stopped), then adds the other runs.
    */
-  private async submit(queue: Queue<QueueJobData>, results: Queue<QueueResultData>, consumer: Worker<QueueResultData>, health: IORedis, connection: RedisOptions): Promise<QueueEvents> {
-    const [last] = await health.xrevrange(queue.keys.events, "+", "-", "COUNT", 1);
-    const events = new QueueEvents(JOBS_QUEUE, { connection, lastEventId: last?.[0] ?? "0-0" });
+  private async submit(queue: Queue<QueueJobData>, results: Queue<QueueResultData>, health: IORedis, connection: RedisOptions): Promise<QueueEvents[]> {
+    const end = async (stream: string): Promise<string> => (await health.xrevrange(stream, "+", "-", "COUNT", 1))[0]?.[0] ?? "0-0";
+    const events = new QueueEvents(JOBS_QUEUE, { connection, lastEventId: await end(queue.keys.events) });
+    const arrivals = new QueueEvents(this.replyTo, { connection, lastEventId: await end(results.keys.events) });
+    arrivals.on("error", () => undefined);
+    arrivals.on("waiting", ({ jobId }) => void this.collect(results, jobId));
     events.on("error", () => undefined);
     events.on("progress", ({ jobId, data }) => this.onProgress(jobId, data as QueueProgress));
     events.on("failed", ({ jobId, failedReason }) => this.onFailed(jobId, failedReason));
@@ -299,11 +307,26 @@ class RedisSession {
       const job = this.pending.get(jobId);
       if (job) logger.warn(`a worker stopped answering while training '${job.method.name}' seed ${job.seed} (it died, or lost Redis); BullMQ gives that run to another worker`);
     });
-    await events.waitUntilReady();
-    const arrived = new Set((await results.getJobs(["wait", "active", "delayed", "prioritized"])).map((job) => job?.data?.configHash));
-    void consumer.run().catch((err) => this.end(err instanceof Error ? err : new Error(String(err))));
-    await queue.addBulk([...this.pending].filter(([, job]) => !arrived.has(job.configHash)).map(([jobId, job]) => this.entry(jobId, job)));
-    return events;
+    await Promise.all([events.waitUntilReady(), arrivals.waitUntilReady()]);
+    for (const jobId of [...this.pending.keys()]) await this.collect(results, jobId);
+    await queue.addBulk([...this.pending].map(([jobId, job]) => this.entry(jobId, job)));
+    return [events, arrivals];
+  }
+
+  /** Takes the result of the run `jobId` from the results queue if it is there and the run is this session's, and writes it. */
+  private async collect(results: Queue<QueueResultData>, jobId: string): Promise<void> {
+    if (!this.pending.has(jobId) || this.collecting.has(jobId) || this.isEnded) return;
+    this.collecting.add(jobId);
+    try {
+      const message = await results.getJob(jobId);
+      if (!message || !this.pending.has(jobId)) return;
+      await message.remove();
+      this.onResult(message.data);
+    } catch {
+      // Redis is unreachable for now: the watch tries again, and `health` ends the session if that lasts
+    } finally {
+      this.collecting.delete(jobId);
+    }
   }
 
   /** A run as a job of the queue: named for people, its data the WorkerJob and where to reply. */
@@ -321,9 +344,9 @@ class RedisSession {
       clearTimeout(timer);
       if (this.isEnded) return;
       try {
-        const arrived = new Set((await results.getJobs(["wait", "active", "delayed", "prioritized"])).map((job) => job?.data?.configHash));
-        for (const [jobId, job] of this.pending) {
-          if (arrived.has(job.configHash) || (await queue.getJobState(jobId)) !== "unknown") {
+        for (const [jobId, job] of [...this.pending]) {
+          await this.collect(results, jobId); // a result whose event was missed (a reconnection)
+          if (!this.pending.has(jobId) || (await results.getJobState(jobId)) !== "unknown" || (await queue.getJobState(jobId)) !== "unknown") {
             missedOnce.delete(jobId);
           } else if (!missedOnce.has(jobId)) {
             missedOnce.add(jobId);
@@ -360,8 +383,8 @@ class RedisSession {
   }
 
   /** A result from a worker: written once, if it is one of this session's runs (late duplicates and other configurations are dropped). */
-  private onResult(message: Job<QueueResultData>): void {
-    const { configHash, run } = message.data;
+  private onResult(data: QueueResultData): void {
+    const { configHash, run } = data;
     const id = `${this.submitter}-${configHash}`;
     const job = this.pending.get(id);
     if (!job || run?.configHash !== configHash) return;

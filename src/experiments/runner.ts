@@ -28,7 +28,7 @@ import { describeValue, unknownKeyProblems } from "../config-checks";
 import { label, LocalPool, resolveThreadsPerWorker, resolveWorkers, type PoolJob, type RunExecutor } from "./pool";
 import { RedisExecutor, resolveRedis } from "./queue";
 import { Progress } from "./progress";
-import { checkResultsFolder, codeOf, tryLockRun, waitForUnlock } from "./run-lock";
+import { checkResultsFolder, codeOf, tryLockRun, waitForUnlock, type LockAttempt } from "./run-lock";
 import { getScenario, type ScenarioInstance } from "./scenario";
 import { resultsRoot } from "../paths";
 
@@ -575,8 +575,9 @@ async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; see
   if (pending.length) checkResultsFolder(resultsDir);
   const executor = pending.length ? await makeExecutor() : undefined; // before the preflight: an unreachable Redis fails at once
   if (pending.length) await preflight(config, [...new Set(pending.map((job) => job.method))], pending[0].seed);
-  if (executor) return runWithExecutor(config, planned, resultsDir, progress, executor, stop);
+  if (executor) return runWithExecutor(config, planned, resultsDir, progress, executor, stop, force);
   const runs: RunResult[] = [];
+  let trainedHere = 0;
   for (const { method, seed, file, cached } of planned) {
     if (cached) {
       runs.push(cached);
@@ -585,11 +586,30 @@ async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; see
     }
     const { run, trained } = await trainUnderLock(config, method, seed, file, resultsDir, progress, force);
     runs.push(run);
-    if (trained) progress.done(runSummary(run));
-    else progress.cached(`${method.name} seed ${seed}`, run.wallSeconds);
+    if (trained) {
+      trainedHere += 1;
+      progress.done(runSummary(run));
+    } else progress.cached(`${method.name} seed ${seed}`, run.wallSeconds);
   }
   progress.finish();
+  warnMixedThreads(config, runs, trainedHere);
   return { config, runs };
+}
+
+/**
+ * Warns when the runs of an experiment that trained some of them just now come from more
+ * than one TensorFlow thread setting (RunResult.threads). The cache key leaves the setting out
+ * (a cached run is reused whatever the setting), but the results of two settings differ in
+ * their last bits: say so rather than mix them in silently.
+ */
+function warnMixedThreads(config: ExperimentConfig, runs: RunResult[], trained: number): void {
+  if (trained === 0) return;
+  const counts = new Map<string, number>();
+  for (const run of runs) if (!run.notApplicable) counts.set(run.threads ?? "unrecorded", (counts.get(run.threads ?? "unrecorded") ?? 0) + 1);
+  if (counts.size < 2) return;
+  const setting = (threads: string): string => (threads === "default" ? "the default setting (all cores)" : threads === "unrecorded" ? "an unrecorded setting (older results)" : `${threads} thread${threads === "1" ? "" : "s"}`);
+  const list = [...counts].map(([threads, n]) => `${n} with ${setting(threads)}`).join(", ");
+  logger.warn(`[${config.name}] the runs mix TensorFlow thread settings (${list}): results of different settings differ in their last bits, so these runs are not bit-identical to a run of one setting; retrain them all with one setting with RunOptions.force (MERGENET_FORCE=1) if that matters`);
 }
 
 /**
@@ -602,10 +622,8 @@ async function trainUnderLock(config: ExperimentConfig, method: MethodSpec, seed
   const label = `${method.name} seed ${seed}`;
   let waited = false;
   for (;;) {
-    const lock = tryLockRun(file, (owner) => logger.warn(`${label}: taking over the lock of process ${owner.pid}, which no longer runs`));
+    const lock = lockRun(file, label, resultsDir);
     if (!lock.release) {
-      const owner = lock.owner ?? { pid: NaN, host: "unknown", since: "unknown" };
-      logger.warn(`${label}: another process (pid ${owner.pid} on ${owner.host}, since ${owner.since}) is training this run into ${resultsDir}; waiting for its result rather than training it twice`);
       await waitForUnlock(file, () => stopRequested);
       waited = true;
       continue;
@@ -631,6 +649,16 @@ async function trainUnderLock(config: ExperimentConfig, method: MethodSpec, seed
   }
 }
 
+/** tryLockRun, saying what it finds: a stale lock taken over, or another live process that holds the run (the caller waits for it). */
+function lockRun(file: string, label: string, resultsDir: string): LockAttempt {
+  const lock = tryLockRun(file, (owner) => logger.warn(`${label}: taking over the lock of process ${owner.pid}, which no longer runs`));
+  if (!lock.release) {
+    const owner = lock.owner ?? { pid: NaN, host: "unknown", since: "unknown" };
+    logger.warn(`${label}: another process (pid ${owner.pid} on ${owner.host}, since ${owner.since}) is training this run into ${resultsDir}; waiting for its result rather than training it twice`);
+  }
+  return lock;
+}
+
 /** Writes a finished run's result file (atomically, in this process); its checkpoint, if any, is no longer needed. */
 function saveRun(resultsDir: string, config: ExperimentConfig, method: MethodSpec, seed: number, file: string, run: RunResult): void {
   try {
@@ -645,22 +673,87 @@ function runSummary(run: RunResult): string {
   return run.notApplicable ? "not applicable" : `${run.metric} ${run.final.target[run.metric]?.toFixed(4) ?? "-"}`;
 }
 
-/** The pending runs trained by an executor (the worker pool, the queue's workers); this process writes each result as it arrives. */
-async function runWithExecutor(config: ExperimentConfig, planned: { method: MethodSpec; seed: number; file: string; cached?: RunResult }[], resultsDir: string, progress: Progress, executor: RunExecutor, stop: AbortSignal): Promise<ExperimentResult> {
+/**
+ * The pending runs trained by an executor (the worker pool, the queue's workers); this process
+ * writes each result as it arrives. Each run is locked here (run-lock.ts, as a serial run is)
+ * before it goes to the executor, and released once its file is written, or when the
+ * experiment fails or stops: another process running the same experiment into the same folder
+ * (a second notebook, `npm start`) then neither trains nor writes it too. Runs that another
+ * live process holds are waited for meanwhile and read from its file; those it left without a
+ * result (it stopped or died) go to the executor in a further round.
+ */
+async function runWithExecutor(config: ExperimentConfig, planned: { method: MethodSpec; seed: number; file: string; cached?: RunResult }[], resultsDir: string, progress: Progress, executor: RunExecutor, stop: AbortSignal, force: boolean): Promise<ExperimentResult> {
   const runs: (RunResult | undefined)[] = planned.map((job) => job.cached);
   for (const { method, seed, cached } of planned) if (cached) progress.cached(`${method.name} seed ${seed}`, cached.wallSeconds);
-  const pending: PoolJob[] = planned.flatMap(({ method, seed, cached }, key) => (cached ? [] : [{ key, config, method, seed, resultsDir, configHash: runHash(config, method, seed), runnerVersion: RUNNER_VERSION }]));
-  progress.setWorkers(Math.min(executor.workers, pending.length));
-  await executor.run(pending, {
-    started: (job, worker) => progress.start(label(job), worker),
-    epoch: (job, record, epochs) => progress.epoch(record, epochs, label(job)),
-    finished: (job, run) => {
-      saveRun(resultsDir, config, job.method, job.seed, planned[job.key].file, run);
-      runs[job.key] = run;
-      progress.done(runSummary(run), label(job));
-    },
-  }, stop);
+  const locks = new Map<number, () => void>();
+  const release = (key: number): void => {
+    locks.get(key)?.();
+    locks.delete(key);
+  };
+  const backend = backendInfo()?.name ?? "unknown";
+  /** Runs another process held when last looked at: their result is read from the file, never reported as "rerunning". */
+  const waited = new Set<number>();
+  let trainedHere = 0;
+  let todo = planned.flatMap((job, key) => (job.cached ? [] : [key]));
+  try {
+    while (todo.length) {
+      const mine: PoolJob[] = [];
+      const theirs: number[] = [];
+      for (const key of todo) {
+        const { method, seed, file } = planned[key];
+        const name = `${method.name} seed ${seed}`;
+        const lock = lockRun(file, name, resultsDir);
+        if (!lock.release) {
+          theirs.push(key);
+          continue;
+        }
+        // Another process may have finished the run since the plan was made (quiet: the plan reported what it found).
+        const hash = runHash(config, method, seed);
+        const done = waited.has(key) || !force ? readCached(file, hash, config, method, seed, !waited.has(key)) : undefined;
+        if (done) {
+          lock.release();
+          runs[key] = done;
+          progress.cached(name, done.wallSeconds);
+          continue;
+        }
+        locks.set(key, lock.release);
+        mine.push({ key, config, method, seed, resultsDir, configHash: hash, runnerVersion: RUNNER_VERSION, backend });
+      }
+      if (mine.length) progress.setWorkers(Math.min(executor.workers, mine.length));
+      let failed = false;
+      const trained = mine.length
+        ? executor
+            .run(mine, {
+              started: (job, worker) => progress.start(label(job), worker),
+              epoch: (job, record, epochs) => progress.epoch(record, epochs, label(job)),
+              finished: (job, run) => {
+                saveRun(resultsDir, config, job.method, job.seed, planned[job.key].file, run);
+                release(job.key);
+                runs[job.key] = run;
+                trainedHere += 1;
+                progress.done(runSummary(run), label(job));
+              },
+            }, stop)
+            .catch((err: unknown) => {
+              failed = true; // stops the waits below
+              throw err;
+            })
+        : Promise.resolve();
+      // One run at a time: all of them are needed before the next round anyway.
+      const waits = (async () => {
+        for (const key of theirs) await waitForUnlock(planned[key].file, () => stop.aborted || failed);
+      })();
+      const outcomes = await Promise.allSettled([trained, waits]);
+      const rejected = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
+      if (rejected) throw rejected.reason;
+      theirs.forEach((key) => waited.add(key));
+      todo = theirs;
+    }
+  } finally {
+    [...locks.keys()].forEach(release); // a failure or a stop: the runs not written are free again
+  }
   progress.finish();
+  warnMixedThreads(config, runs as RunResult[], trainedHere);
   return { config, runs: runs as RunResult[] };
 }
 

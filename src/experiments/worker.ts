@@ -10,7 +10,7 @@
  * `prepareJob` and trainOne are what the queue worker (queue-worker.ts) runs as well.
  */
 import * as path from "path";
-import { initBackend, type BackendName } from "../backend";
+import { backendInfo, initBackend, type BackendName } from "../backend";
 import type { EpochRecord } from "../core/joint";
 import { REPO_ROOT } from "../paths";
 import type { MethodSpec } from "./methods";
@@ -23,7 +23,8 @@ const imported = new Set<string>();
 
 /**
  * Checks that this process can run the job exactly as the submitter would and returns its
- * method; throws, in words, when it cannot (other code, a scenario it does not know). Module
+ * method; throws, in words, when it cannot (other code, another TensorFlow backend, a
+ * scenario it does not know). Module
  * paths may be relative to the repository (a queue's jobs travel to other machines, where the
  * repository lies elsewhere).
  */
@@ -39,6 +40,15 @@ export function prepareJob(job: WorkerJob): MethodSpec {
     imported.add(module);
   }
   if (job.runnerVersion !== RUNNER_VERSION) throw new Error(`the worker's runner version ${RUNNER_VERSION} differs from the submitter's ${job.runnerVersion}; run the same code on both`);
+  const backend = backendInfo()?.name ?? "none";
+  if (typeof job.backend !== "string") throw new Error(`the submitter did not name its TensorFlow backend (its code is older than the worker's, which runs on '${backend}'); run the same code on both`);
+  if (job.backend !== backend) {
+    throw new Error(
+      `the worker runs TensorFlow on the '${backend}' backend, the submitter on '${job.backend}', and a run's results differ between backends; ` +
+        `start the worker on '${job.backend}' (MERGENET_BACKEND=${job.backend}; if it cannot load there, fix that backend as the README's 'Backends' says, e.g. \`npm ci\` for the native one), ` +
+        `or submit from a process on '${backend}'`,
+    );
+  }
   const method = job.config.methods.find((m) => m.name === job.methodName);
   if (!method) throw new Error(`the experiment has no method '${job.methodName}'`);
   if (!scenarioNames().includes(job.config.scenario)) {
