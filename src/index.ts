@@ -37,7 +37,8 @@ export { SharingTrainer, type SharingConfig } from "./baselines/sharing";
 export { cnn, mlp, vit, benchSource, benchTarget, saveModel, loadModel, BENCH_PAIR } from "./models/zoo";
 export { lowRankDense, lowRankConv2d, LowRankDense, LowRankConv2D } from "./models/lowrank-layers";
 export { loadImageDataset, benchMnist, type ImageDatasetName, type ImageData } from "./data/images";
-export { batchStream, type BatchStream } from "./data/batches";
+export { batchStream } from "./data/batches";
+export type { Batch, BatchStream, PairedInput } from "./core/batch-stream";
 export { permuteHiddenUnits } from "./models/permute";
 
 // Experiments.

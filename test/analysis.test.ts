@@ -12,7 +12,7 @@ import { runExperiment, runHash, stableStringify, RUNNER_VERSION, validateExperi
 import { vegaLiteToSvg } from "../src/plots/render";
 import { groupedBars } from "../src/plots/specs";
 import { registerTinyScenario } from "./helpers/tiny";
-import { mulberry32 } from "../src/core/random";
+import { mulberry32 } from "../src/util/random";
 
 const randomMatrix = (rows: number, cols: number, seed: number): number[][] => {
   const next = mulberry32(seed);

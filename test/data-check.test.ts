@@ -10,7 +10,7 @@ import type { LossFn } from "../src/core/losses";
 import { MergeNetTrainer } from "../src/core/trainer";
 import { batchStream } from "../src/data/batches";
 import { runExperiment } from "../src/experiments/runner";
-import { registerWasmGradients } from "../src/wasm-gradients";
+import { registerWasmGradients } from "../src/backend/wasm-gradients";
 import { disposedAfterEach } from "./helpers/disposed";
 import { expectNoTensorLeak } from "./helpers/leaks";
 import { registerAdaptedTinyScenario } from "./helpers/tiny";

@@ -4,7 +4,8 @@
 import { describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
 import { sparseCrossEntropy } from "../src/core/losses";
-import { fastSparseCrossEntropy, installFastGradients } from "../src/core/step";
+import { installFastGradients } from "../src/backend/native-kernels";
+import { fastSparseCrossEntropy } from "../src/core/step";
 import { expectNoTensorLeak } from "./helpers/leaks";
 
 /** tfjs's stock formula: dy * step(x). */

@@ -19,23 +19,8 @@
 import { tf } from "../backend";
 import { JointLoop, type ModelSide, type StepLosses } from "../core/joint";
 import { trainStep } from "../core/step";
-import type { Batch } from "../data/batches";
+import type { Batch, PairedInput } from "../core/batch-stream";
 import { stepSide } from "./independent";
-
-/**
- * Item pairing between two modalities, for cross-modal distillation: the source model's input
- * for the very items of a target batch. Only this direction is needed: both KD and DML compare
- * the two models on the TARGET's batch, so each model keeps the data it sees under every other
- * method.
- */
-export interface PairedInput {
-  /**
-   * The source's input [rows, ...source input shape] for the items of `targetBatch`, in the
-   * batch's row order; `targetBatch` is the object the target's stream handed out. The
-   * returned tensor belongs to the caller.
-   */
-  sourceInputFor(targetBatch: Batch): tf.Tensor;
-}
 
 export interface DistillationConfig {
   /** The experiment declares that source and target predict the same classes. */

@@ -96,6 +96,7 @@
  *   (uniform attention, zero context) until training moves them.
  */
 import { tf } from "../backend";
+import { fnv1a } from "../util/random";
 
 export const BLOCK_NAMES = ["rows_rows", "rows_cols", "cols_rows", "cols_cols"] as const;
 export type BlockName = (typeof BLOCK_NAMES)[number];
@@ -519,13 +520,6 @@ function dense(x: tf.Tensor2D, kernel: tf.Tensor2D, bias: tf.Tensor1D): tf.Tenso
   return tf.add(tf.matMul(x, kernel), bias);
 }
 
-/** A 32-bit seed from a string (FNV-1a). */
-function hashSeed(text: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
-  return hash;
-}
-
 /**
  * An inverted-dropout mask [shape]: each entry 0 with probability `rate`, else 1/(1 - rate).
  * Drawn from an xorshift32 stream (seeded, or from Math.random when seed is undefined) and
@@ -583,7 +577,7 @@ export class ParameterAdapter {
 
   /** The initialisation seed of one named value: depends on the config seed and the name only. */
   private seedFor(name: string): number {
-    return hashSeed(`${this.config.seed}:${name}`);
+    return fnv1a(`${this.config.seed}:${name}`);
   }
 
   private addParam(name: string, init: () => tf.Tensor): tf.Variable {
@@ -839,7 +833,7 @@ export class ParameterAdapter {
   /** The dropout mask of one site (training only), or undefined when there is no dropout. */
   private dropoutMaskFor(shape: number[], rate: number, opts: RunOptions, layer: number, site: string): tf.Tensor | undefined {
     if (!opts.training || rate === 0) return undefined;
-    const seed = opts.dropoutSeed === undefined ? undefined : hashSeed(`${opts.dropoutSeed}/layer${layer}/${site}`);
+    const seed = opts.dropoutSeed === undefined ? undefined : fnv1a(`${opts.dropoutSeed}/layer${layer}/${site}`);
     return dropoutMask(shape, rate, seed);
   }
 

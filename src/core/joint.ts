@@ -5,7 +5,7 @@
  * baselines differ only in what one global step does (`stepOnce`).
  */
 import { tf } from "../backend";
-import type { BatchStream } from "../data/batches";
+import type { BatchStream } from "./batch-stream";
 import { readCheckpoint, writeCheckpoint } from "./checkpoint";
 import { labelsOf, type LossFn } from "./losses";
 

@@ -43,7 +43,7 @@ import { ADAPTER_DEFAULTS, ParameterAdapter, type AdapterConfig, type AdapterTra
 import { JointLoop, type ExtraState, type ModelSide, type SideState, type StepLosses, type TransferStats } from "./joint";
 import { factorRefs, paramRef, readMatrix, toMatrix, writeMatrix, type ParamRef } from "./params";
 import { svdSplit } from "./lowrank";
-import { seededPermutation } from "./random";
+import { seededPermutation } from "../util/random";
 import { trainStep, variableOf, type StepResult } from "./step";
 import { WriteBack, writeBackWarning, type OutputMode } from "./writeback";
 

@@ -35,7 +35,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { tf } from "../backend";
-import { mulberry32 } from "../core/random";
+import { mulberry32 } from "../util/random";
 import { logger } from "../log";
 import { readCache, writeCache } from "./cache";
 

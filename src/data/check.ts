@@ -13,21 +13,16 @@
  */
 import { tf } from "../backend";
 
-/** What a loss reads as labels; losses declare it (losses.ts declareLabels). */
-export interface LabelSpec {
-  /** `example`: one class index per example, labels [n]. `token`: one per token, labels [n, length], negative = padding. */
-  per: "example" | "token";
-}
-
+/**
+ * What a dataset is checked against: core/batch-stream.ts's DataExpectation (and LabelSpec),
+ * restated here so that data/ imports nothing of core/; the compiler holds the two together
+ * wherever a data stream is passed to the core as a BatchStream.
+ */
 export interface DataExpectation {
-  /** Names the data in messages, e.g. "the target's training data". */
   name: string;
-  /** The model's input shape, batch axis first (model.inputs[0].shape). */
   inputShape: (number | null)[];
-  /** The model's output shape, batch axis first: its last axis is the class count. */
   outputShape: (number | null)[];
-  /** Undefined: the labels are not checked (a loss that declares nothing). */
-  labels?: LabelSpec;
+  labels?: { per: "example" | "token" };
 }
 
 /** Datasets already checked, per inputs tensor: the expectations they passed. */
@@ -66,7 +61,7 @@ function firstNonFinite(x: tf.Tensor): { example: number; position: number; valu
   return { example, position, value: row[position] };
 }
 
-function checkLabels(y: tf.Tensor, spec: LabelSpec, classes: number | null, fail: (what: string) => never): void {
+function checkLabels(y: tf.Tensor, spec: NonNullable<DataExpectation["labels"]>, classes: number | null, fail: (what: string) => never): void {
   const n = y.shape[0];
   const rank = spec.per === "example" ? 1 : 2;
   if (y.rank !== rank) {

@@ -25,7 +25,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { tf } from "../backend";
-import { mulberry32 } from "../core/random";
+import { mulberry32 } from "../util/random";
 import { logger } from "../log";
 import { readCache, writeCache } from "./cache";
 import { readIdxFile } from "./idx";

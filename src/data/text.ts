@@ -30,11 +30,11 @@
  *
  * Seeded index helpers shared by the text datasets: `stratifiedSplit` (train / validation /
  * test within each stratum), `stratifiedSubset` (a fraction of each stratum, for low-data
- * runs) and `seededSample` (a fixed-size cap). All use mulberry32 (src/core/random.ts) and
+ * runs) and `seededSample` (a fixed-size cap). All use mulberry32 (src/util/random.ts) and
  * return ascending index lists, so a split depends on its seed only.
  */
 import { tf } from "../backend";
-import { mulberry32 } from "../core/random";
+import { mulberry32 } from "../util/random";
 
 export const PAD_TOKEN = "<pad>";
 export const UNK_TOKEN = "<unk>";

@@ -4,7 +4,7 @@
  * with each method and seed. Scenarios register by name so that an experiment's JSON
  * configuration (and so its cache key) can name them.
  */
-import type { PairedInput } from "../baselines/distillation";
+import type { PairedInput } from "../core/batch-stream";
 import type { ModelSide } from "../core/joint";
 
 export interface ScenarioInstance {

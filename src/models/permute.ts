@@ -7,7 +7,7 @@
  * This is what two independently trained networks look like to each other, made exactly.
  */
 import { tf } from "../backend";
-import { seededPermutation } from "../core/random";
+import { seededPermutation } from "../util/random";
 
 /**
  * Permutes in place the units of each named hidden Dense layer of `model` (each followed, in
