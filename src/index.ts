@@ -43,7 +43,8 @@ export { permuteHiddenUnits } from "./models/permute";
 
 // Experiments.
 export { benchWorkload, BENCH_MODES, type BenchMode } from "./experiments/bench-mnist";
-export { runExperiment, isQuick, pick, type ExperimentConfig, type ExperimentResult, type RunResult, type AdapterDiagnostics } from "./experiments/runner";
+export { runExperiment, isQuick, pick } from "./experiments/runner";
+export type { ExperimentConfig, ExperimentResult, RunResult, AdapterDiagnostics } from "./experiments/records";
 export type { MethodSpec } from "./experiments/methods";
 export { registerScenario, getScenario, scenarioNames, type Scenario, type ScenarioInstance } from "./experiments/scenario";
 export { summarize, summaryTable, curveRows, barRows, transferRows, pairedDifference, stats, confidenceInterval } from "./experiments/results";

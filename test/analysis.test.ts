@@ -8,7 +8,8 @@ import {
   annotatedHeatmap, costRows, readableBars, spectrumChart, gainBar, gainStats, gridMatrix, pca, singularValues, singularValueStats, spectrumDifference, spectrumRows,
   trajectoryDistances, trajectoryProjection, type AnalysedResult, type AnalysedRun,
 } from "../src/experiments/analysis";
-import { runExperiment, runHash, stableStringify, RUNNER_VERSION, validateExperiment, type ExperimentConfig } from "../src/experiments/runner";
+import { runExperiment, runHash, stableStringify, RUNNER_VERSION, validateExperiment } from "../src/experiments/runner";
+import { type ExperimentConfig } from "../src/experiments/records";
 import { vegaLiteToSvg } from "../src/plots/render";
 import { groupedBars } from "../src/plots/specs";
 import { registerTinyScenario } from "./helpers/tiny";

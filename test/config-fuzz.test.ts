@@ -3,7 +3,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { resolveMergeNetConfig } from "../src/core/trainer";
-import { validateExperiment, type ExperimentConfig } from "../src/experiments/runner";
+import { validateExperiment } from "../src/experiments/runner";
+import { type ExperimentConfig } from "../src/experiments/records";
 import "../src/experiments/scenarios/index";
 
 const anyValue = fc.oneof(

@@ -13,7 +13,8 @@ import {
 } from "../src/experiments/configs/cross-modality";
 import { emojiPredictionComparison, predictionTiles, spokenDigitExamples, vendorTiles, emojiVendorExamples } from "../src/experiments/cross-modal-examples";
 import { buildEmojiImageText } from "../src/experiments/scenarios/cross-modality";
-import { runExperiment, validateExperiment, type ExperimentResult, type RunResult } from "../src/experiments/runner";
+import { runExperiment, validateExperiment } from "../src/experiments/runner";
+import { type ExperimentResult, type RunResult } from "../src/experiments/records";
 import { imageMosaic, spectrogramPanels } from "../src/plots/images";
 import { REPO_ROOT } from "../src/paths";
 import "../src/experiments/scenarios/index";

@@ -8,7 +8,7 @@ import * as crossTask from "../src/experiments/configs/cross-task";
 import * as crossModality from "../src/experiments/configs/cross-modality";
 import * as ablations from "../src/experiments/configs/ablations";
 import * as positiveControl from "../src/experiments/configs/positive-control";
-import type { ExperimentConfig } from "../src/experiments/runner";
+import type { ExperimentConfig } from "../src/experiments/records";
 import {
   binomialAtLeast, classify, countVerdicts, countsText, matchedControls, narrowed, smallestEffect, verdictText,
 } from "../src/experiments/verdicts";

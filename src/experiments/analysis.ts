@@ -22,16 +22,7 @@ import { EigenvalueDecomposition, Matrix, SVD } from "ml-matrix";
 import { heatmap, type BarRow, type HeatmapOptions, type PathRow } from "../plots/specs";
 import type { PlotlyFigure, VegaLiteSpec } from "../plots/render";
 import { confidenceInterval, formatStats, stats, type Stats } from "./results";
-
-/** What the runner stores per recorded weight of a run (RunResult.weights). */
-export interface WeightRecord {
-  /** The weight's [out, in] view shape. */
-  shape: [number, number];
-  /** Singular values of the [out, in] view, descending, before the first step and after the last. */
-  singularValues: { before: number[]; after: number[] };
-  /** Trajectory runs only: the view flattened row-major, before training (index 0) and after each epoch. */
-  trajectory?: number[][];
-}
+import type { WeightRecord } from "./records";
 
 /** The parts of a run this module reads (a RunResult satisfies it). */
 export interface AnalysedRun {

@@ -34,7 +34,7 @@ import { backendInfo } from "../backend";
 import { logger } from "../log";
 import { REPO_ROOT } from "../paths";
 import type { MethodSpec } from "./methods";
-import type { ExperimentConfig, RunResult } from "./runner";
+import type { ExperimentConfig, RunResult } from "./records";
 
 /**
  * Worker processes of an experiment when neither RunOptions.workers nor MERGENET_WORKERS says:

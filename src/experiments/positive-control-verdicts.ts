@@ -9,7 +9,7 @@
  * seeds, which say why a variant fails (it does not attend, does not write, or writes in a
  * direction unrelated to the source).
  */
-import type { ExperimentResult, RunResult } from "./runner";
+import type { ExperimentResult, RunResult } from "./records";
 import { pairedDifferences, stats } from "./results";
 import { classify, compare, intervalText, type Comparison } from "./verdicts";
 

@@ -4,7 +4,7 @@
  * and reported as mean ± sample standard deviation over seeds.
  */
 import type { BarRow, CurveRow } from "../plots/specs";
-import type { ExperimentResult, RunResult } from "./runner";
+import type { ExperimentResult, RunResult } from "./records";
 
 export interface Stats {
   mean: number;

@@ -10,7 +10,8 @@ import * as cm from "./configs/cross-modality";
 import * as ab from "./configs/ablations";
 import * as pc from "./configs/positive-control";
 import { chooseForConfirmation, positiveControlVerdicts } from "./positive-control-verdicts";
-import { runExperiment, type ExperimentConfig, type ExperimentResult } from "./runner";
+import { runExperiment } from "./runner";
+import { type ExperimentConfig, type ExperimentResult } from "./records";
 import { mergedVerdicts, smallestEffectOf, type SmallestEffect, type VariantVerdict, variantVerdicts } from "./verdicts";
 
 /** One scenario's comparisons: where they come from, its δ, its variants' verdicts and its references' results. */

@@ -22,7 +22,8 @@
  */
 import type { MethodSpec } from "./methods";
 import { pairedDifference, pairedDifferences, stats, studentQuantile, studentTail, type Stats } from "./results";
-import { stableStringify, type ExperimentConfig, type ExperimentResult } from "./runner";
+import { stableStringify } from "./runner";
+import { type ExperimentConfig, type ExperimentResult } from "./records";
 
 export type Verdict = "better" | "worse" | "equivalent" | "inconclusive";
 

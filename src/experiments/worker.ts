@@ -15,7 +15,8 @@ import type { EpochRecord } from "../core/joint";
 import { REPO_ROOT } from "../paths";
 import type { MethodSpec } from "./methods";
 import type { FromWorker, ToWorker, WorkerJob } from "./pool";
-import { RUNNER_VERSION, messageOf, runHash, trainOne, type RunResult } from "./runner";
+import { RUNNER_VERSION, messageOf, runHash, trainOne } from "./runner";
+import { type RunResult } from "./records";
 import { scenarioNames } from "./scenario";
 import "./scenarios/index";
 

@@ -25,7 +25,8 @@
 import type { AdapterBlocks } from "../../core/adapter";
 import type { LayerPair, MergeNetConfig } from "../../core/trainer";
 import type { MethodSpec } from "../methods";
-import { isQuick, pick, type ExperimentConfig } from "../runner";
+import { isQuick, pick } from "../runner";
+import { type ExperimentConfig } from "../records";
 import { MAIN_SEEDS, narrowed } from "../verdicts";
 import { IMAGE_PAIRS, type ImagePairOptions } from "../scenarios/cross-architecture";
 

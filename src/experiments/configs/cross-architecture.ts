@@ -5,7 +5,8 @@
  */
 import type { MergeNetConfig } from "../../core/trainer";
 import type { MethodSpec } from "../methods";
-import { pick, type ExperimentConfig } from "../runner";
+import { pick } from "../runner";
+import { type ExperimentConfig } from "../records";
 import { MAIN_SEEDS, narrowed } from "../verdicts";
 import { IMAGE_PAIRS, type ImagePairOptions } from "../scenarios/cross-architecture";
 

@@ -34,7 +34,8 @@ import { paramRef } from "../../core/params";
 import type { MergeNetConfig } from "../../core/trainer";
 import type { MethodSpec } from "../methods";
 import { formatStats, summarize, type Stats } from "../results";
-import { pick, type ExperimentConfig, type ExperimentResult } from "../runner";
+import { pick } from "../runner";
+import { type ExperimentConfig, type ExperimentResult } from "../records";
 import { compare, intervalText, MAIN_SEEDS, narrowed, seedCount, smallestEffectOf, variantVerdicts, verdictText, type SmallestEffect } from "../verdicts";
 import { getScenario } from "../scenario";
 import {

@@ -46,7 +46,8 @@
  */
 import type { MergeNetConfig } from "../../core/trainer";
 import type { MethodSpec } from "../methods";
-import { pick, type ExperimentConfig, type ExperimentResult } from "../runner";
+import { pick } from "../runner";
+import { type ExperimentConfig, type ExperimentResult } from "../records";
 import { narrowed, smallestEffectOf, type SmallestEffect } from "../verdicts";
 import {
   brownPosGenrePairs, sentimentSitePairs, type BrownPosGenreDirection, type BrownPosGenreOptions, type SentimentSiteDirection,

@@ -15,7 +15,8 @@
  */
 import type { MergeNetConfig } from "../../core/trainer";
 import type { MethodSpec } from "../methods";
-import { pick, type ExperimentConfig } from "../runner";
+import { pick } from "../runner";
+import { type ExperimentConfig } from "../records";
 import { POSITIVE_CONTROL_PAIRS, type PositiveControlOptions } from "../scenarios/positive-control";
 
 type MergeNetOptions = Partial<MergeNetConfig>;
