@@ -21,8 +21,8 @@ export {
   type LowRankForm,
   type UpdateRule,
   type SourceInput,
-} from "./core/trainer";
-export type { ModelSide, EpochRecord, TransferRecord, TrainerHistory, JointLoop } from "./core/joint";
+} from "./core/mergenet";
+export type { ModelSide, EpochRecord, TransferRecord, TrainerHistory, JointLoop } from "./core/loop";
 export { AdamW, type AdamWConfig } from "./core/adamw";
 export { momentum, LeakFreeMomentum } from "./core/momentum";
 export { sparseCrossEntropy, accuracy, accuracyEvaluator, type LossFn } from "./core/losses";

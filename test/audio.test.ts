@@ -4,7 +4,7 @@ import * as path from "path";
 import { afterAll, describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
 import { paramRef } from "../src/core/params";
-import { MergeNetTrainer } from "../src/core/trainer";
+import { MergeNetTrainer } from "../src/core/mergenet";
 import {
   DIGIT_WORDS,
   encodeWav,

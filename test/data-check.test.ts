@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
 import { IndependentTrainer } from "../src/baselines/independent";
-import type { ModelSide } from "../src/core/joint";
+import type { ModelSide } from "../src/core/loop";
 import type { LossFn } from "../src/core/losses";
-import { MergeNetTrainer } from "../src/core/trainer";
+import { MergeNetTrainer } from "../src/core/mergenet";
 import { batchStream } from "../src/data/batches";
 import { runExperiment } from "../src/experiments/runner";
 import { registerWasmGradients } from "../src/backend/wasm-gradients";

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
 import type { LossFn } from "../src/core/losses";
-import { MergeNetTrainer } from "../src/core/trainer";
+import { MergeNetTrainer } from "../src/core/mergenet";
 import { disposedAfterEach } from "./helpers/disposed";
 import { weightsOf } from "./helpers/tiny";
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
 import { DistillationTrainer } from "../src/baselines/distillation";
 import { paramRef } from "../src/core/params";
-import { MergeNetTrainer } from "../src/core/trainer";
+import { MergeNetTrainer } from "../src/core/mergenet";
 import { batchStream } from "../src/data/batches";
 import {
   bagOfWords,

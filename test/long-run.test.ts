@@ -2,7 +2,7 @@
 // epochs, and resident memory does not creep (sampled after every epoch).
 import { describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
-import { MergeNetTrainer } from "../src/core/trainer";
+import { MergeNetTrainer } from "../src/core/mergenet";
 import { tinySetup } from "./helpers/tiny";
 
 describe("a long run", () => {

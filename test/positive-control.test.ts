@@ -6,7 +6,7 @@ import { tf } from "../src/backend";
 import { SharingTrainer } from "../src/baselines/sharing";
 import { attentionRelativeEntropy, writeCosine } from "../src/core/diagnostics";
 import { paramRef, readMatrix } from "../src/core/params";
-import { MergeNetTrainer, type MergeNetConfig } from "../src/core/trainer";
+import { MergeNetTrainer, type MergeNetConfig } from "../src/core/mergenet";
 import { permuteHiddenUnits } from "../src/models/permute";
 import { makeTrainer } from "../src/experiments/methods";
 import { runExperiment } from "../src/experiments/runner";

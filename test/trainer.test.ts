@@ -5,7 +5,7 @@ import { AdamW } from "../src/core/adamw";
 import { ParameterAdapter } from "../src/core/adapter";
 import { paramRef, readMatrix, toMatrix, writeMatrix } from "../src/core/params";
 import { trainStep, variableOf } from "../src/core/step";
-import { MergeNetTrainer, resolveMergeNetConfig, type MergeNetConfig } from "../src/core/trainer";
+import { MergeNetTrainer, resolveMergeNetConfig, type MergeNetConfig } from "../src/core/mergenet";
 import { WriteBack } from "../src/core/writeback";
 import { expectNoTensorLeak } from "./helpers/leaks";
 import { disposedAfterEach } from "./helpers/disposed";

@@ -17,7 +17,7 @@
  * two models' input shapes may differ. The label spaces must still match.
  */
 import { tf } from "../backend";
-import { JointLoop, type ModelSide, type StepLosses } from "../core/joint";
+import { JointLoop, type ModelSide, type StepLosses } from "../core/loop";
 import { trainStep } from "../core/step";
 import type { Batch, PairedInput } from "../core/batch-stream";
 import { stepSide } from "./independent";

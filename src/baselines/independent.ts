@@ -5,7 +5,7 @@
  *    for MergeNet's overhead, and what MergeNet reduces to with its adapter switched off).
  */
 import { tf } from "../backend";
-import { JointLoop, type ModelSide, type StepLosses } from "../core/joint";
+import { JointLoop, type ModelSide, type StepLosses } from "../core/loop";
 import { trainStep } from "../core/step";
 
 export class IndependentTrainer extends JointLoop {

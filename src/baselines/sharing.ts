@@ -11,7 +11,7 @@
  * adapter would have to learn, and it measures how much knowledge the source weight carries.
  */
 import { tf } from "../backend";
-import { JointLoop, type ModelSide, type StepLosses } from "../core/joint";
+import { JointLoop, type ModelSide, type StepLosses } from "../core/loop";
 import { paramRef, readMatrix, writeMatrix, type ParamRef } from "../core/params";
 import { stepSide } from "./independent";
 

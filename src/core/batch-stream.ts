@@ -1,6 +1,6 @@
 /**
  * The interface a batch stream implements, owned by the core that reads it: the joint loop
- * (joint.ts) and the baselines draw batches through it, and check a side's data against its
+ * (loop.ts) and the baselines draw batches through it, and check a side's data against its
  * model through it. data/batches.ts implements it (structurally: data/ imports nothing of
  * core/), as do the scenarios' own streams.
  */

@@ -17,7 +17,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { tf } from "../backend";
 import { IndependentTrainer } from "../baselines/independent";
-import type { JointLoop } from "../core/joint";
+import type { JointLoop } from "../core/loop";
 import { mulberry32 } from "../util/random";
 import { DIGIT_WORDS, LOG_MEL_DEFAULTS, fitDuration, logMelSpectrogram, parseWav, samplesNeeded, synthesizeSpokenDigits, type SpokenDigitSpeaker } from "../data/audio";
 import { EMOJI_CATEGORIES, EMOJI_SIDE, EMOJI_VENDORS, loadEmojiDataset, readEmojiArrays, type EmojiVendor } from "../data/emoji";

@@ -5,8 +5,8 @@
 import { DistillationTrainer, MutualLearningTrainer, type DistillationConfig } from "../baselines/distillation";
 import { IndependentTrainer } from "../baselines/independent";
 import { SharingTrainer, type SharingConfig } from "../baselines/sharing";
-import type { JointLoop } from "../core/joint";
-import { MergeNetTrainer, mergeNetConfigProblems, type MergeNetConfig } from "../core/trainer";
+import type { JointLoop } from "../core/loop";
+import { MergeNetTrainer, mergeNetConfigProblems, type MergeNetConfig } from "../core/mergenet";
 import { describeValue, isWholeAtLeast, nearestName, unknownKeyProblems } from "../config-checks";
 import type { ScenarioInstance } from "./scenario";
 

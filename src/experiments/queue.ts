@@ -38,7 +38,7 @@ import * as os from "os";
 import * as path from "path";
 import { Queue, QueueEvents, Worker, type Job } from "bullmq";
 import IORedis, { type RedisOptions } from "ioredis";
-import type { EpochRecord } from "../core/joint";
+import type { EpochRecord } from "../core/loop";
 import { logger } from "../log";
 import { REPO_ROOT } from "../paths";
 import { label, runFailure, workerJob, type ExecutorHooks, type PoolJob, type RunExecutor, type WorkerJob } from "./pool";

@@ -4,7 +4,7 @@
  * runner, its executors (pool.ts, queue.ts), the tables (results.ts) and the analyses read
  * one definition without importing each other.
  */
-import type { EpochRecord } from "../core/joint";
+import type { EpochRecord } from "../core/loop";
 import type { MethodSpec } from "./methods";
 
 export interface ExperimentConfig {

@@ -5,7 +5,7 @@
  * configuration (and so its cache key) can name them.
  */
 import type { PairedInput } from "../core/batch-stream";
-import type { ModelSide } from "../core/joint";
+import type { ModelSide } from "../core/loop";
 
 export interface ScenarioInstance {
   /** Fresh, seeded models with their optimisers, data streams, losses and evaluators. */

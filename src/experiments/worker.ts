@@ -11,7 +11,7 @@
  */
 import * as path from "path";
 import { initBackend, type BackendName } from "../backend";
-import type { EpochRecord } from "../core/joint";
+import type { EpochRecord } from "../core/loop";
 import { REPO_ROOT } from "../paths";
 import type { MethodSpec } from "./methods";
 import type { FromWorker, ToWorker, WorkerJob } from "./pool";

@@ -23,7 +23,7 @@
  * (grid 2×2, two ranks, four layer pairs, ...): it checks the pipeline, its numbers are not results.
  */
 import type { AdapterBlocks } from "../../core/adapter";
-import type { LayerPair, MergeNetConfig } from "../../core/trainer";
+import type { LayerPair, MergeNetConfig } from "../../core/mergenet";
 import type { MethodSpec } from "../methods";
 import { isQuick, pick } from "../runner";
 import { type ExperimentConfig } from "../records";

@@ -3,7 +3,7 @@
  * seeds. Quick mode (`MERGENET_QUICK=1`) keeps every method but trains one seed briefly,
  * so CI checks the whole pipeline; its numbers are not results.
  */
-import type { MergeNetConfig } from "../../core/trainer";
+import type { MergeNetConfig } from "../../core/mergenet";
 import type { MethodSpec } from "../methods";
 import { pick } from "../runner";
 import { type ExperimentConfig } from "../records";

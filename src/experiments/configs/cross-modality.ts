@@ -31,7 +31,7 @@
  * check the pipeline and are not results.
  */
 import { paramRef } from "../../core/params";
-import type { MergeNetConfig } from "../../core/trainer";
+import type { MergeNetConfig } from "../../core/mergenet";
 import type { MethodSpec } from "../methods";
 import { formatStats, summarize, type Stats } from "../results";
 import { pick } from "../runner";

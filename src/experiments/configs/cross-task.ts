@@ -44,7 +44,7 @@
  * and 1500 genre passages for training. Every method and figure still runs; the numbers are
  * not results.
  */
-import type { MergeNetConfig } from "../../core/trainer";
+import type { MergeNetConfig } from "../../core/mergenet";
 import type { MethodSpec } from "../methods";
 import { pick } from "../runner";
 import { type ExperimentConfig, type ExperimentResult } from "../records";

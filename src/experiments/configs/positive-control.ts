@@ -13,7 +13,7 @@
  * Quick mode keeps every method but trains one seed for two epochs: it checks the pipeline,
  * its numbers are not results.
  */
-import type { MergeNetConfig } from "../../core/trainer";
+import type { MergeNetConfig } from "../../core/mergenet";
 import type { MethodSpec } from "../methods";
 import { pick } from "../runner";
 import { type ExperimentConfig } from "../records";

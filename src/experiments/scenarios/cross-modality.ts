@@ -26,9 +26,9 @@
  */
 import { tf } from "../../backend";
 import { momentum } from "../../core/momentum";
-import type { ModelSide } from "../../core/joint";
+import type { ModelSide } from "../../core/loop";
 import { accuracyEvaluator, sparseCrossEntropy } from "../../core/losses";
-import type { LayerPair } from "../../core/trainer";
+import type { LayerPair } from "../../core/mergenet";
 import { loadSpokenDigits, type SpokenDigitsData } from "../../data/audio";
 import { choiceProblem, describeValue, unknownKeyProblems } from "../../config-checks";
 import { checkDataset } from "../../data/check";

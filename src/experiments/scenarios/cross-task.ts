@@ -31,7 +31,7 @@
  */
 import { choiceProblem, unknownKeyProblems } from "../../config-checks";
 import { tf } from "../../backend";
-import type { ModelSide } from "../../core/joint";
+import type { ModelSide } from "../../core/loop";
 import { accuracyEvaluator, sparseCrossEntropy, type LossFn } from "../../core/losses";
 import { batchStream } from "../../data/batches";
 import {

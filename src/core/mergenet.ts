@@ -40,7 +40,7 @@ import { describeValue, isWholeAtLeast, unknownKeyProblems } from "../config-che
 import { ADAMW_DEFAULTS, AdamW, type AdamWConfig } from "./adamw";
 import { writeCosine } from "./diagnostics";
 import { ADAPTER_DEFAULTS, ParameterAdapter, type AdapterConfig, type AdapterTrace } from "./adapter";
-import { JointLoop, type ExtraState, type ModelSide, type SideState, type StepLosses, type TransferStats } from "./joint";
+import { JointLoop, type ExtraState, type ModelSide, type SideState, type StepLosses, type TransferStats } from "./loop";
 import { factorRefs, paramRef, readMatrix, toMatrix, writeMatrix, type ParamRef } from "./params";
 import { svdSplit } from "./lowrank";
 import { seededPermutation } from "../util/random";
