@@ -47,11 +47,12 @@ export { runExperiment, isQuick, pick } from "./experiments/runner";
 export type { ExperimentConfig, ExperimentResult, RunResult, AdapterDiagnostics } from "./experiments/records";
 export type { MethodSpec } from "./experiments/methods";
 export { registerScenario, getScenario, scenarioNames, type Scenario, type ScenarioInstance } from "./experiments/scenario";
-export { summarize, summaryTable, curveRows, barRows, transferRows, pairedDifference, stats, confidenceInterval } from "./experiments/results";
+export { summarize, summaryTable, curveRows, barRows, transferRows, pairedDifference } from "./experiments/results";
+export { stats, confidenceInterval, classify, intervalText, verdictText, type Comparison, type Verdict } from "./experiments/statistics";
 export {
-  classify, compare, matchedControls, variantVerdicts, verdictTable, effectRows, referenceEffectRows, smallestEffect, smallestEffectOf,
-  countVerdicts, countsText, intervalText, verdictText, seedCount, narrowed, mergedVerdicts, MAIN_SEEDS,
-  type Comparison, type Verdict, type VariantVerdict, type SmallestEffect, type VerdictCounts, type MatchedControl,
+  compare, matchedControls, variantVerdicts, verdictTable, effectRows, referenceEffectRows, smallestEffect, smallestEffectOf,
+  countVerdicts, countsText, seedCount, narrowed, mergedVerdicts, MAIN_SEEDS,
+  type VariantVerdict, type SmallestEffect, type VerdictCounts, type MatchedControl,
 } from "./experiments/verdicts";
 export { positiveControlVerdicts, verdictRows, diagnosticsSummary, type CandidateVerdict } from "./experiments/positive-control-verdicts";
 

@@ -21,7 +21,7 @@
 import { EigenvalueDecomposition, Matrix, SVD } from "ml-matrix";
 import { heatmap, type BarRow, type HeatmapOptions, type PathRow } from "../plots/specs";
 import type { PlotlyFigure, VegaLiteSpec } from "../plots/render";
-import { confidenceInterval, formatStats, stats, type Stats } from "./results";
+import { confidenceInterval, formatStats, stats, type Stats } from "./statistics";
 import type { WeightRecord } from "./records";
 
 /** The parts of a run this module reads (a RunResult satisfies it). */

@@ -10,8 +10,10 @@
  * direction unrelated to the source).
  */
 import type { ExperimentResult, RunResult } from "./records";
-import { pairedDifferences, stats } from "./results";
-import { classify, compare, intervalText, type Comparison } from "./verdicts";
+import { pairedDifferences } from "./results";
+import { stats } from "./statistics";
+import { compare } from "./verdicts";
+import { classify, intervalText, type Comparison } from "./statistics";
 
 /** A classified comparison (verdicts.ts); here δ is the bar's size, half the reference gain. */
 export type Interval = Comparison;

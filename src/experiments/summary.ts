@@ -1,7 +1,7 @@
 /**
  * The project's summary (notebook 06): every MergeNet-versus-matched-control comparison of
  * notebooks 01 to 05, read from the runs those notebooks trained (nothing is trained here), each
- * judged by the one classifier of verdicts.ts against its scenario's δ, with distillation's and
+ * judged by the one classifier of statistics.ts against its scenario's δ, with distillation's and
  * mutual learning's gains in the same units for scale.
  */
 import * as ca from "./configs/cross-architecture";

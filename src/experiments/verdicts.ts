@@ -1,100 +1,22 @@
 /**
- * The project's one classifier of comparisons (issue 14): every "does this variant beat that
- * one" in the notebooks is answered here, and the notebooks only display the answer.
- *
- * A comparison is a list of differences paired by seed (variant − reference on the same seed:
- * same data subset, same initial target). From it: the mean, the two-sided 95 % Student-t
- * confidence interval, and one verdict among
- *
- *   better        the interval lies above 0 (two-sided t test, p < 0.05, mean > 0);
- *   worse         the interval lies below 0;
- *   equivalent    within ±δ by two one-sided tests (TOST, each at 5 %: the 90 % interval lies
- *                 inside (−δ, +δ)), and not better or worse;
- *   inconclusive  none of these: the seeds cannot tell.
- *
- * δ is the smallest effect worth calling transfer, stated per scenario with its reason
- * (`smallestEffect`). A difference can be both significant and smaller than δ: its verdict is
- * better or worse, flagged `belowDelta` and said in words ("real, but smaller than δ").
+ * Verdicts on an experiment's results: which comparisons to make (a variant against target
+ * alone and against its matched control), δ for a scenario, and the tables, effects and counts
+ * that the notebooks show. The classifier itself and its statistics are in statistics.ts.
  *
  * Matched controls: a MergeNet variant is compared with the control that differs from it only
  * in what the adapter reads (`sourceInput`), found by `matchedControls` from the configuration
  * itself, so a variant without one is an error, not a silent comparison with the wrong control.
  */
 import type { MethodSpec } from "./methods";
-import { pairedDifference, pairedDifferences, stats, studentQuantile, studentTail, type Stats } from "./results";
+import { pairedDifference, pairedDifferences } from "./results";
+import { ALPHA, binomialAtLeast, classify, intervalText, signedNumber, verdictText, type Comparison, type Verdict } from "./statistics";
 import { stableStringify } from "./runner";
 import { type ExperimentConfig, type ExperimentResult } from "./records";
-
-export type Verdict = "better" | "worse" | "equivalent" | "inconclusive";
-
-/** The significance level of every test here (two-sided for better / worse, each side of TOST). */
-export const ALPHA = 0.05;
 
 /** The smallest effect worth calling transfer in one scenario, and why that size. */
 export interface SmallestEffect {
   delta: number;
   reason: string;
-}
-
-/** A classified comparison: the paired differences' Stats, the 95 % interval and the verdict. */
-export interface Comparison extends Stats {
-  /** Two-sided 95 % Student-t interval of the mean (NaN with fewer than 2 seeds). */
-  low: number;
-  high: number;
-  /** Two-sided p of "mean = 0" (NaN with fewer than 2 seeds). */
-  p: number;
-  /** TOST p of "|mean| ≥ δ": the larger of the two one-sided p's (NaN with fewer than 2 seeds). */
-  pEquivalence: number;
-  delta: number;
-  verdict: Verdict;
-  /** better / worse, yet the interval lies inside ±δ: a real difference smaller than worth calling transfer. */
-  belowDelta: boolean;
-}
-
-/** P(T > t) for any real t (studentTail takes t ≥ 0). */
-function upperTail(t: number, df: number): number {
-  if (t === Infinity) return 0;
-  if (t === -Infinity) return 1;
-  return t >= 0 ? studentTail(t, df) : 1 - studentTail(-t, df);
-}
-
-/** Classifies paired differences against 0 and ±δ (see the module comment). */
-export function classify(differences: number[], delta: number): Comparison {
-  if (!(delta >= 0) || !Number.isFinite(delta)) throw new Error(`classify: δ must be a finite number >= 0, got ${delta}`);
-  if (differences.some((d) => !Number.isFinite(d))) throw new Error(`classify: the differences must be finite numbers, got ${JSON.stringify(differences)}`);
-  const s = stats(differences);
-  if (s.n < 2) return { ...s, low: NaN, high: NaN, p: NaN, pEquivalence: NaN, delta, verdict: "inconclusive", belowDelta: false };
-  const df = s.n - 1;
-  const se = s.std / Math.sqrt(s.n);
-  // se = 0 (every seed gave the same difference): the t statistics are ±∞ or 0/0; the limits are what the tests mean.
-  const tOf = (x: number): number => (se > 0 ? x / se : x > 0 ? Infinity : x < 0 ? -Infinity : 0);
-  const half = se > 0 ? studentQuantile(ALPHA / 2, df) * se : 0;
-  const low = s.mean - half;
-  const high = s.mean + half;
-  const p = Math.min(1, 2 * upperTail(Math.abs(tOf(s.mean)), df));
-  // TOST: H0 mean ≤ −δ rejected when P(T > (mean + δ)/se) < α; H0 mean ≥ δ when P(T > (δ − mean)/se) < α.
-  const pEquivalence = delta > 0 ? Math.max(upperTail(tOf(s.mean + delta), df), upperTail(tOf(delta - s.mean), df)) : 1;
-  const equivalent = pEquivalence < ALPHA;
-  const better = low > 0;
-  const worse = high < 0;
-  const verdict: Verdict = better ? "better" : worse ? "worse" : equivalent ? "equivalent" : "inconclusive";
-  return { ...s, low, high, p, pEquivalence, delta, verdict, belowDelta: (better || worse) && equivalent };
-}
-
-const signedNumber = (x: number, digits = 4): string => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(digits)}`;
-
-/** "+0.0123 [−0.0010, +0.0256]": the mean and its 95 % interval; the mean alone (and "1 seed") for one seed. */
-export function intervalText(c: Pick<Comparison, "mean" | "low" | "high" | "n">): string {
-  if (c.n === 0 || !Number.isFinite(c.mean)) return "n/a";
-  return Number.isFinite(c.low) ? `${signedNumber(c.mean)} [${signedNumber(c.low)}, ${signedNumber(c.high)}]` : `${signedNumber(c.mean)} (1 seed)`;
-}
-
-/** The verdict in a few words, with δ where it matters: "better", "equivalent within ±0.0050", "better, but by less than δ". */
-export function verdictText(c: Comparison): string {
-  if (c.n < 2) return "one seed: no verdict";
-  if (c.belowDelta) return `${c.verdict}, but by less than δ = ${c.delta.toFixed(4)}`;
-  if (c.verdict === "equivalent") return `equivalent within ±${c.delta.toFixed(4)}`;
-  return c.verdict;
 }
 
 /**
@@ -212,19 +134,6 @@ export interface VerdictCounts {
   expectedByChance: number;
   /** With no real effect anywhere: P(at least better + worse of them), binomial. */
   pAtLeast: number;
-}
-
-/** Binomial P(X ≥ k) for X ~ Bin(n, p). */
-export function binomialAtLeast(k: number, n: number, p: number): number {
-  if (k <= 0) return 1;
-  if (k > n) return 0;
-  let term = Math.pow(1 - p, n);
-  let total = 0;
-  for (let i = 0; i <= n; i++) {
-    if (i >= k) total += term;
-    term *= ((n - i) / (i + 1)) * (p / (1 - p));
-  }
-  return Math.min(1, total);
 }
 
 export function countVerdicts(comparisons: Comparison[]): VerdictCounts {

@@ -215,7 +215,7 @@ export function groupedBars(rows: BarRow[], options: GroupedBarOptions = {}): Ve
   };
 }
 
-/** The point shape of each verdict of src/experiments/verdicts.ts, the same in every effects figure. */
+/** The point shape of each verdict of src/experiments/statistics.ts, the same in every effects figure. */
 const VERDICT_SHAPES = new Map([["better", "triangle-up"], ["worse", "triangle-down"], ["equivalent", "square"], ["inconclusive", "circle"], ["one seed", "diamond"]]);
 
 /** One effect with its 95 % interval: a gain over a reference, paired by seed. */

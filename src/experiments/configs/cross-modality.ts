@@ -33,10 +33,12 @@
 import { paramRef } from "../../core/params";
 import type { MergeNetConfig } from "../../core/mergenet";
 import type { MethodSpec } from "../methods";
-import { formatStats, summarize, type Stats } from "../results";
+import { summarize } from "../results";
+import { formatStats, type Stats } from "../statistics";
 import { pick } from "../runner";
 import { type ExperimentConfig, type ExperimentResult } from "../records";
-import { compare, intervalText, MAIN_SEEDS, narrowed, seedCount, smallestEffectOf, variantVerdicts, verdictText, type SmallestEffect } from "../verdicts";
+import { compare, MAIN_SEEDS, narrowed, seedCount, smallestEffectOf, variantVerdicts, type SmallestEffect } from "../verdicts";
+import { intervalText, verdictText } from "../statistics";
 import { getScenario } from "../scenario";
 import {
   EMOJI_PAIRS,
