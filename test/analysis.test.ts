@@ -4,10 +4,8 @@ import * as os from "os";
 import * as path from "path";
 import { Matrix, SVD } from "ml-matrix";
 import { describe, expect, it } from "vitest";
-import {
-  annotatedHeatmap, costRows, readableBars, spectrumChart, gainBar, gainStats, gridMatrix, pca, singularValues, singularValueStats, spectrumDifference, spectrumRows,
-  trajectoryDistances, trajectoryProjection, type AnalysedResult, type AnalysedRun,
-} from "../src/experiments/analysis";
+import { costRows, gainBar, gainStats, gridMatrix, pca, singularValues, singularValueStats, spectrumDifference, spectrumRows, trajectoryDistances, trajectoryProjection, type AnalysedResult, type AnalysedRun } from "../src/experiments/analysis";
+import { annotatedHeatmap, readableBars, spectrumChart } from "../src/plots/specs";
 import { runExperiment, runHash, stableStringify, RUNNER_VERSION, validateExperiment } from "../src/experiments/runner";
 import { type ExperimentConfig } from "../src/experiments/records";
 import { vegaLiteToSvg } from "../src/plots/render";

@@ -3,7 +3,7 @@
  * (PCA of its per-epoch snapshots), how its spectrum changed, what each adapter cost, and
  * the matrices and rows the ablation figures are drawn from. Everything here is plain
  * numbers in, plain numbers out: no tensors, no models (the runner records the snapshots,
- * see `RecordingConfig` in ./runner).
+ * see `RecordingConfig` in ./records).
  *
  * Design choices:
  * - PCA goes through the Gram matrix: n snapshots of a d-dimensional weight (n ~ 30,
@@ -12,15 +12,12 @@
  *   is positive, so the same runs always give the same picture.
  * - Singular values come from ml-matrix's SVD (float64, the library SPEC §2 names), without
  *   the singular vectors.
- * - Summaries are mean ± sample std over seeds, as in ./results; a gain is paired by seed.
- * - Three figure helpers live here rather than in src/plots/specs.ts because only this analysis
- *   uses them: an annotated heatmap (plotly's heatmap with each cell's text), spectrum lines
- *   (vega-lite, log y), and `readableBars`, which tilts the group labels of plots/specs'
- *   groupedBars so that a dozen long variant names fit.
+ * - Summaries are mean ± sample std over seeds (./statistics); a gain is paired by seed.
+ * - The figures these rows are drawn with (spectrum lines, annotated heatmaps, tilted bars) are
+ *   in src/plots/specs.ts, with the other chart builders.
  */
 import { EigenvalueDecomposition, Matrix, SVD } from "ml-matrix";
-import { heatmap, type BarRow, type HeatmapOptions, type PathRow } from "../plots/specs";
-import type { PlotlyFigure, VegaLiteSpec } from "../plots/render";
+import type { BarRow, PathRow, SpectrumRow } from "../plots/specs";
 import { confidenceInterval, formatStats, stats, type Stats } from "./statistics";
 import type { WeightRecord } from "./records";
 
@@ -182,16 +179,6 @@ export function spectrumDifference(result: AnalysedResult, weight: string, a: st
   return stats([...sa.entries()].filter(([seed]) => sb.has(seed)).map(([seed, va]) => distance(va, sb.get(seed) as number[]) / norm(sb.get(seed) as number[])));
 }
 
-/** One point of a spectrum line: singular value `index` (1 = largest) of a weight. */
-export interface SpectrumRow {
-  /** e.g. "MergeNet, after training". */
-  series: string;
-  index: number;
-  mean: number;
-  std: number;
-  n: number;
-}
-
 /**
  * Singular-value spectra of `weight`, mean ± std over seeds: one "before training" series
  * (the initial weight, shared by every method of a seed; taken from the first method) and one
@@ -218,62 +205,6 @@ export function spectrumRows(result: AnalysedResult, weight: string, methods: st
 /** Stats over seeds of singular value `index` (0 = largest) of `weight`, before or after training. */
 export function singularValueStats(result: AnalysedResult, weight: string, method: string, index = 0, when: "before" | "after" = "after"): Stats {
   return stats(result.runs.filter((r) => r.method === method && r.weights?.[weight]).map((r) => r.weights?.[weight]?.singularValues[when][index] ?? NaN).filter(Number.isFinite));
-}
-
-/** Spectrum lines (vega-lite): singular value by index, log y, one line per series with a ± std band. */
-export function spectrumChart(rows: SpectrumRow[], options: { title?: string; width?: number; height?: number } = {}): VegaLiteSpec {
-  if (rows.length === 0) throw new Error("spectrumChart: rows must be a non-empty array");
-  const values = rows.map((r) => ({ ...r, lo: Math.max(r.mean - r.std, r.mean / 10), hi: r.mean + r.std }));
-  const x = { field: "index", type: "quantitative" as const, title: "singular value index (1 = largest)" };
-  const color = { field: "series", type: "nominal" as const, title: "weight", legend: { labelLimit: 320 } };
-  const y = { type: "log" as const };
-  return {
-    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
-    ...(options.title ? { title: options.title } : {}),
-    width: options.width ?? 400,
-    height: options.height ?? 250,
-    data: { values },
-    layer: [
-      { mark: { type: "area", opacity: 0.2 }, encoding: { x, y: { field: "lo", type: "quantitative", scale: y }, y2: { field: "hi" }, color } },
-      {
-        mark: { type: "line" },
-        encoding: {
-          x,
-          y: { field: "mean", type: "quantitative", title: "singular value", scale: y },
-          color,
-          tooltip: [
-            { field: "series", type: "nominal" },
-            { field: "index", type: "quantitative" },
-            { field: "mean", type: "quantitative", format: ".4g" },
-            { field: "std", type: "quantitative", format: ".3g" },
-          ],
-        },
-      },
-    ],
-  } as VegaLiteSpec;
-}
-
-/** A vega-lite layered chart with its x labels tilted by `angle` degrees and no label or legend truncation below 320 px. */
-export function readableBars(spec: VegaLiteSpec, angle = -30): VegaLiteSpec {
-  type Encoding = { x?: { axis?: object }; color?: { legend?: object } };
-  const layers = (spec as { layer?: { encoding?: Encoding }[] }).layer;
-  if (!Array.isArray(layers)) throw new Error("readableBars: the spec must be a layered chart (as groupedBars returns)");
-  const tilt = (encoding: Encoding = {}): Encoding => ({
-    ...encoding,
-    ...(encoding.x ? { x: { ...encoding.x, axis: { ...encoding.x.axis, labelAngle: angle, labelAlign: "right", labelLimit: 320 } } } : {}),
-    ...(encoding.color ? { color: { ...encoding.color, legend: { ...encoding.color.legend, labelLimit: 320 } } } : {}),
-  });
-  return { ...spec, layer: layers.map((layer) => ({ ...layer, encoding: tilt(layer.encoding) })) } as VegaLiteSpec;
-}
-
-/** A plotly heatmap (plots/specs' heatmap) with each cell's text written on it. */
-export function annotatedHeatmap(matrix: number[][], labels: string[][], options: HeatmapOptions = {}): PlotlyFigure {
-  if (labels.length !== matrix.length || labels.some((row, r) => row.length !== matrix[r].length)) {
-    throw new Error("annotatedHeatmap: labels must have the matrix's shape (one string per cell)");
-  }
-  const figure = heatmap(matrix, options);
-  const [trace, ...rest] = figure.data;
-  return { ...figure, data: [{ ...(trace as Record<string, unknown>), text: labels, texttemplate: "%{text}", hovertemplate: "%{y} × %{x}<br>%{text}<extra></extra>" }, ...rest] };
 }
 
 export type Side = "target" | "source";
