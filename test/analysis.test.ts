@@ -5,11 +5,10 @@ import * as path from "path";
 import { Matrix, SVD } from "ml-matrix";
 import { describe, expect, it } from "vitest";
 import { costRows, gainBar, gainStats, gridMatrix, pca, singularValues, singularValueStats, spectrumDifference, spectrumRows, trajectoryDistances, trajectoryProjection, type AnalysedResult, type AnalysedRun } from "../src/experiments/analysis";
-import { annotatedHeatmap, readableBars, spectrumChart } from "../src/plots/specs";
+import { annotatedHeatmap, groupedBars, readableBars, spectrumChart } from "../src/plots/specs";
 import { runExperiment, runHash, stableStringify, RUNNER_VERSION, validateExperiment } from "../src/experiments/runner";
 import { type ExperimentConfig } from "../src/experiments/records";
 import { vegaLiteToSvg } from "../src/plots/render";
-import { groupedBars } from "../src/plots/specs";
 import { registerTinyScenario } from "./helpers/tiny";
 import { mulberry32 } from "../src/util/random";
 

@@ -45,7 +45,7 @@ import { factorRefs, paramRef, readMatrix, toMatrix, writeMatrix, type ParamRef 
 import { svdSplit } from "./lowrank";
 import { seededPermutation } from "../util/random";
 import { trainStep, variableOf, type StepResult } from "./step";
-import { WriteBack, writeBackWarning, type OutputMode } from "./writeback";
+import { OUTPUT_MODES, WriteBack, writeBackWarning, type OutputMode } from "./writeback";
 
 export type LowRankForm = "full" | "factorized" | "svd";
 export type UpdateRule = "hypernet" | "exact";
@@ -197,7 +197,7 @@ export function mergeNetConfigProblems(config: Partial<MergeNetConfig> & { pairs
   const problems: string[] = unknownKeyProblems(config, ["pairs", ...Object.keys(MERGENET_DEFAULTS)]);
   if (!isWholeAtLeast(c.cycle, 1)) problems.push(`cycle must be a whole number >= 1 (transfer every cycle steps), got ${describeValue(c.cycle)}`);
   if (!["hypernet", "exact"].includes(c.rule)) problems.push(`rule must be 'hypernet' or 'exact', got ${describeValue(c.rule)}`);
-  if (!["replace", "matched", "residual", "interp"].includes(c.output)) problems.push(`output must be one of replace, matched, residual, interp; got ${describeValue(c.output)}`);
+  if (!OUTPUT_MODES.includes(c.output)) problems.push(`output must be one of ${OUTPUT_MODES.join(", ")}; got ${describeValue(c.output)}`);
   if (!["one-way", "two-way"].includes(c.direction)) problems.push(`direction must be 'one-way' or 'two-way', got ${describeValue(c.direction)}`);
   if (!["model", "random", "permuted"].includes(c.sourceInput)) problems.push(`sourceInput must be 'model', 'random' or 'permuted', got ${describeValue(c.sourceInput)}`);
   if (c.freezeSource !== undefined && typeof c.freezeSource !== "boolean") problems.push(`freezeSource must be true or false, got ${describeValue(c.freezeSource)}`);

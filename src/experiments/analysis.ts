@@ -18,7 +18,7 @@
  */
 import { EigenvalueDecomposition, Matrix, SVD } from "ml-matrix";
 import type { BarRow, PathRow, SpectrumRow } from "../plots/specs";
-import { confidenceInterval, formatStats, stats, type Stats } from "./statistics";
+import { confidenceInterval, formatSignedStats, formatStats, stats, type Stats } from "./statistics";
 import type { WeightRecord } from "./records";
 
 /** The parts of a run this module reads (a RunResult satisfies it). */
@@ -235,9 +235,8 @@ export function gainStats(a: AnalysedResult, method: string, baseline: string, b
 
 /** A gain as text: "+0.0012 ± 0.0030 (n = 3)"; "n/a" without paired runs. */
 export function signedStats(s: Stats, digits = 4): string {
-  if (s.n === 0 || !Number.isFinite(s.mean)) return "n/a";
-  const spread = s.n > 1 ? ` ± ${s.std.toFixed(digits)}` : "";
-  return `${s.mean >= 0 ? "+" : "−"}${Math.abs(s.mean).toFixed(digits)}${spread} (n = ${s.n})`;
+  const text = formatSignedStats(s, digits);
+  return text === "n/a" ? text : `${text} (n = ${s.n})`;
 }
 
 /** Whether a paired difference is beyond seed noise, in words: its two-sided 95 % Student-t interval excludes 0 (n ≥ 2). */

@@ -11,9 +11,8 @@
  */
 import type { ExperimentResult, RunResult } from "./records";
 import { pairedDifferences } from "./results";
-import { stats } from "./statistics";
+import { classify, intervalText, stats, type Comparison } from "./statistics";
 import { compare } from "./verdicts";
-import { classify, intervalText, type Comparison } from "./statistics";
 
 /** A classified comparison (verdicts.ts); here δ is the bar's size, half the reference gain. */
 export type Interval = Comparison;

@@ -142,6 +142,13 @@ export function classify(differences: number[], delta: number): Comparison {
 /** A number with its sign, "+0.0123" or "−0.0123" (a true minus sign). */
 export const signedNumber = (x: number, digits = 4): string => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(digits)}`;
 
+/** A signed mean, with ± its standard deviation over seeds where n > 1: "+0.0012 ± 0.0030"; "n/a" without values. */
+export function formatSignedStats(s: Stats, digits = 4): string {
+  if (s.n === 0 || !Number.isFinite(s.mean)) return "n/a";
+  const value = signedNumber(s.mean, digits);
+  return s.n > 1 ? `${value} ± ${s.std.toFixed(digits)}` : value;
+}
+
 /** "+0.0123 [−0.0010, +0.0256]": the mean and its 95 % interval; the mean alone (and "1 seed") for one seed. */
 export function intervalText(c: Pick<Comparison, "mean" | "low" | "high" | "n">): string {
   if (c.n === 0 || !Number.isFinite(c.mean)) return "n/a";

@@ -25,6 +25,7 @@
 import type { AdapterBlocks } from "../../core/adapter";
 import type { LayerPair, MergeNetConfig } from "../../core/mergenet";
 import type { MethodSpec } from "../methods";
+import { mergenet } from "./preset";
 import { isQuick, pick } from "../runner";
 import { type ExperimentConfig } from "../records";
 import { MAIN_SEEDS, narrowed } from "../verdicts";
@@ -64,16 +65,12 @@ export function scenarioOptions(extra: ImagePairOptions = {}): ImagePairOptions 
   return { dataset: "mnist", target: "mlp", sourceTrain: 10000, targetTrain: 1000, testImages: pick(1000, 2000), ...extra };
 }
 
-/** The reference MergeNet with `extra` overriding its configuration (`more`: method-level fields). */
-function mergenet(name: string, extra: Partial<MergeNetConfig> = {}, more: { pretrainSourceEpochs?: number } = {}): MethodSpec {
-  return { name, kind: "mergenet", mergenet: { pairs: [REFERENCE_PAIR], cycle: 2, rule: "hypernet", output: "interp", adapter: { layers: 1 }, ...extra }, ...more };
-}
 
 export const controlOf = (name: string): string => `control: ${name}`;
 
 /** A variant and its matched random-source control (identical but for what the adapter reads). */
 function withControl(name: string, extra: Partial<MergeNetConfig> = {}, more: { pretrainSourceEpochs?: number } = {}): MethodSpec[] {
-  return [mergenet(name, extra, more), mergenet(controlOf(name), { ...extra, sourceInput: "random" }, more)];
+  return [mergenet(name, REFERENCE_PAIR, extra, more), mergenet(controlOf(name), REFERENCE_PAIR, { ...extra, sourceInput: "random" }, more)];
 }
 
 // ---- 1. cycle × adapter learning rate --------------------------------------------------
@@ -113,8 +110,8 @@ export function factorizedRanks(): ExperimentConfig[] {
     scenarioOptions: { ...scenarioOptions({ factorized: { rank, source: ["classifier"], target: ["fc2"] } }) },
     methods: [
       { name: ALONE, kind: "target-alone" },
-      mergenet(FACTORIZED, { pairs: [{ source: "classifier", target: "fc2", form: "factorized" }] }),
-      mergenet(FACTORIZED_CONTROL, { pairs: [{ source: "classifier", target: "fc2", form: "factorized" }], sourceInput: "random" }),
+      mergenet(FACTORIZED, { source: "classifier", target: "fc2", form: "factorized" }),
+      mergenet(FACTORIZED_CONTROL, { source: "classifier", target: "fc2", form: "factorized" }, { sourceInput: "random" }),
     ],
     epochs: epochs(),
     seeds: seeds(),
@@ -181,7 +178,7 @@ export function sourceCapacity(): ExperimentConfig[] {
       name: `04-source-${size}`,
       scenario: SCENARIO,
       scenarioOptions: { ...scenarioOptions({ sourceFilters, sourceHidden }) },
-      methods: [{ name: ALONE, kind: "target-alone" }, mergenet(REFERENCE), mergenet(CONTROL, { sourceInput: "random" })],
+      methods: [{ name: ALONE, kind: "target-alone" }, mergenet(REFERENCE, REFERENCE_PAIR), mergenet(CONTROL, REFERENCE_PAIR, { sourceInput: "random" })],
       epochs: epochs(),
       seeds: seeds(),
     };
@@ -199,19 +196,19 @@ export const earlyMethod = (k: number): string => `transfer first ${k} epoch${k 
 export function ablations(): ExperimentConfig {
   const pairs = layerPairs().flatMap(([s, t]) => {
     if (pairMethod(s, t) === REFERENCE) return [];
-    const pair = { pairs: [{ source: `${s}/kernel`, target: `${t}/kernel` }] };
-    return [mergenet(pairMethod(s, t), pair), mergenet(pairControl(s, t), { ...pair, sourceInput: "random" })];
+    const pair = { source: `${s}/kernel`, target: `${t}/kernel` };
+    return [mergenet(pairMethod(s, t), pair), mergenet(pairControl(s, t), pair, { sourceInput: "random" })];
   });
   const methods: MethodSpec[] = [
     { name: ALONE, kind: "target-alone" },
     { name: PAIR_ONLY, kind: "pair" },
     { name: KD, kind: "kd", pretrainSourceEpochs: pretrainEpochs() },
-    mergenet(REFERENCE),
-    mergenet(CONTROL, { sourceInput: "random" }),
-    mergenet(PERMUTED, { sourceInput: "permuted" }),
+    mergenet(REFERENCE, REFERENCE_PAIR),
+    mergenet(CONTROL, REFERENCE_PAIR, { sourceInput: "random" }),
+    mergenet(PERMUTED, REFERENCE_PAIR, { sourceInput: "permuted" }),
     ...usableRanks().flatMap((rank) => [
-      mergenet(svdMethod(rank), { pairs: [{ ...REFERENCE_PAIR, form: "svd", rank }] }),
-      mergenet(svdControl(rank), { pairs: [{ ...REFERENCE_PAIR, form: "svd", rank }], sourceInput: "random" }),
+      mergenet(svdMethod(rank), { ...REFERENCE_PAIR, form: "svd", rank }),
+      mergenet(svdControl(rank), { ...REFERENCE_PAIR, form: "svd", rank }, { sourceInput: "random" }),
     ]),
     ...pairs,
     ...adapterVariants(),

@@ -31,14 +31,13 @@
  * check the pipeline and are not results.
  */
 import { paramRef } from "../../core/params";
-import type { MergeNetConfig } from "../../core/mergenet";
 import type { MethodSpec } from "../methods";
+import { mergenet } from "./preset";
 import { summarize } from "../results";
-import { formatStats, type Stats } from "../statistics";
+import { formatSignedStats, formatStats, intervalText, verdictText } from "../statistics";
 import { pick } from "../runner";
 import { type ExperimentConfig, type ExperimentResult } from "../records";
 import { compare, MAIN_SEEDS, narrowed, seedCount, smallestEffectOf, variantVerdicts, type SmallestEffect } from "../verdicts";
-import { intervalText, verdictText } from "../statistics";
 import { getScenario } from "../scenario";
 import {
   EMOJI_PAIRS,
@@ -66,11 +65,6 @@ export const METHOD = {
 
 /** The methods drawn in the learning-curve figures. */
 export const CURVE_METHODS: string[] = [METHOD.targetAlone, METHOD.released, METHOD.releasedControl, METHOD.classifier, METHOD.classifierPretrained, METHOD.kd, METHOD.kdPretrained];
-
-/** MergeNet as the released configuration runs it (cycle 2, hypernet rule, one adapter layer) with `interp` write-back. */
-function mergenet(name: string, pair: Pair, extra: Partial<MergeNetConfig> = {}, more: Partial<MethodSpec> = {}): MethodSpec {
-  return { name, kind: "mergenet", mergenet: { pairs: [pair], cycle: 2, rule: "hypernet", output: "interp", adapter: { layers: 1 }, ...extra }, ...more } as MethodSpec;
-}
 
 /** The shared method list for one direction's two kinds of pair; `pretrain` = source epochs before freezing it. */
 function methodsFor(pairs: Record<"classifier" | "released", Pair>, pretrain: number): MethodSpec[] {
@@ -175,16 +169,10 @@ export function gainTable(results: LabelledResult[]): Record<string, string>[] {
     const row: Record<string, string> = { method };
     for (const { label, rows } of summaries) {
       const r = rows.get(method);
-      row[label] = !r ? "" : r.notApplicable ? "does not apply" : method === METHOD.targetAlone ? formatStats(r.target) : r.gain ? signedStats(r.gain) : "";
+      row[label] = !r ? "" : r.notApplicable ? "does not apply" : method === METHOD.targetAlone ? formatStats(r.target) : r.gain ? formatSignedStats(r.gain) : "";
     }
     return row;
   });
-}
-
-function signedStats(s: Stats): string {
-  if (s.n === 0 || !Number.isFinite(s.mean)) return "n/a";
-  const value = `${s.mean >= 0 ? "+" : "−"}${Math.abs(s.mean).toFixed(4)}`;
-  return s.n > 1 ? `${value} ± ${s.std.toFixed(4)}` : value;
 }
 
 /** Test items of the experiments whose test set size is fixed here (one item = 1/this of accuracy): the MNIST target's 2,000 test images. */

@@ -46,6 +46,7 @@
  */
 import type { MergeNetConfig } from "../../core/mergenet";
 import type { MethodSpec } from "../methods";
+import { mergenet } from "./preset";
 import { pick } from "../runner";
 import { type ExperimentConfig, type ExperimentResult } from "../records";
 import { narrowed, smallestEffectOf, type SmallestEffect } from "../verdicts";
@@ -89,11 +90,6 @@ function pairNamed(pairs: readonly SuggestedPair[], name: string): { source: str
   const found = pairs.find((p) => p.name === name);
   if (!found) throw new Error(`no suggested pair '${name}'; the scenario suggests ${pairs.map((p) => p.name).join(", ")}`);
   return { source: found.source, target: found.target };
-}
-
-/** MergeNet as notebook 01 runs it, on one layer pair; `extra` overrides. */
-function mergenet(name: string, pair: { source: string; target: string }, extra: Partial<MergeNetConfig> = {}, more: Partial<MethodSpec> = {}): MethodSpec {
-  return { name, kind: "mergenet", mergenet: { pairs: [pair], cycle: 2, rule: "hypernet", output: "interp", adapter: { layers: 1 }, ...extra }, ...more } as MethodSpec;
 }
 
 interface Variant {
