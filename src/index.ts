@@ -10,7 +10,8 @@ export { tf, initBackend, backendInfo, type BackendInfo, type BackendName } from
 // Core: views, low-rank forms, adapter, write-back, trainer.
 export { paramRef, matrixParamNames, readMatrix, writeMatrix, toMatrix, fromMatrix, factorRefs, type ParamRef, type ViewKind } from "./core/params";
 export { truncatedSvd, svdSplit, svdMerge, type SvdMethod, type TruncatedSvd } from "./core/lowrank";
-export { ParameterAdapter, resolveAdapterConfig, type AdapterConfig } from "./core/adapter";
+export { ParameterAdapter } from "./core/adapter/parameter-adapter";
+export { resolveAdapterConfig, type AdapterConfig } from "./core/adapter/config";
 export { WriteBack, OUTPUT_MODES, type OutputMode } from "./core/writeback";
 export {
   MergeNetTrainer,

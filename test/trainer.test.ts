@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { tf } from "../src/backend";
 import { IndependentTrainer } from "../src/baselines/independent";
 import { AdamW } from "../src/core/adamw";
-import { ParameterAdapter } from "../src/core/adapter";
+import { ParameterAdapter } from "../src/core/adapter/parameter-adapter";
 import { paramRef, readMatrix, toMatrix, writeMatrix } from "../src/core/params";
 import { trainStep, variableOf } from "../src/core/step";
 import { MergeNetTrainer, resolveMergeNetConfig, type MergeNetConfig } from "../src/core/mergenet";

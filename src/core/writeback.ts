@@ -21,7 +21,7 @@
  *   it; `writeBackWarning` gives it the text, so the rule lives here.
  */
 import { tf } from "../backend";
-import { freeVariablePrefix } from "./adapter";
+import { freeVariablePrefix } from "./variables";
 
 export const OUTPUT_MODES = ["replace", "matched", "residual", "interp"] as const;
 export type OutputMode = (typeof OUTPUT_MODES)[number];

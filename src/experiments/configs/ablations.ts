@@ -22,7 +22,7 @@
  * Quick mode (`MERGENET_QUICK=1`) trains one seed for two epochs on a trimmed set of variants
  * (grid 2×2, two ranks, four layer pairs, ...): it checks the pipeline, its numbers are not results.
  */
-import type { AdapterBlocks } from "../../core/adapter";
+import type { AdapterBlocks } from "../../core/adapter/config";
 import type { LayerPair, MergeNetConfig } from "../../core/mergenet";
 import type { MethodSpec } from "../methods";
 import { mergenet } from "./preset";
