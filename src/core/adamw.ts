@@ -187,7 +187,9 @@ export class AdamW {
    */
   setState(state: AdamWState): void {
     if (state.moments.length !== this.variables.length) {
-      throw new Error(`optimiser state holds ${state.moments.length} variables, this optimiser ${this.variables.length}: the checkpoint belongs to a different adapter`);
+      throw new Error(
+        `optimiser state holds ${state.moments.length} variables, this optimiser ${this.variables.length}: the checkpoint belongs to a different adapter`,
+      );
     }
     for (const [i, v] of this.variables.entries()) {
       const saved = state.moments[i];

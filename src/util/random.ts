@@ -1,4 +1,7 @@
-/** Small seeded random number generators and a string hash: every random choice in the project comes from a seed. Below core/, data/ and models/: it imports nothing. */
+/**
+ * Small seeded random number generators and a string hash: every random choice in the project comes
+ * from a seed. Below core/, data/ and models/: it imports nothing.
+ */
 
 /** mulberry32: a fast 32-bit generator; returns floats in [0, 1). */
 export function mulberry32(seed: number): () => number {

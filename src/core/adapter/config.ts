@@ -258,7 +258,8 @@ export function resolveAdapterConfig(c: AdapterConfig): ResolvedAdapterConfig {
     if (geometry[b].headWidth < 1) {
       throw new Error(
         `adapter config: heads=${resolved.heads} leaves block ${b} a per-head width of 0 ` +
-          `(floor(max(floor((${geometry[b].queryWidth} + ${geometry[b].keyWidth}) / 2), ${MIN_ATTENTION_WIDTH}) / heads)); use at most ${MIN_ATTENTION_WIDTH} heads`,
+          `(floor(max(floor((${geometry[b].queryWidth} + ${geometry[b].keyWidth}) / 2), ${MIN_ATTENTION_WIDTH}) / heads)); ` +
+          `use at most ${MIN_ATTENTION_WIDTH} heads`,
       );
     }
   }

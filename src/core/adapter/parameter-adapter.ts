@@ -46,7 +46,8 @@ import { tf } from "../../backend";
 import { fnv1a } from "../../util/random";
 import { freeVariablePrefix } from "../variables";
 import { attend, type BlockParams } from "./attention";
-import { blockGeometry, enabledBlocks, resolveAdapterConfig, type AdapterConfig, type BlockGeometry, type BlockName, type ResolvedAdapterConfig } from "./config";
+import { blockGeometry, enabledBlocks, resolveAdapterConfig } from "./config";
+import type { AdapterConfig, BlockGeometry, BlockName, ResolvedAdapterConfig } from "./config";
 import { dropoutMask, gelu, layerNorm, standardise, type Dense, type Norm } from "./ops";
 import { SPECTRAL_WARMUP_ITERATIONS, normalise, powerIterate, sigmaOf, spectralDense, type SpectralState } from "./spectral";
 
@@ -350,7 +351,15 @@ export class ParameterAdapter {
   }
 
   /** One block's attention (attention.ts), its dropout mask drawn here. */
-  private attend(name: BlockName, p: BlockParams, query: tf.Tensor2D, keys: tf.Tensor2D, layer: number, opts: RunOptions, maps: Partial<Record<BlockName, tf.Tensor2D>> | undefined): tf.Tensor2D {
+  private attend(
+    name: BlockName,
+    p: BlockParams,
+    query: tf.Tensor2D,
+    keys: tf.Tensor2D,
+    layer: number,
+    opts: RunOptions,
+    maps: Partial<Record<BlockName, tf.Tensor2D>> | undefined,
+  ): tf.Tensor2D {
     const heads = this.config.heads;
     const mask = this.dropoutMaskFor([heads, query.shape[0], keys.shape[0]], this.config.attentionDropout, opts, layer, name);
     const logTemperature = this.layerParams[layer].logTemperature;

@@ -121,7 +121,10 @@ export function factorizedRanks(): ExperimentConfig[] {
 
 // ---- 3. which layer pair ---------------------------------------------------------------
 
-/** Early, middle and late matrices of each model. The source's fc1 ([128, 3136]) is left out: its adapter has 20-30 M parameters and costs 10-20× the reference per step. */
+/**
+ * Early, middle and late matrices of each model. The source's fc1 ([128, 3136]) is left out: its
+ * adapter has 20-30 M parameters and costs 10-20× the reference per step.
+ */
 export const SOURCE_LAYERS = ["conv1", "conv2", "classifier"];
 export const TARGET_LAYERS = ["fc1", "fc2", "classifier"];
 /** The layer pairs run (quick mode: four of them). */

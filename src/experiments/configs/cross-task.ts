@@ -136,7 +136,10 @@ function epochsFor(task: keyof typeof EPOCHS, fraction: number, quickEpochs: num
   return pick(quickEpochs, full);
 }
 
-/** Seeds in default mode: ten on the sentence tasks (their runs take seconds, and one test sentence is 0.0017 of accuracy), three on Brown (ten for its main comparisons). */
+/**
+ * Seeds in default mode: ten on the sentence tasks (their runs take seconds, and one test sentence
+ * is 0.0017 of accuracy), three on Brown (ten for its main comparisons).
+ */
 const SEEDS = (count: number): number[] => pick([0], Array.from({ length: count }, (_, i) => i));
 
 /** Experiment name: the main one at TARGET_FRACTION, suffixed by the percentage otherwise. */
