@@ -20,6 +20,7 @@ import { EigenvalueDecomposition, Matrix, SVD } from "ml-matrix";
 import type { BarRow, PathRow, SpectrumRow } from "../plots/specs";
 import { confidenceInterval, formatSignedStats, formatStats, stats, type Stats } from "./statistics";
 import type { WeightRecord } from "./records";
+import { pairedDifference } from "./results";
 
 /** The parts of a run this module reads (a RunResult satisfies it). */
 export interface AnalysedRun {
@@ -227,10 +228,10 @@ export function finalStats(result: AnalysedResult, method: string, side: Side = 
  * Stats over seeds of (method in `a`) − (baseline in `b`), paired by seed; `b` defaults to `a`.
  * Two results can be paired when their runs share seeds and the baseline's model is the same
  * model on the same data (e.g. the same target trained beside a different source).
+ * One implementation: results.ts pairedDifference, under the name notebook 04 uses.
  */
 export function gainStats(a: AnalysedResult, method: string, baseline: string, b: AnalysedResult = a, side: Side = "target"): Stats {
-  const base = finals(b, baseline, side);
-  return stats([...finals(a, method, side).entries()].filter(([seed]) => base.has(seed)).map(([seed, v]) => v - (base.get(seed) as number)));
+  return pairedDifference(a, method, baseline, b, side);
 }
 
 /** A gain as text: "+0.0012 ± 0.0030 (n = 3)"; "n/a" without paired runs. */

@@ -79,22 +79,38 @@ export function transferRows(result: ExperimentResult): CurveRow[] {
   );
 }
 
-/**
- * Stats over seeds of (method a − method b) in the target metric, paired by seed. `b` is read
- * from `other` when given (another experiment on the same seeds, e.g. the same scenario with
- * another source).
- */
-export function pairedDifference(result: ExperimentResult, a: string, b: string, other: ExperimentResult = result): Stats {
-  return stats(pairedDifferences(result, a, b, other));
+/** The parts of a run that a paired difference reads (a RunResult satisfies it). */
+export interface PairedRun {
+  method: string;
+  seed: number;
+  metric: string;
+  notApplicable?: string;
+  final: { target: Record<string, number>; source: Record<string, number> };
 }
 
-/** The differences (a − b) of the final target metric, paired by seed, in seed order; b read from `other` when given. */
-export function pairedDifferences(result: ExperimentResult, a: string, b: string, other: ExperimentResult = result): number[] {
-  const byB = new Map(other.runs.filter((r) => r.method === b && !r.notApplicable).map((r) => [r.seed, r.final.target[r.metric]]));
-  return result.runs
-    .filter((r) => r.method === a && !r.notApplicable && byB.has(r.seed))
+/**
+ * Stats over seeds of (method a − method b) in the final metric of `side` (default the
+ * target's), paired by seed. `b` is read from `other` when given (another experiment on the
+ * same seeds, e.g. the same scenario with another source).
+ */
+export function pairedDifference(result: { runs: PairedRun[] }, a: string, b: string, other: { runs: PairedRun[] } = result, side: "target" | "source" = "target"): Stats {
+  return stats(pairedDifferences(result, a, b, other, side));
+}
+
+/**
+ * The differences (a − b) of the final metric of `side`, paired by seed, in seed order; b read
+ * from `other` when given. Runs that did not apply, or lack a finite metric on that side (a
+ * method that trains no source), are left out.
+ */
+export function pairedDifferences(result: { runs: PairedRun[] }, a: string, b: string, other: { runs: PairedRun[] } = result, side: "target" | "source" = "target"): number[] {
+  const value = (r: PairedRun): number => r.final[side][r.metric];
+  const finals = (from: { runs: PairedRun[] }, method: string): PairedRun[] =>
+    from.runs.filter((r) => r.method === method && !r.notApplicable && Number.isFinite(value(r)));
+  const byB = new Map(finals(other, b).map((r) => [r.seed, value(r)]));
+  return finals(result, a)
+    .filter((r) => byB.has(r.seed))
     .sort((x, y) => x.seed - y.seed)
-    .map((r) => r.final.target[r.metric] - (byB.get(r.seed) as number));
+    .map((r) => value(r) - (byB.get(r.seed) as number));
 }
 
 /** The attention maps stored with a method's first-seed run (MergeNet with a `full` pair), if any. */
