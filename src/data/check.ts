@@ -42,7 +42,8 @@ export function checkDataset(x: tf.Tensor, y: tf.Tensor, expect: DataExpectation
   }
   if (x.dtype === "float32") {
     const bad = firstNonFinite(x);
-    if (bad) fail(`example ${bad.example} has ${bad.value} at position ${bad.position} of its input; inputs must be finite numbers: clean or drop that example`);
+    if (bad) fail(`example ${bad.example} has ${bad.value} at position ${bad.position} of its input; inputs must be ` +
+        `finite numbers: clean or drop that example`);
   }
   if (expect.labels) checkLabels(y, expect.labels, expect.outputShape[expect.outputShape.length - 1], fail);
   if (!checked.has(x)) checked.set(x, new Set());
@@ -65,7 +66,8 @@ function checkLabels(y: tf.Tensor, spec: NonNullable<DataExpectation["labels"]>,
   const n = y.shape[0];
   const rank = spec.per === "example" ? 1 : 2;
   if (y.rank !== rank) {
-    if (spec.per === "example" && y.rank === 2 && y.shape[1] === classes) fail(`labels are one-hot ([${y.shape}]); give one class index per example ([${n}]), e.g. tf.argMax(y, 1)`);
+    if (spec.per === "example" && y.rank === 2 && y.shape[1] === classes) fail(`labels are one-hot ([${y.shape}]); ` +
+        `give one class index per example ([${n}]), e.g. tf.argMax(y, 1)`);
     fail(`labels have shape [${y.shape}]; this loss reads ${spec.per === "example" ? `one class index per example ([${n}])` : `one tag per token ([${n}, length], negative at padding)`}`);
   }
   const values = y.dataSync();

@@ -201,7 +201,8 @@ function shuffled(items: readonly number[], rand: () => number): number[] {
 export function stratifiedSplit(strataKeys: readonly (number | string)[], fractions: SplitFractions, seed: number): SplitIndices {
   checkFraction("train fraction", fractions.train, false);
   checkFraction("validation fraction", fractions.validation, true);
-  if (fractions.train + fractions.validation >= 1) throw new Error(`train (${fractions.train}) + validation (${fractions.validation}) fractions must leave a test split (sum below 1)`);
+  if (fractions.train + fractions.validation >= 1) throw new Error(`train (${fractions.train}) + validation ` +
+      `(${fractions.validation}) fractions must leave a test split (sum below 1)`);
   if (!Number.isInteger(seed)) throw new Error(`split seed must be an integer, got ${seed}`);
   const rand = mulberry32(seed);
   const out: SplitIndices = { train: [], validation: [], test: [] };

@@ -77,7 +77,8 @@ export function pca(points: number[][], k = 2): Projection {
   points.forEach((p, i) => {
     if (p.length !== d) throw new Error(`pca: point ${i} has ${p.length} coordinates, point 0 has ${d}; every point needs the same dimension`);
   });
-  if (!Number.isInteger(k) || k < 1 || k > Math.min(n - 1, d)) throw new Error(`pca: k must be a whole number in [1, ${Math.min(n - 1, d)}] for ${n} points in ${d} dimensions, got ${k}`);
+  if (!Number.isInteger(k) || k < 1 || k > Math.min(n - 1, d)) throw new Error(`pca: k must be a whole number in [1, ` +
+      `${Math.min(n - 1, d)}] for ${n} points in ${d} dimensions, got ${k}`);
   const mean = new Float64Array(d);
   for (const p of points) for (let j = 0; j < d; j++) mean[j] += p[j] / n;
   const centred = points.map((p) => Float64Array.from(p, (v, j) => v - mean[j])); // [n, d]
@@ -133,7 +134,8 @@ export function trajectoryProjection(result: AnalysedResult, weight: string, met
   }
   const seed = [...bySeed.keys()].sort((a, b) => a - b).find((s) => methods.every((m) => bySeed.get(s)?.has(m)));
   if (seed === undefined) {
-    throw new Error(`no seed has a recorded trajectory of '${weight}' for every method of ${JSON.stringify(methods)}; list them in the experiment's record.trajectories`);
+    throw new Error(`no seed has a recorded trajectory of '${weight}' for every method of ${JSON.stringify(methods)}; ` +
+        `list them in the experiment's record.trajectories`);
   }
   const paths = methods.map((m) => bySeed.get(seed)?.get(m) as number[][]);
   const projection = pca(paths.flat(), 2);

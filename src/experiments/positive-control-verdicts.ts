@@ -69,7 +69,8 @@ function why(d: DiagnosticsSummary, control: DiagnosticsSummary): string {
     parts.push(
       Math.abs(more) < 0.05
         ? `its writes point toward the source no more than its control's do (cosine ${d.towardSource.toFixed(3)} against ${control.towardSource.toFixed(3)})`
-        : `its writes point ${more > 0 ? "more" : "less"} toward the source than its control's (cosine ${d.towardSource.toFixed(3)} against ${control.towardSource.toFixed(3)})`,
+        : `its writes point ${more > 0 ? "more" : "less"} toward the source than its control's (cosine ` +
+            `${d.towardSource.toFixed(3)} against ${control.towardSource.toFixed(3)})`,
     );
   }
   return parts.length ? parts.join("; ") : "the diagnostics show no single cause";
@@ -104,7 +105,9 @@ export function positiveControlVerdicts(
       ? `clears the bar: ${Math.round(share * 100)} % of the ${reference.method} gain, and above its control (${intervalText(overControl)})`
       : overAlone.n < 2
         ? "one seed: no verdict"
-        : `does not clear the bar: ${Math.round(share * 100)} % of the ${reference.method} gain (half needed); over its control ${intervalText(overControl)}${overControl.low > 0 ? " (above it, but too small)" : overControl.high < 0 ? " (below it)" : ""}; ${why(diagnostics, controlDiagnostics)}`;
+        : `does not clear the bar: ${Math.round(share * 100)} % of the ${reference.method} gain (half needed); over ` +
+            `its control ` +
+            `${intervalText(overControl)}${overControl.low > 0 ? " (above it, but too small)" : overControl.high < 0 ? " (below it)" : ""}; ${why(diagnostics, controlDiagnostics)}`;
     return { candidate: mergenet, control, overAlone, overControl, share, clears, diagnostics, controlDiagnostics, words };
   });
   return { reference, verdicts };

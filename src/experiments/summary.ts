@@ -26,7 +26,8 @@ export interface ScenarioComparisons {
 
 /** Reads an experiment that its notebook trained; an error names the notebook to run first when a run is missing. */
 async function read(config: ExperimentConfig, notebook: string): Promise<ExperimentResult> {
-  return runExperiment(config, { cachedOnly: true, cachedOnlyHint: `run notebook ${notebook} first (npm start runs every notebook in order)`, progress: false });
+  return runExperiment(config, { cachedOnly: true, cachedOnlyHint: `run notebook ${notebook} first (npm start runs ` +
+      `every notebook in order)`, progress: false });
 }
 
 const KD_METHODS = ["logit KD", "logit KD (pre-trained source)", "mutual learning"];

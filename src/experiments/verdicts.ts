@@ -111,7 +111,8 @@ export function narrowed(config: ExperimentConfig, methods: string[], seeds: num
   const unknown = methods.filter((m) => !config.methods.some((x) => x.name === m));
   if (unknown.length) throw new Error(`narrowed: experiment '${config.name}' has no method ${unknown.map((m) => `'${m}'`).join(", ")}; it has ${config.methods.map((m) => `'${m.name}'`).join(", ")}`);
   if (config.seeds.length && seeds.length && seeds[0] !== config.seeds[0]) {
-    throw new Error(`narrowed: the seed list must start with the experiment's first seed (${config.seeds[0]}), which records the first-seed extras (attention, trajectories)`);
+    throw new Error(`narrowed: the seed list must start with the experiment's first seed (${config.seeds[0]}), which ` +
+        `records the first-seed extras (attention, trajectories)`);
   }
   return { ...config, methods: config.methods.filter((m) => methods.includes(m.name)), seeds };
 }

@@ -18,8 +18,10 @@ export function permuteHiddenUnits(model: tf.LayersModel, layers: string[], outp
   const chain = [...layers, outputLayer];
   const weightsOf = chain.map((name) => {
     const layer = model.layers.find((l) => l.name === name);
-    if (!layer) throw new Error(`permuteHiddenUnits: model '${model.name}' has no layer '${name}'; its layers are ${model.layers.map((l) => l.name).join(", ")}`);
-    if (layer.getClassName() !== "Dense") throw new Error(`permuteHiddenUnits: layer '${name}' is a ${layer.getClassName()}; only Dense layers can be permuted`);
+    if (!layer) throw new Error(`permuteHiddenUnits: model '${model.name}' has no layer '${name}'; its layers are ` +
+        `${model.layers.map((l) => l.name).join(", ")}`);
+    if (layer.getClassName() !== "Dense") throw new Error(`permuteHiddenUnits: layer '${name}' is a ` +
+        `${layer.getClassName()}; only Dense layers can be permuted`);
     return layer;
   });
   const perms = layers.map((_, i) => {

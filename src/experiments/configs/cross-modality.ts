@@ -207,7 +207,8 @@ export function crossModalityFindings(results: LabelledResult[], main: LabelledR
       parts.push(`${m} over target alone ${intervalText(c)} (${verdictText(c)}, ${seedCount(c.n)})`);
     }
     const verdicts = [...variantVerdicts(ten, delta.delta), ...variantVerdicts(result, delta.delta).filter((v) => !ten.runs.some((r) => r.method === v.method))];
-    for (const v of verdicts) parts.push(`${v.method} over its control ${intervalText(v.overControl)} (${verdictText(v.overControl)}, ${seedCount(v.overControl.n)})`);
+    for (const v of verdicts) parts.push(`${v.method} over its control ${intervalText(v.overControl)} ` +
+        `(${verdictText(v.overControl)}, ${seedCount(v.overControl.n)})`);
     return `**${label}**: ${parts.join("; ")}.`;
   });
 }

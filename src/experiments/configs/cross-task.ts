@@ -132,7 +132,8 @@ function percent(fraction: number): string {
 
 function epochsFor(task: keyof typeof EPOCHS, fraction: number, quickEpochs: number): number {
   const full = EPOCHS[task][String(fraction)];
-  if (full === undefined) throw new Error(`no epoch count for target task '${task}' at fraction ${fraction}; use one of ${Object.keys(EPOCHS[task]).join(", ")}`);
+  if (full === undefined) throw new Error(`no epoch count for target task '${task}' at fraction ${fraction}; use one ` +
+      `of ${Object.keys(EPOCHS[task]).join(", ")}`);
   return pick(quickEpochs, full);
 }
 

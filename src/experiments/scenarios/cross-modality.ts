@@ -105,7 +105,8 @@ function makePairing(sourceX: tf.Tensor, targetX: tf.Tensor, seen: WeakMap<tf.Te
   const lookup = (batch: Batch, side?: SideName): Int32Array => {
     const entry = seen.get(batch.x);
     if (!entry) throw new Error("this batch did not come from this scenario's training streams (pass the batch object that data.next() returned, not a copy of its tensors)");
-    if (side && entry.side !== side) throw new Error(`this batch came from the ${entry.side}'s stream, not the ${side}'s; use ${entry.side === "source" ? "targetInputFor" : "sourceInputFor"}`);
+    if (side && entry.side !== side) throw new Error(`this batch came from the ${entry.side}'s stream, not the ` +
+        `${side}'s; use ${entry.side === "source" ? "targetInputFor" : "sourceInputFor"}`);
     return entry.rows;
   };
   const gatherRows = (x: tf.Tensor, rows: Int32Array) => tf.tidy(() => tf.gather(x, tf.tensor1d(rows, "int32")));

@@ -163,7 +163,8 @@ function pairsBetween(source: PairEnds, target: PairEnds): SuggestedPair[] {
   return [
     {
       name: "entry->entry", source: source.entry, target: target.entry,
-      why: `the first learned map out of the word-embedding space on both sides (${source.label} and ${target.label}): the layers nearest to what the two tasks share, the words; small adapter`,
+      why: `the first learned map out of the word-embedding space on both sides (${source.label} and ` +
+          `${target.label}): the layers nearest to what the two tasks share, the words; small adapter`,
     },
     {
       name: "head->entry", source: source.head, target: target.entry,
@@ -171,7 +172,8 @@ function pairsBetween(source: PairEnds, target: PairEnds): SuggestedPair[] {
     },
     {
       name: "head->head", source: source.head, target: target.head,
-      why: `output layer to output layer, the smallest adapter; the classes differ between the tasks, so no row of one means a row of the other (a check that structure alone does not help)`,
+      why: `output layer to output layer, the smallest adapter; the classes differ between the tasks, so no row of ` +
+          `one means a row of the other (a check that structure alone does not help)`,
     },
   ];
 }
@@ -248,7 +250,8 @@ export const sentimentSiteScenario = registerScenario<SentimentSiteOptions>({
   description: "UCI sentences: a model of one task (site, 3 classes / sentiment, 2 classes) lends knowledge to a model of the other",
   async build(seed, options): Promise<ScenarioInstance> {
     const o = resolveOptions("sentiment-site", SENTIMENT_SITE_DEFAULTS, options, SENTIMENT_CHOICES);
-    if (!Number.isInteger(o.maxLen) || o.maxLen < 1) throw new Error(`invalid options for scenario 'sentiment-site': maxLen must be a whole number >= 1, got ${o.maxLen}`);
+    if (!Number.isInteger(o.maxLen) || o.maxLen < 1) throw new Error(`invalid options for scenario 'sentiment-site': ` +
+        `maxLen must be a whole number >= 1, got ${o.maxLen}`);
     const seeds = runSeeds(seed);
     const data = loadSentimentDataset({ splitSeed: o.splitSeed, maxLen: o.maxLen });
     const [sourceTask, targetTask]: SentimentTask[] = o.direction === "site->sentiment" ? ["site", "sentiment"] : ["sentiment", "site"];
