@@ -38,7 +38,10 @@ export function smallestEffect(options: { distillationGain?: { method: string; g
 }
 
 /** δ from an experiment's own runs: the best mean gain of the named distillation methods present (see smallestEffect). */
-export function smallestEffectOf(result: ExperimentResult, options: { distillation: string[]; testItems?: number; fallback: SmallestEffect; baseline?: string }): SmallestEffect {
+export function smallestEffectOf(
+  result: ExperimentResult,
+  options: { distillation: string[]; testItems?: number; fallback: SmallestEffect; baseline?: string },
+): SmallestEffect {
   const baseline = options.baseline ?? "target alone";
   const gains = options.distillation
     .filter((m) => result.runs.some((r) => r.method === m && !r.notApplicable))
@@ -95,7 +98,8 @@ export function matchedControls(config: Pick<ExperimentConfig, "name" | "methods
   });
   if (missing.length) {
     throw new Error(
-      `experiment '${config.name}': MergeNet ${missing.length > 1 ? "methods" : "method"} ${missing.map((m) => `'${m}'`).join(", ")} ${missing.length > 1 ? "have" : "has"} no matched random-source control ` +
+      `experiment '${config.name}': MergeNet ${missing.length > 1 ? "methods" : "method"} ${missing.map((m) => `'${m}'`).join(", ")} ` +
+        `${missing.length > 1 ? "have" : "has"} no matched random-source control ` +
         `(a method with exactly the same settings but mergenet.sourceInput: "random"); add one per variant`,
     );
   }
@@ -109,7 +113,10 @@ export function matchedControls(config: Pick<ExperimentConfig, "name" | "methods
  */
 export function narrowed(config: ExperimentConfig, methods: string[], seeds: number[]): ExperimentConfig {
   const unknown = methods.filter((m) => !config.methods.some((x) => x.name === m));
-  if (unknown.length) throw new Error(`narrowed: experiment '${config.name}' has no method ${unknown.map((m) => `'${m}'`).join(", ")}; it has ${config.methods.map((m) => `'${m.name}'`).join(", ")}`);
+  const quoted = (names: string[]): string => names.map((name) => `'${name}'`).join(", ");
+  if (unknown.length) {
+    throw new Error(`narrowed: experiment '${config.name}' has no method ${quoted(unknown)}; it has ${quoted(config.methods.map((m) => m.name))}`);
+  }
   if (config.seeds.length && seeds.length && seeds[0] !== config.seeds[0]) {
     throw new Error(`narrowed: the seed list must start with the experiment's first seed (${config.seeds[0]}), which ` +
         `records the first-seed extras (attention, trajectories)`);
@@ -175,20 +182,25 @@ export interface VariantVerdict extends MatchedControl {
 }
 
 /** What a variant's comparisons mean. A gain its control also gets is never called transfer. */
-function variantWords(v: Omit<VariantVerdict, "words">): string {
-  const c = v.overControl;
-  if (c.n < 2) return "One seed only (quick mode?): no verdict.";
-  const interval = `${intervalText(c)}, δ = ${c.delta.toFixed(4)}`;
+function variantWords(variant: Omit<VariantVerdict, "words">): string {
+  const { overControl, overAlone, controlOverAlone, overPermuted } = variant;
+  if (overControl.n < 2) return "One seed only (quick mode?): no verdict.";
+  const interval = `${intervalText(overControl)}, δ = ${overControl.delta.toFixed(4)}`;
+  const verdict = overControl.verdict;
   let words: string;
-  if (c.verdict === "better" && !c.belowDelta) words = `Beats its random-source control (${interval}): a candidate for transfer from the source.`;
-  else if (c.verdict === "better") words = `Above its random-source control, but by less than δ (${interval}): too small to call transfer.`;
-  else if (c.verdict === "worse") words = `Below its random-source control (${interval}): reading the source does worse than reading noise of its shape.`;
-  else if (c.verdict === "equivalent") words = `Equivalent to its random-source control within ±δ (${interval}): any transfer is smaller than δ.`;
-  else words = `Cannot be told from its random-source control (${interval}): the interval reaches beyond ±δ, so neither a gain nor its absence is shown.`;
-  const alone = v.overAlone;
-  if (alone.verdict === "better" && v.controlOverAlone.verdict === "better" && c.verdict !== "better") words += " Both gain over target alone: what any such perturbation gives (regularisation), not knowledge transfer.";
-  else if (alone.verdict === "worse") words += " It hurts the target compared with training alone.";
-  if (v.overPermuted) words += ` Over its permuted-entries control: ${intervalText(v.overPermuted)} (${verdictText(v.overPermuted)}).`;
+  if (verdict === "better" && !overControl.belowDelta) words = `Beats its random-source control (${interval}): a candidate for transfer from the source.`;
+  else if (verdict === "better") words = `Above its random-source control, but by less than δ (${interval}): too small to call transfer.`;
+  else if (verdict === "worse") words = `Below its random-source control (${interval}): reading the source does worse than reading noise of its shape.`;
+  else if (verdict === "equivalent") words = `Equivalent to its random-source control within ±δ (${interval}): any transfer is smaller than δ.`;
+  else {
+    words =
+      `Cannot be told from its random-source control (${interval}): ` +
+      "the interval reaches beyond ±δ, so neither a gain nor its absence is shown.";
+  }
+  if (overAlone.verdict === "better" && controlOverAlone.verdict === "better" && verdict !== "better") {
+    words += " Both gain over target alone: what any such perturbation gives (regularisation), not knowledge transfer.";
+  } else if (overAlone.verdict === "worse") words += " It hurts the target compared with training alone.";
+  if (overPermuted) words += ` Over its permuted-entries control: ${intervalText(overPermuted)} (${verdictText(overPermuted)}).`;
   return words;
 }
 
@@ -212,19 +224,26 @@ export function variantVerdicts(result: ExperimentResult, delta: number, options
 
 /** Table rows: one per variant, numbers as text, the verdict on the comparison with its control. */
 export function verdictTable(verdicts: VariantVerdict[]): Record<string, string>[] {
-  return verdicts.map((v) => ({
-    variant: v.method,
-    seeds: String(v.overControl.n),
-    "over target alone [95 % CI]": intervalText(v.overAlone),
-    "its control over target alone": intervalText(v.controlOverAlone),
-    "over its control [95 % CI]": intervalText(v.overControl),
-    verdict: verdictText(v.overControl),
-    ...(verdicts.some((x) => x.overPermuted) ? { "over its permuted control": v.overPermuted ? `${intervalText(v.overPermuted)} (${verdictText(v.overPermuted)})` : "" } : {}),
+  const withPermuted = verdicts.some((variant) => variant.overPermuted);
+  return verdicts.map((variant) => ({
+    variant: variant.method,
+    seeds: String(variant.overControl.n),
+    "over target alone [95 % CI]": intervalText(variant.overAlone),
+    "its control over target alone": intervalText(variant.controlOverAlone),
+    "over its control [95 % CI]": intervalText(variant.overControl),
+    verdict: verdictText(variant.overControl),
+    ...(withPermuted
+      ? { "over its permuted control": variant.overPermuted ? `${intervalText(variant.overPermuted)} (${verdictText(variant.overPermuted)})` : "" }
+      : {}),
   }));
 }
 
 /** The three series a variant contributes to an effects figure, in this order. */
-export const EFFECT_SERIES = { overAlone: "MergeNet − target alone", controlOverAlone: "its control − target alone", overControl: "MergeNet − its control" } as const;
+export const EFFECT_SERIES = {
+  overAlone: "MergeNet − target alone",
+  controlOverAlone: "its control − target alone",
+  overControl: "MergeNet − its control",
+} as const;
 
 /** Rows for effectsPlot (src/plots/specs.ts): per variant its gain, its control's gain, and their difference; `series` narrows which. */
 export function effectRows(verdicts: VariantVerdict[], options: { group?: string; series?: (keyof typeof EFFECT_SERIES)[] } = {}): {
@@ -245,8 +264,10 @@ export function referenceEffectRows(result: ExperimentResult, methods: string[],
   return methods
     .filter((m) => result.runs.some((r) => r.method === m && !r.notApplicable))
     .map((m) => {
-      const c = compare(result, m, baseline, delta);
-      return { label: m, series: "reference − target alone", ...(options.group ? { group: options.group } : {}), mean: c.mean, low: c.low, high: c.high, delta, verdict: c.n >= 2 ? c.verdict : "one seed", n: c.n };
+      const gain = compare(result, m, baseline, delta);
+      const group = options.group ? { group: options.group } : {};
+      const verdict = gain.n >= 2 ? gain.verdict : "one seed";
+      return { label: m, series: "reference − target alone", ...group, mean: gain.mean, low: gain.low, high: gain.high, delta, verdict, n: gain.n };
     })
     .filter((r) => Number.isFinite(r.mean));
 }
