@@ -142,7 +142,10 @@ export function trajectoryProjection(result: AnalysedResult, weight: string, met
   const rows: PathRow[] = [];
   let offset = 0;
   paths.forEach((path, i) => {
-    path.forEach((_, epoch) => rows.push({ method: methods[i], step: epoch, x: projection.scores[offset + epoch][0], y: projection.scores[offset + epoch][1] }));
+    path.forEach((_, epoch) => {
+      const [x, y] = projection.scores[offset + epoch];
+      rows.push({ method: methods[i], step: epoch, x, y });
+    });
     offset += path.length;
   });
   return { rows, explained: projection.explained, seed };
@@ -160,7 +163,11 @@ function distance(a: number[], b: number[]): number {
  * method's weight travelled from its initial value, and how far its final weight ends from the
  * first method's final weight.
  */
-export function trajectoryDistances(result: AnalysedResult, weight: string, methods: string[]): { seed: number; rows: { method: string; travelled: number; fromFirst: number }[] } {
+export function trajectoryDistances(
+  result: AnalysedResult,
+  weight: string,
+  methods: string[],
+): { seed: number; rows: { method: string; travelled: number; fromFirst: number }[] } {
   const { seed } = trajectoryProjection(result, weight, methods);
   const path = (m: string) => result.runs.find((r) => r.method === m && r.seed === seed)?.weights?.[weight]?.trajectory as number[][];
   const firstEnd = path(methods[0])[path(methods[0]).length - 1];
@@ -175,7 +182,8 @@ export function trajectoryDistances(result: AnalysedResult, weight: string, meth
 
 /** Stats over seeds of ‖σ_a − σ_b‖ / ‖σ_b‖: how different two methods' final spectra of `weight` are, paired by seed. */
 export function spectrumDifference(result: AnalysedResult, weight: string, a: string, b: string): Stats {
-  const after = (m: string) => new Map(result.runs.filter((r) => r.method === m && r.weights?.[weight]).map((r) => [r.seed, r.weights?.[weight]?.singularValues.after as number[]]));
+  const after = (m: string) =>
+    new Map(result.runs.filter((r) => r.method === m && r.weights?.[weight]).map((r) => [r.seed, r.weights?.[weight]?.singularValues.after as number[]]));
   const sa = after(a);
   const sb = after(b);
   const norm = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
@@ -207,7 +215,8 @@ export function spectrumRows(result: AnalysedResult, weight: string, methods: st
 
 /** Stats over seeds of singular value `index` (0 = largest) of `weight`, before or after training. */
 export function singularValueStats(result: AnalysedResult, weight: string, method: string, index = 0, when: "before" | "after" = "after"): Stats {
-  return stats(result.runs.filter((r) => r.method === method && r.weights?.[weight]).map((r) => r.weights?.[weight]?.singularValues[when][index] ?? NaN).filter(Number.isFinite));
+  const recorded = result.runs.filter((r) => r.method === method && r.weights?.[weight]);
+  return stats(recorded.map((r) => r.weights?.[weight]?.singularValues[when][index] ?? NaN).filter(Number.isFinite));
 }
 
 export type Side = "target" | "source";
@@ -257,7 +266,13 @@ export function gainBar(result: AnalysedResult, method: string, group: string, l
 }
 
 /** A grid of cells from one experiment: mean final metric per cell, and "mean ± std" labels. */
-export function gridMatrix(result: AnalysedResult, methodAt: (row: number, col: number) => string, rows: number, cols: number, digits = 3): { mean: number[][]; labels: string[][] } {
+export function gridMatrix(
+  result: AnalysedResult,
+  methodAt: (row: number, col: number) => string,
+  rows: number,
+  cols: number,
+  digits = 3,
+): { mean: number[][]; labels: string[][] } {
   const mean: number[][] = [];
   const labels: string[][] = [];
   for (let r = 0; r < rows; r++) {
@@ -296,14 +311,19 @@ export function costRows(result: AnalysedResult, methods: string[]): CostRow[] {
     const runs = result.runs.filter((r) => r.method === method && !r.notApplicable);
     if (runs.length === 0) throw new Error(`costRows: no finished runs of '${method}'`);
     const profiled = runs.filter((r) => r.phases);
-    const phaseMs = (r: AnalysedRun, keep: (phase: string) => boolean) => Object.entries(r.phases ?? {}).filter(([p]) => keep(p)).reduce((s, [, v]) => s + v.ms, 0);
+    const phaseMs = (r: AnalysedRun, keep: (phase: string) => boolean) =>
+      Object.entries(r.phases ?? {})
+        .filter(([phase]) => keep(phase))
+        .reduce((sum, [, spent]) => sum + spent.ms, 0);
     const steps = (r: AnalysedRun) => r.epochs[r.epochs.length - 1]?.steps ?? 0;
     const withTransfers = profiled.filter((r) => r.transfers.step.length > 0);
     return {
       method,
       wallSeconds: stats(runs.map((r) => r.wallSeconds)),
       msPerStep: profiled.length ? stats(profiled.map((r) => phaseMs(r, () => true) / Math.max(1, steps(r)))) : undefined,
-      adapterMsPerTransfer: withTransfers.length ? stats(withTransfers.map((r) => phaseMs(r, (p) => !MODEL_STEP_PHASES.has(p)) / r.transfers.step.length)) : undefined,
+      adapterMsPerTransfer: withTransfers.length
+        ? stats(withTransfers.map((r) => phaseMs(r, (phase) => !MODEL_STEP_PHASES.has(phase)) / r.transfers.step.length))
+        : undefined,
       adapterParameters: runs.find((r) => r.adapterParameters !== undefined)?.adapterParameters,
     };
   });
