@@ -20,7 +20,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { backendInfo, initBackend } from "../src/backend";
+import { backendInfo, initBackend } from "../src/backend/index";
 import { startLocalRedis, startWorkerProcess, type LocalRedis, type QueueWorkerProcess } from "../src/experiments/local-redis";
 import { FAITHFUL } from "../src/experiments/configs/positive-control";
 import { runExperiment } from "../src/experiments/runner";

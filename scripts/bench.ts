@@ -23,7 +23,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { initBackend, tf } from "../src/backend";
+import { initBackend, tf } from "../src/backend/index";
 import { AdamW } from "../src/core/adamw";
 import { ParameterAdapter } from "../src/core/adapter/parameter-adapter";
 import { truncatedSvd } from "../src/core/lowrank";

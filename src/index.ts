@@ -5,7 +5,7 @@
  * small models, real data loaders, baselines and plot builders. Import from here; the
  * modules behind it may move.
  */
-export { tf, initBackend, backendInfo, type BackendInfo, type BackendName } from "./backend";
+export { tf, initBackend, backendInfo, type BackendInfo, type BackendName } from "./backend/index";
 
 // Core: views, low-rank forms, adapter, write-back, trainer.
 export { paramRef, matrixParamNames, readMatrix, writeMatrix, toMatrix, fromMatrix, factorRefs, type ParamRef, type ViewKind } from "./core/params";

@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { afterEach, describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { describeMatrices } from "../src/core/params";
 import * as analysis from "../src/experiments/analysis";
 import * as specs from "../src/plots/specs";

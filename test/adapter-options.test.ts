@@ -3,7 +3,7 @@
 // differences, and the hand-written attention gradient against autodiff), tensor hygiene,
 // and what each option is for.
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { AdamW } from "../src/core/adamw";
 import { ParameterAdapter } from "../src/core/adapter/parameter-adapter";
 import { AdapterConfig, BLOCK_NAMES, resolveAdapterConfig } from "../src/core/adapter/config";

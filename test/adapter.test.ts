@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { Matrix, SingularValueDecomposition } from "ml-matrix";
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { ParameterAdapter } from "../src/core/adapter/parameter-adapter";
 import { dropoutMask } from "../src/core/adapter/ops";
 import { AdapterConfig, BLOCK_NAMES, headWidth, resolveAdapterConfig } from "../src/core/adapter/config";

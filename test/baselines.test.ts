@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { DistillationTrainer, MutualLearningTrainer, softKl } from "../src/baselines/distillation";
 import type { Batch, PairedInput } from "../src/core/batch-stream";
 import { IndependentTrainer } from "../src/baselines/independent";

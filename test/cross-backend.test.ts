@@ -9,7 +9,7 @@
 // The tensorflow part is skipped (reported as skipped) when the native backend cannot be
 // loaded, unless MERGENET_REQUIRE_NATIVE=1 (CI), where it runs and fails.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { registerWasmGradients } from "../src/backend/wasm-gradients";
 import { runOn, uniform } from "./helpers/numeric";
 

@@ -3,7 +3,7 @@
 // wrong shape. A loss that still goes bad names its side, and says "check the data" where
 // a recovery cannot help.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { IndependentTrainer } from "../src/baselines/independent";
 import type { ModelSide } from "../src/core/loop";
 import type { LossFn } from "../src/core/losses";

@@ -1,7 +1,7 @@
 // The adapter's hand-written gradients (src/core/adapter/ops.ts: layerNorm, gelu; attention.ts, spectral.ts) against
 // autodiff through the plain formulas written out here, in the shapes the adapter uses.
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { ParameterAdapter } from "../src/core/adapter/parameter-adapter";
 import { gelu, LAYER_NORM_EPSILON, layerNorm } from "../src/core/adapter/ops";
 import { type AdapterConfig } from "../src/core/adapter/config";

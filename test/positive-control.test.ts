@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import * as os from "os";
 import * as path from "path";
 import * as fs from "fs";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { SharingTrainer } from "../src/baselines/sharing";
 import { attentionRelativeEntropy, writeCosine } from "../src/core/diagnostics";
 import { paramRef, readMatrix } from "../src/core/params";

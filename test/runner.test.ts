@@ -8,7 +8,7 @@ import { variantVerdicts } from "../src/experiments/verdicts";
 import { runExperiment, runFile, runHash, stableStringify, validateExperiment } from "../src/experiments/runner";
 import { type ExperimentConfig, type ExperimentResult, type RunResult } from "../src/experiments/records";
 import { buildReport, readReportIndex, recordReportEntry } from "../src/notebook/report";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import type { LossFn } from "../src/core/losses";
 import { momentum } from "../src/core/momentum";
 import type { MethodSpec } from "../src/experiments/methods";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { IndependentTrainer } from "../src/baselines/independent";
 import { AdamW } from "../src/core/adamw";
 import { ParameterAdapter } from "../src/core/adapter/parameter-adapter";

@@ -3,7 +3,7 @@
 // Tolerance (float32): every element satisfies |wasm - cpu| <= 1e-4 * (1 + |cpu|), i.e.
 // 1e-4 absolute for values up to 1 and 1e-4 relative above (~1e-7 seen here).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { registerWasmGradients, WASM_TRAINING_KERNELS } from "../src/backend/wasm-gradients";
 import { expectNoTensorLeak } from "./helpers/leaks";
 import { runOn, uniform } from "./helpers/numeric";

@@ -16,7 +16,7 @@
  * source on that mapped input wherever they would have run it on the target's batch, and the
  * two models' input shapes may differ. The label spaces must still match.
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { JointLoop, type ModelSide, type StepLosses } from "../core/loop";
 import { trainStep } from "../core/step";
 import type { Batch, PairedInput } from "../core/batch-stream";

@@ -10,7 +10,7 @@
  * source of the target's own architecture and initial weights) this is the oracle map the
  * adapter would have to learn, and it measures how much knowledge the source weight carries.
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { JointLoop, type ModelSide, type StepLosses } from "../core/loop";
 import { paramRef, readMatrix, writeMatrix, type ParamRef } from "../core/params";
 import { stepSide } from "./independent";

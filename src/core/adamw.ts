@@ -16,7 +16,7 @@
  * operations in the same order as the per-variable form; only the global norm's summation
  * order differs (one sum over all elements instead of a sum of per-variable sums).
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 
 export interface AdamWConfig {
   learningRate: number;

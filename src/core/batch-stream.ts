@@ -4,7 +4,7 @@
  * model through it. data/batches.ts implements it (structurally: data/ imports nothing of
  * core/), as do the scenarios' own streams.
  */
-import type { tf } from "../backend";
+import type { tf } from "../backend/index";
 
 export interface Batch {
   x: tf.Tensor;

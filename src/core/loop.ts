@@ -4,7 +4,7 @@
  * few dozen steps, and an epoch record with both models' metrics. MergeNet and the
  * baselines differ only in what one global step does (`stepOnce`).
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import type { BatchStream } from "./batch-stream";
 import { readCheckpoint, writeCheckpoint } from "./checkpoint";
 import { labelsOf, type LossFn } from "./losses";

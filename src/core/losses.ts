@@ -1,5 +1,5 @@
 /** Loss functions over logits, as the trainer and baselines use them. */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import type { LabelSpec } from "./batch-stream";
 
 export type LossFn = (logits: tf.Tensor, labels: tf.Tensor) => tf.Scalar;

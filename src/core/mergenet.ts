@@ -15,17 +15,7 @@
  *                                                batch (exactly the gradient step 3 used).
  * With two-way transfer a second set of adapters writes into the source the same way.
  *
- * One forward pass per transfer (a speed choice, measured in scripts/bench.ts): the
- * cotangent C exists only after step 3, but tfjs records its gradient tape only inside one
- * tf.variableGrads call. So steps 1 to 3 of a transfer step run inside that call: W_gen is
- * computed once, on the tape, written, the receiving side steps, and the call returns
- * Σ ⟨W_gen, C⟩ with C built from tensors that do not depend on the adapter (W_gen read
- * back from the written variable, the weight after the step, or step 3's kept gradient),
- * so its gradient is exactly the vector-Jacobian product above, of the very function that
- * produced the written weight. This replaces a second forward pass (same dropout seed,
- * frozen spectral-norm vectors) that cost as much as the first. Only the receiving
- * side's step runs on the tape; a side that receives nothing steps first, outside it (the
- * two models' steps are independent, so the order between them changes no number).
+ * One forward pass per transfer, a speed choice: see transferAndUpdate.
  *
  * Choices the paper leaves open, made here: an epoch is one pass over the target's data
  * (the source's stream wraps on its own); dropout seeds are a pure function of (seed, t,
@@ -34,7 +24,7 @@
  * permuted-source control shuffles each source input's entries by one fixed permutation,
  * a pure function of (seed, pair, input), so it needs no checkpointing.
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { logger } from "../log";
 import { describeValue, isWholeAtLeast, unknownKeyProblems } from "../config-checks";
 import { ADAMW_DEFAULTS, AdamW, type AdamWConfig } from "./adamw";
@@ -411,9 +401,21 @@ export class MergeNetTrainer extends JointLoop {
   }
 
   /**
-   * Steps 1 to 4 for every link of a transfer step, in one tf.variableGrads call (see the
-   * file's doc comment): forward and write, `stepReceivers` (the receiving sides' steps),
-   * cotangents, then the vector-Jacobian product and one AdamW step per link.
+   * Steps 1 to 4 for every link of a transfer step, in one tf.variableGrads call: forward and
+   * write, `stepReceivers` (the receiving sides' steps), cotangents, then the vector-Jacobian
+   * product and one AdamW step per link.
+   *
+   * One forward pass per transfer (a speed choice, measured in scripts/bench.ts): the
+   * cotangent C exists only after step 3, but tfjs records its gradient tape only inside one
+   * tf.variableGrads call. So steps 1 to 3 of a transfer step run inside that call: W_gen is
+   * computed once, on the tape, written, the receiving side steps, and the call returns
+   * Σ ⟨W_gen, C⟩ with C built from tensors that do not depend on the adapter (W_gen read
+   * back from the written variable, the weight after the step, or step 3's kept gradient),
+   * so its gradient is exactly the file header's vector-Jacobian product, of the very function that
+   * produced the written weight. This replaces a second forward pass (same dropout seed,
+   * frozen spectral-norm vectors) that cost as much as the first. Only the receiving
+   * side's step runs on the tape; a side that receives nothing steps first, outside it (the
+   * two models' steps are independent, so the order between them changes no number).
    */
   private transferAndUpdate(inputs: TransferInput[], stepReceivers: (pending: PendingTransfer[]) => void, results: Map<SideState, StepResult>): void {
     // Wall time of the adapter's two phases, added once per transfer step when profiling.

@@ -1,5 +1,5 @@
 /** Names of tfjs variables: tfjs keeps one global registry, and refuses a name twice. */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 
 /**
  * A variable-name prefix not used by any live tfjs variable: `name` itself, or `name_2`,

@@ -4,7 +4,7 @@
  * seeded permutation per epoch, so a run is reproducible and a stream's order depends on
  * its own seed only (two models' streams never disturb each other).
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { seededPermutation } from "../util/random";
 import { checkDataset, type DataExpectation } from "./check";
 

@@ -52,7 +52,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { buildVocabulary, encodeTokens, normalizeToken, seededSample, stratifiedSplit, toIdTensor, toLabelTensor, type SplitIndices, type Vocabulary } from "./text";
 
 export const BROWN_PACKAGE_VERSION = "1.9.80";

@@ -11,7 +11,7 @@
  * Cost: one pass over the inputs (isFinite) and one read of the labels, per dataset and
  * model signature (remembered per tensor), never per step.
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 
 /**
  * What a dataset is checked against: core/batch-stream.ts's DataExpectation (and LabelSpec),

@@ -20,7 +20,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { buildVocabulary, encodeTokens, stratifiedSplit, toIdTensor, toLabelTensor, tokenize, type SplitIndices, type Vocabulary } from "./text";
 
 export const SENTIMENT_SITES = ["amazon", "imdb", "yelp"] as const;

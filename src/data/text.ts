@@ -33,7 +33,7 @@
  * runs) and `seededSample` (a fixed-size cap). All use mulberry32 (src/util/random.ts) and
  * return ascending index lists, so a split depends on its seed only.
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { mulberry32 } from "../util/random";
 
 export const PAD_TOKEN = "<pad>";

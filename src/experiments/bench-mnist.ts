@@ -14,7 +14,7 @@
  *
  * Modes: "target-alone", "pair" (both models, no adapter) and "mergenet".
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { momentum } from "../core/momentum";
 import { IndependentTrainer } from "../baselines/independent";
 import type { JointLoop, ModelSide } from "../core/loop";

@@ -15,7 +15,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { IndependentTrainer } from "../baselines/independent";
 import type { JointLoop } from "../core/loop";
 import { mulberry32 } from "../util/random";

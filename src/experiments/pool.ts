@@ -30,7 +30,7 @@ import { fork, type ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import type { EpochRecord } from "../core/loop";
-import { backendInfo } from "../backend";
+import { backendInfo } from "../backend/index";
 import { logger } from "../log";
 import { REPO_ROOT } from "../paths";
 import type { MethodSpec } from "./methods";

@@ -14,7 +14,7 @@ import { pairedDifferences } from "./results";
 import { classify, intervalText, stats, type Comparison } from "./statistics";
 import { compare } from "./verdicts";
 
-/** A classified comparison (verdicts.ts); here δ is the bar's size, half the reference gain. */
+/** A classified comparison (statistics.ts); here δ is the bar's size, half the reference gain. */
 export type Interval = Comparison;
 
 export interface DiagnosticsSummary {

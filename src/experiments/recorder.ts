@@ -3,7 +3,7 @@
  * named weight's [out, in] view before training and after, as singular values, and for
  * trajectory runs the whole view after every epoch.
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { paramRef, readMatrix } from "../core/params";
 import { singularValues } from "./analysis";
 import type { WeightRecord } from "./records";

@@ -14,7 +14,7 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { backendInfo, initBackend, tf } from "../backend";
+import { backendInfo, initBackend, tf } from "../backend/index";
 import { logger } from "../log";
 import { IndependentTrainer } from "../baselines/independent";
 import { TrainingStopped, checkSideData, type EpochRecord, type JointLoop } from "../core/loop";

@@ -10,7 +10,7 @@
  * `prepareJob` and trainOne are what the queue worker (queue-worker.ts) runs as well.
  */
 import * as path from "path";
-import { initBackend, type BackendName } from "../backend";
+import { initBackend, type BackendName } from "../backend/index";
 import type { EpochRecord } from "../core/loop";
 import { REPO_ROOT } from "../paths";
 import type { MethodSpec } from "./methods";

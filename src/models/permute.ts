@@ -6,7 +6,7 @@
  * every weight matrix between two hidden layers is now expressed in unaligned coordinates.
  * This is what two independently trained networks look like to each other, made exactly.
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { seededPermutation } from "../util/random";
 
 /**

@@ -15,7 +15,7 @@
  * dim/heads of the projected features (head h = columns h*dh .. (h+1)*dh - 1), the usual
  * (PyTorch and Keras) layout. No dropout: the models here are small and train briefly.
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { fnv1a } from "../util/random";
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;

@@ -9,7 +9,7 @@
  *   can sharpen even when the projected tokens are small. It is folded into the queries'
  *   1/√d scale (q' = q τ/√d). A scalar, so AdamW gives it no weight decay (matrices only).
  */
-import { tf } from "../../backend";
+import { tf } from "../../backend/index";
 import type { BlockName } from "./config";
 import { dense, type Dense, type Norm } from "./ops";
 

@@ -11,25 +11,7 @@
  *   the blocks are weighted by their softmax.
  *
  * Beyond the paper (positive-control search, issue 13; why: parameter-adapter.ts), each off by
- * default:
- * - `inputScaling` (default "none"): standardises the inputs before layer 0, as
- *   (x − mean) / sqrt(var + 1e-12) with the population variance, so that the logits are of
- *   order one whatever the weights' scale. "matrix": mean and variance over all entries of
- *   S, and of T, separately. "token": each token over its own width, in the orientation
- *   the block reads it: the rows of S (keys of the *_rows blocks) over their ns entries, the
- *   columns of S (keys of the *_cols blocks) over their ms entries, the rows of T (layer 0's
- *   queries and residual in rows_*) over nt, the columns of T (layer 0's in cols_*) over mt.
- *   The keys of every layer are the scaled S; the queries of layers after 0 are the previous
- *   layer's output, as before. A constant matrix or token scales to 0 (a one-entry token
- *   always does). Plain tf ops, so autodiff carries a gradient into S and T through the
- *   statistics too.
- * - `identityInit` (default false): the q, k, v and output kernels of every block start as
- *   a partial identity, K[i][i] = 1 for i < min(in, out), 0 elsewhere (biases 0 as always;
- *   the FFN stays Glorot): with identity q/k a target token attends to the source tokens it
- *   resembles, and with identity v/out what it retrieves is the source token itself. Head j
- *   owns projected columns j*d .. j*d+d-1, so only the heads whose columns overlap the first
- *   min(in, h*d) input features see the tokens at init; the rest start with zero q, k, v
- *   (uniform attention, zero context) until training moves them.
+ * default: inputScaling, attentionTemperature and identityInit, described at their options.
  */
 
 export const BLOCK_NAMES = ["rows_rows", "rows_cols", "cols_rows", "cols_cols"] as const;
@@ -77,11 +59,31 @@ export interface AdapterConfig {
   blocks?: AdapterBlocks;
   /** "mean" (default) or "learned" (softmax over per-layer logits, init 0). */
   blockWeighting?: BlockWeighting;
-  /** Beyond the paper: "none" (default), "matrix" or "token" standardisation of S and T. */
+  /**
+   * Beyond the paper (default "none"): standardises the inputs before layer 0, as
+   * (x − mean) / sqrt(var + 1e-12) with the population variance, so that the logits are of
+   * order one whatever the weights' scale. "matrix": mean and variance over all entries of
+   * S, and of T, separately. "token": each token over its own width, in the orientation
+   * the block reads it: the rows of S (keys of the *_rows blocks) over their ns entries, the
+   * columns of S (keys of the *_cols blocks) over their ms entries, the rows of T (layer 0's
+   * queries and residual in rows_*) over nt, the columns of T (layer 0's in cols_*) over mt.
+   * The keys of every layer are the scaled S; the queries of layers after 0 are the previous
+   * layer's output, as before. A constant matrix or token scales to 0 (a one-entry token
+   * always does). Plain tf ops, so autodiff carries a gradient into S and T through the
+   * statistics too.
+   */
   inputScaling?: InputScaling;
   /** Beyond the paper: "fixed" (default) or "learned" (`layer{i}.log_temperature`, init 0). */
   attentionTemperature?: AttentionTemperature;
-  /** Beyond the paper: q, k, v, out kernels start as a partial identity; default false (Glorot). */
+  /**
+   * Beyond the paper (default false): the q, k, v and output kernels of every block start as a
+   * partial identity, K[i][i] = 1 for i < min(in, out), 0 elsewhere (biases 0 as always;
+   * the FFN stays Glorot): with identity q/k a target token attends to the source tokens it
+   * resembles, and with identity v/out what it retrieves is the source token itself. Head j
+   * owns projected columns j*d .. j*d+d-1, so only the heads whose columns overlap the first
+   * min(in, h*d) input features see the tokens at init; the rest start with zero q, k, v
+   * (uniform attention, zero context) until training moves them.
+   */
   identityInit?: boolean;
   /** Parameter initialisation seed; default 0. */
   seed?: number;

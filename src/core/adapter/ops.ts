@@ -22,7 +22,7 @@
  *   "<dropoutSeed>/layer<i>/<site>", so a call with the same seed reproduces the same masks
  *   exactly; without it the masks are fresh random draws.
  */
-import { tf } from "../../backend";
+import { tf } from "../../backend/index";
 
 /** LayerNorm epsilon, as in the released code (PyTorch's BERT-style 1e-12). */
 export const LAYER_NORM_EPSILON = 1e-12;

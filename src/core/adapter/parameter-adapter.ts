@@ -17,23 +17,6 @@
  * custom-gradient ops), spectral.ts (spectral norm of the FFN), attention.ts (one block's
  * attention and its backward); this file holds the variables and the forward pass, run().
  *
- * Design choices of this file:
- * - Batching: the blocks that share a query orientation (rows_rows with rows_cols,
- *   cols_rows with cols_cols) have outputs of one shape, so their residual, LayerNorm and
- *   weighted sum run once on a stacked [blocks, n, w] tensor; heads run as one batched
- *   matmul [h, nq, d] x [h, nk, d]ᵀ. Projections stay per block (fusing them costs as many
- *   concat/split ops as it saves matmuls at these sizes). Dense layers are matMul + add,
- *   not tf.fused.matMul: the fused op's gradient computes the input's gradient even when
- *   the input is a constant (S, T), and wraps everything in extra Identity ops.
- * - Initialisation (the paper's code uses torch defaults; we use the tfjs dense default):
- *   Glorot-uniform kernels, zero biases, gamma 1, beta 0, block logits 0. Each value is
- *   drawn from a 32-bit hash of "<seed>:<parameter name>", so it depends on the seed and
- *   the name only.
- * - tfjs keeps one global registry of variable names; variables are named
- *   "<name>/<parameter name>", and if another live adapter already uses <name>, a numbered
- *   suffix ("adapter_2", ../variables.ts) is added. Parameter names (parameterNames()) never
- *   carry the prefix.
- *
  * Beyond the paper (positive-control search, issue 13): three options, each off by default;
  * with the defaults the adapter computes exactly the function above, op for op. Why: the
  * adapter reads raw weights (std ≈ 0.05); through Glorot q/k projections the attention
@@ -42,7 +25,7 @@
  * What each does: `inputScaling` and `identityInit` in config.ts, `attentionTemperature` in
  * attention.ts.
  */
-import { tf } from "../../backend";
+import { tf } from "../../backend/index";
 import { fnv1a } from "../../util/random";
 import { freeVariablePrefix } from "../variables";
 import { attend, type BlockParams } from "./attention";
@@ -121,7 +104,11 @@ export class ParameterAdapter {
   readonly variables: tf.Variable[];
   /** Per-head width of every block (enabled or not). */
   readonly geometry: Readonly<Record<BlockName, BlockGeometry>>;
-  /** The prefix of this adapter's tfjs variable names. */
+  /**
+   * The prefix of this adapter's tfjs variable names, "<name>/<parameter name>": tfjs keeps one
+   * global registry of names, so where another live adapter uses <name> a numbered suffix
+   * ("adapter_2", ../variables.ts) is added. Parameter names (parameterNames()) never carry it.
+   */
   readonly variablePrefix: string;
 
   private readonly params = new Map<string, tf.Variable>();
@@ -155,6 +142,11 @@ export class ParameterAdapter {
     return variable;
   }
 
+  /**
+   * Initialisation (the paper's code uses torch defaults; here the tfjs dense default):
+   * Glorot-uniform kernels, zero biases, gamma 1, beta 0, block logits 0. Each value is drawn
+   * from a 32-bit hash of "<seed>:<parameter name>", so it depends on the seed and the name only.
+   */
   private glorot(name: string, fanIn: number, fanOut: number): tf.Variable {
     const limit = Math.sqrt(6 / (fanIn + fanOut));
     return this.addParam(name, () => tf.randomUniform([fanIn, fanOut], -limit, limit, "float32", this.seedFor(name)));
@@ -379,6 +371,14 @@ export class ParameterAdapter {
   }
 
   /**
+   * Batching, a speed choice: the blocks that share a query orientation (rows_rows with
+   * rows_cols, cols_rows with cols_cols) have outputs of one shape, so their residual,
+   * LayerNorm and weighted sum run once on a stacked tensor; heads run as one batched matmul
+   * [h, nq, d] x [h, nk, d]ᵀ (attention.ts). Projections stay per block (fusing them costs as
+   * many concat/split ops as it saves matmuls at these sizes). Dense layers are matMul + add,
+   * not tf.fused.matMul: the fused op's gradient computes the input's gradient even when the
+   * input is a constant (S, T), and wraps everything in extra Identity ops.
+   *
    * The blocks sharing one query orientation, stacked: residual + LayerNorm on
    * [g, nq, dq], then their sum [nq, dq], each block scaled by `weights` [g] when given.
    * Records each block's normed output.

@@ -16,7 +16,7 @@
  *   with 15 iterations (as torch's parametrizations.spectral_norm does) so that an
  *   inference call before any training call already sees a sensible sigma.
  */
-import { tf } from "../../backend";
+import { tf } from "../../backend/index";
 import { dense, type Dense } from "./ops";
 
 /** Power iterations that warm up the spectral-norm vectors at construction and on set. */

@@ -211,10 +211,11 @@ export function deltaOf(result: ExperimentResult): SmallestEffect {
 }
 
 /**
- * The findings of each experiment in plain words, computed from the runs by the classifier of
- * verdicts.ts: how the models do alone, what distillation does (or why it does not apply), and
- * each MergeNet variant against its matched random-source control, with δ and its reason. `main`
- * (same labels, the ten-seed runs of the main comparisons) is used where given.
+ * The findings of each experiment in plain words, computed from the runs by the classifier
+ * (statistics.ts, through verdicts.ts): how the models do alone, what distillation does (or
+ * why it does not apply), and each MergeNet variant against its matched random-source
+ * control, with δ and its reason. `main` (same labels, the ten-seed runs of the main
+ * comparisons) is used where given.
  */
 export function crossModalityFindings(results: LabelledResult[], main: LabelledResult[] = results): string[] {
   return results.map(({ label, result }) => {

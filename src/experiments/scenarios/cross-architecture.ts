@@ -14,7 +14,7 @@
  * low-rank form of SPEC §2 needs. A factorized model is the zoo's model rebuilt layer by
  * layer with those layers swapped; every other layer keeps the zoo's seeded weights.
  */
-import { tf } from "../../backend";
+import { tf } from "../../backend/index";
 import { momentum } from "../../core/momentum";
 import { accuracyEvaluator, sparseCrossEntropy } from "../../core/losses";
 import { batchStream } from "../../data/batches";

@@ -24,7 +24,7 @@
  * MNIST `mlp` 784-256-128-10 (fc1/fc2/classifier, bench-mnist's target) or `cnn`.
  * All sides: SGD momentum 0.9, weight decay 5e-4, cross-entropy.
  */
-import { tf } from "../../backend";
+import { tf } from "../../backend/index";
 import { momentum } from "../../core/momentum";
 import type { ModelSide } from "../../core/loop";
 import { accuracyEvaluator, sparseCrossEntropy } from "../../core/losses";

@@ -30,7 +30,7 @@
  * adapter's column tokens would be thousands wide and its projections millions of numbers.
  */
 import { choiceProblem, unknownKeyProblems } from "../../config-checks";
-import { tf } from "../../backend";
+import { tf } from "../../backend/index";
 import type { ModelSide } from "../../core/loop";
 import { accuracyEvaluator, sparseCrossEntropy, type LossFn } from "../../core/losses";
 import { batchStream } from "../../data/batches";
