@@ -20,10 +20,11 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { backendInfo, initBackend } from "../src/backend";
+import { backendInfo, initBackend } from "../src/backend/index";
 import { startLocalRedis, startWorkerProcess, type LocalRedis, type QueueWorkerProcess } from "../src/experiments/local-redis";
 import { FAITHFUL } from "../src/experiments/configs/positive-control";
-import { runExperiment, type ExperimentConfig, type ExperimentResult, type RunResult } from "../src/experiments/runner";
+import { runExperiment } from "../src/experiments/runner";
+import { type ExperimentConfig, type ExperimentResult, type RunResult } from "../src/experiments/records";
 import { clearPretrainedSources, POSITIVE_CONTROL_PAIRS } from "../src/experiments/scenarios/positive-control";
 import "../src/experiments/scenarios/index";
 

@@ -23,9 +23,9 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { initBackend, tf } from "../src/backend";
+import { initBackend, tf } from "../src/backend/index";
 import { AdamW } from "../src/core/adamw";
-import { ParameterAdapter } from "../src/core/adapter";
+import { ParameterAdapter } from "../src/core/adapter/parameter-adapter";
 import { truncatedSvd } from "../src/core/lowrank";
 import { WriteBack } from "../src/core/writeback";
 import { benchRuns } from "./bench-runs";

@@ -12,7 +12,7 @@
  * seconds. Ctrl-C: the current run finishes and is sent, then the worker exits (a second
  * Ctrl-C quits at once; that run goes to another worker once its lock expires).
  */
-import { initBackend, type BackendName } from "../src/backend";
+import { initBackend, type BackendName } from "../src/backend/index";
 import { logger } from "../src/log";
 import { resolveThreadsPerWorker } from "../src/experiments/pool";
 import { checkRedis, JOBS_QUEUE, resolveRedis, safeUrl, watchConnection } from "../src/experiments/queue";

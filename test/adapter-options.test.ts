@@ -3,9 +3,10 @@
 // differences, and the hand-written attention gradient against autodiff), tensor hygiene,
 // and what each option is for.
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { AdamW } from "../src/core/adamw";
-import { AdapterConfig, BLOCK_NAMES, ParameterAdapter, resolveAdapterConfig } from "../src/core/adapter";
+import { ParameterAdapter } from "../src/core/adapter/parameter-adapter";
+import { AdapterConfig, BLOCK_NAMES, resolveAdapterConfig } from "../src/core/adapter/config";
 import { finiteDifference } from "./helpers/numeric";
 
 function randomMatrix(shape: [number, number], seed: number, std = 0.5): tf.Tensor2D {

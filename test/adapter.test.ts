@@ -4,8 +4,10 @@ import * as fs from "fs";
 import * as path from "path";
 import { Matrix, SingularValueDecomposition } from "ml-matrix";
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
-import { AdapterConfig, BLOCK_NAMES, ParameterAdapter, dropoutMask, headWidth, resolveAdapterConfig } from "../src/core/adapter";
+import { tf } from "../src/backend/index";
+import { ParameterAdapter } from "../src/core/adapter/parameter-adapter";
+import { dropoutMask } from "../src/core/adapter/ops";
+import { AdapterConfig, BLOCK_NAMES, headWidth, resolveAdapterConfig } from "../src/core/adapter/config";
 import { WriteBack } from "../src/core/writeback";
 import { finiteDifference } from "./helpers/numeric";
 

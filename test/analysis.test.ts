@@ -4,15 +4,13 @@ import * as os from "os";
 import * as path from "path";
 import { Matrix, SVD } from "ml-matrix";
 import { describe, expect, it } from "vitest";
-import {
-  annotatedHeatmap, costRows, readableBars, spectrumChart, gainBar, gainStats, gridMatrix, pca, singularValues, singularValueStats, spectrumDifference, spectrumRows,
-  trajectoryDistances, trajectoryProjection, type AnalysedResult, type AnalysedRun,
-} from "../src/experiments/analysis";
-import { runExperiment, runHash, stableStringify, RUNNER_VERSION, validateExperiment, type ExperimentConfig } from "../src/experiments/runner";
+import { costRows, gainBar, gainStats, gridMatrix, pca, singularValues, singularValueStats, spectrumDifference, spectrumRows, trajectoryDistances, trajectoryProjection, type AnalysedResult, type AnalysedRun } from "../src/experiments/analysis";
+import { annotatedHeatmap, groupedBars, readableBars, spectrumChart } from "../src/plots/specs";
+import { runExperiment, runHash, stableStringify, RUNNER_VERSION, validateExperiment } from "../src/experiments/runner";
+import { type ExperimentConfig } from "../src/experiments/records";
 import { vegaLiteToSvg } from "../src/plots/render";
-import { groupedBars } from "../src/plots/specs";
 import { registerTinyScenario } from "./helpers/tiny";
-import { mulberry32 } from "../src/core/random";
+import { mulberry32 } from "../src/util/random";
 
 const randomMatrix = (rows: number, cols: number, seed: number): number[][] => {
   const next = mulberry32(seed);

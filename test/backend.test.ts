@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backendInfo, tf } from "../src/backend";
+import { backendInfo, tf } from "../src/backend/index";
 
 describe("backend", () => {
   it("is initialised once, and is the one tfjs reports", () => {

@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
-import { DistillationTrainer, MutualLearningTrainer, softKl, type PairedInput } from "../src/baselines/distillation";
+import { tf } from "../src/backend/index";
+import { DistillationTrainer, MutualLearningTrainer, softKl } from "../src/baselines/distillation";
+import type { Batch, PairedInput } from "../src/core/batch-stream";
 import { IndependentTrainer } from "../src/baselines/independent";
 import { SharingTrainer } from "../src/baselines/sharing";
 import { paramRef, readMatrix } from "../src/core/params";
-import { batchStream, type Batch } from "../src/data/batches";
+import { batchStream } from "../src/data/batches";
 import { expectNoTensorLeak } from "./helpers/leaks";
 import { disposedAfterEach } from "./helpers/disposed";
 import { synthetic, tinyMlp, weightsOf } from "./helpers/tiny";

@@ -3,7 +3,7 @@
 // saved output) is in test/notebook.test.ts.
 import * as util from "util";
 import { afterEach, describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 
 const cellErrors = require("../jupyter/kernels/mergenet-ts/cell-errors.js") as {
   formatCellError(error: Error): string;

@@ -2,7 +2,8 @@
 // any work, every problem of a configuration is listed at once, typos get the likely name.
 import { describe, expect, it } from "vitest";
 import { describeValue, editDistance, nearestName } from "../src/config-checks";
-import { validateExperiment, type ExperimentConfig } from "../src/experiments/runner";
+import { validateExperiment } from "../src/experiments/runner";
+import { type ExperimentConfig } from "../src/experiments/records";
 import { NotebookRunError } from "../scripts/run-notebooks";
 import "../src/experiments/scenarios/index";
 

@@ -2,8 +2,9 @@
 // one of the documented messages, never with anything else (a TypeError, an undefined).
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { resolveMergeNetConfig } from "../src/core/trainer";
-import { validateExperiment, type ExperimentConfig } from "../src/experiments/runner";
+import { resolveMergeNetConfig } from "../src/core/mergenet";
+import { validateExperiment } from "../src/experiments/runner";
+import { type ExperimentConfig } from "../src/experiments/records";
 import "../src/experiments/scenarios/index";
 
 const anyValue = fc.oneof(

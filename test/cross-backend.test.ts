@@ -2,15 +2,15 @@
 // backend (the reference) and on each fast backend the project may run on:
 //   tensorflow  the native library, TensorFlow 2.21 under tfjs-node's binding written for
 //               2.9.1: this test is what catches drift between the two;
-//   wasm        @tensorflow/tfjs-backend-wasm with the kernels src/wasm-gradients.ts adds.
+//   wasm        @tensorflow/tfjs-backend-wasm with the kernels src/backend/wasm-gradients.ts adds.
 // Tolerance (float32 everywhere): every element satisfies |got - cpu| <= 1e-4 * (1 + |cpu|),
 // i.e. 1e-4 absolute for values up to 1 and 1e-4 relative above. Inputs are in [-1, 1] and
 // the shapes small, so a correct backend sits far inside it (~1e-6 seen here).
 // The tensorflow part is skipped (reported as skipped) when the native backend cannot be
 // loaded, unless MERGENET_REQUIRE_NATIVE=1 (CI), where it runs and fails.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
-import { registerWasmGradients } from "../src/wasm-gradients";
+import { tf } from "../src/backend/index";
+import { registerWasmGradients } from "../src/backend/wasm-gradients";
 import { runOn, uniform } from "./helpers/numeric";
 
 require("@tensorflow/tfjs-backend-wasm");

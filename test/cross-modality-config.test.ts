@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { afterEach, describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import {
   CURVE_METHODS,
   METHOD,
@@ -13,7 +13,8 @@ import {
 } from "../src/experiments/configs/cross-modality";
 import { emojiPredictionComparison, predictionTiles, spokenDigitExamples, vendorTiles, emojiVendorExamples } from "../src/experiments/cross-modal-examples";
 import { buildEmojiImageText } from "../src/experiments/scenarios/cross-modality";
-import { runExperiment, validateExperiment, type ExperimentResult, type RunResult } from "../src/experiments/runner";
+import { runExperiment, validateExperiment } from "../src/experiments/runner";
+import { type ExperimentResult, type RunResult } from "../src/experiments/records";
 import { imageMosaic, spectrogramPanels } from "../src/plots/images";
 import { REPO_ROOT } from "../src/paths";
 import "../src/experiments/scenarios/index";

@@ -12,7 +12,8 @@ import {
 } from "../src/experiments/configs/cross-task";
 import { getScenario } from "../src/experiments/scenario";
 import { matchedControls } from "../src/experiments/verdicts";
-import { runExperiment, validateExperiment, type ExperimentConfig } from "../src/experiments/runner";
+import { runExperiment, validateExperiment } from "../src/experiments/runner";
+import { type ExperimentConfig } from "../src/experiments/records";
 import "../src/experiments/scenarios/index";
 
 const REPO = path.resolve(__dirname, "..");

@@ -3,14 +3,14 @@
 // wrong shape. A loss that still goes bad names its side, and says "check the data" where
 // a recovery cannot help.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { IndependentTrainer } from "../src/baselines/independent";
-import type { ModelSide } from "../src/core/joint";
+import type { ModelSide } from "../src/core/loop";
 import type { LossFn } from "../src/core/losses";
-import { MergeNetTrainer } from "../src/core/trainer";
+import { MergeNetTrainer } from "../src/core/mergenet";
 import { batchStream } from "../src/data/batches";
 import { runExperiment } from "../src/experiments/runner";
-import { registerWasmGradients } from "../src/wasm-gradients";
+import { registerWasmGradients } from "../src/backend/wasm-gradients";
 import { disposedAfterEach } from "./helpers/disposed";
 import { expectNoTensorLeak } from "./helpers/leaks";
 import { registerAdaptedTinyScenario } from "./helpers/tiny";

@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { afterAll, describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { parseIdx } from "../src/data/idx";
 import {
   benchMnist,

@@ -2,9 +2,9 @@
 // the adapter's learning rate, is recorded in the history, and after too many events stops
 // training with an error naming the step.
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import type { LossFn } from "../src/core/losses";
-import { MergeNetTrainer } from "../src/core/trainer";
+import { MergeNetTrainer } from "../src/core/mergenet";
 import { disposedAfterEach } from "./helpers/disposed";
 import { weightsOf } from "./helpers/tiny";
 

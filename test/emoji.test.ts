@@ -3,10 +3,10 @@ import * as os from "os";
 import * as path from "path";
 import { PNG } from "pngjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { DistillationTrainer } from "../src/baselines/distillation";
 import { paramRef } from "../src/core/params";
-import { MergeNetTrainer } from "../src/core/trainer";
+import { MergeNetTrainer } from "../src/core/mergenet";
 import { batchStream } from "../src/data/batches";
 import {
   bagOfWords,

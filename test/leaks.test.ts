@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { expectNoTensorLeak } from "./helpers/leaks";
 
 describe("expectNoTensorLeak", () => {

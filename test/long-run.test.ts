@@ -1,8 +1,8 @@
 // A 20-epoch run keeps its memory flat: the live tensor count is constant after the first
 // epochs, and resident memory does not creep (sampled after every epoch).
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
-import { MergeNetTrainer } from "../src/core/trainer";
+import { tf } from "../src/backend/index";
+import { MergeNetTrainer } from "../src/core/mergenet";
 import { tinySetup } from "./helpers/tiny";
 
 describe("a long run", () => {

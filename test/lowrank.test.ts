@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { chooseSvdMethod, svdMerge, svdSplit, truncatedSvd } from "../src/core/lowrank";
 import { LowRankConv2D, LowRankDense, lowRankConv2d, lowRankDense } from "../src/models/lowrank-layers";
 

@@ -2,7 +2,7 @@
 // MNIST (the bench-mnist workload, one epoch) with both models learning and the adapter's
 // gradient finite and non-zero.
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { accuracyEvaluator } from "../src/core/losses";
 import { loadImageDataset } from "../src/data/images";
 import { benchWorkload } from "../src/experiments/bench-mnist";

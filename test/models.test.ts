@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { gatherImages, readImageArrays, toImageSplit } from "../src/data/images";
 import { LayerNorm, MultiHeadSelfAttention } from "../src/models/vit-layers";
 import { BENCH_PAIR, benchSource, benchTarget, cnn, loadModel, mlp, saveModel, vit, VitOptions } from "../src/models/zoo";

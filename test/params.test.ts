@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { factorRefs, fromMatrix, matrixParamNames, paramRef, readMatrix, toMatrix, writeMatrix } from "../src/core/params";
 import { lowRankConv2d, lowRankDense } from "../src/models/lowrank-layers";
 

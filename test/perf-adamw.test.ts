@@ -1,7 +1,7 @@
 // The flat AdamW (src/core/adamw.ts) against a per-variable reference written out here:
 // same updates, same handling of absent gradients, exact state round-trip, no leaks.
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { AdamW, ADAMW_DEFAULTS, type AdamWConfig } from "../src/core/adamw";
 import { expectNoTensorLeak } from "./helpers/leaks";
 

@@ -1,8 +1,10 @@
-// The adapter's hand-written gradients (src/core/adapter.ts: layerNorm, gelu) against
+// The adapter's hand-written gradients (src/core/adapter/ops.ts: layerNorm, gelu; attention.ts, spectral.ts) against
 // autodiff through the plain formulas written out here, in the shapes the adapter uses.
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
-import { gelu, LAYER_NORM_EPSILON, layerNorm, ParameterAdapter, type AdapterConfig } from "../src/core/adapter";
+import { tf } from "../src/backend/index";
+import { ParameterAdapter } from "../src/core/adapter/parameter-adapter";
+import { gelu, LAYER_NORM_EPSILON, layerNorm } from "../src/core/adapter/ops";
+import { type AdapterConfig } from "../src/core/adapter/config";
 
 function plainLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor {
   const mean = tf.mean(x, -1, true);

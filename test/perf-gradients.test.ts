@@ -2,9 +2,10 @@
 // tfjs's own dy * step(x) on finite inputs) and the one-op sparse cross-entropy (same value
 // and gradient as sparseCrossEntropy within float32 rounding).
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { sparseCrossEntropy } from "../src/core/losses";
-import { fastSparseCrossEntropy, installFastGradients } from "../src/core/step";
+import { installFastGradients } from "../src/backend/native-kernels";
+import { fastSparseCrossEntropy } from "../src/core/step";
 import { expectNoTensorLeak } from "./helpers/leaks";
 
 /** tfjs's stock formula: dy * step(x). */

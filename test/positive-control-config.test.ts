@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import * as pc from "../src/experiments/configs/positive-control";
 import { chooseForConfirmation, positiveControlVerdicts, verdictRows } from "../src/experiments/positive-control-verdicts";
-import { confidenceInterval, studentQuantile } from "../src/experiments/results";
-import { validateExperiment, type ExperimentResult, type RunResult } from "../src/experiments/runner";
+import { confidenceInterval, studentQuantile } from "../src/experiments/statistics";
+import { validateExperiment } from "../src/experiments/runner";
+import { type ExperimentResult, type RunResult } from "../src/experiments/records";
 import type { MethodSpec } from "../src/experiments/methods";
 import "../src/experiments/scenarios";
 

@@ -19,7 +19,7 @@ import * as os from "os";
 import * as path from "path";
 import IORedis from "ioredis";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { backendInfo } from "../src/backend";
+import { backendInfo } from "../src/backend/index";
 import { freePort, startLocalRedis, startWorkerProcess, type LocalRedis, type QueueWorkerProcess } from "../src/experiments/local-redis";
 import { RedisExecutor, resolveRedis } from "../src/experiments/queue";
 import { RUNNER_VERSION, runExperiment, runHash } from "../src/experiments/runner";

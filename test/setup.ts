@@ -2,7 +2,7 @@
 // every test runs on the backend the README promises (native TensorFlow when available,
 // MERGENET_BACKEND otherwise).
 import { beforeAll } from "vitest";
-import { initBackend } from "../src/backend";
+import { initBackend } from "../src/backend/index";
 
 beforeAll(async () => {
   await initBackend();

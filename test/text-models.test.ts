@@ -2,9 +2,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { afterAll, describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { paramRef, readMatrix } from "../src/core/params";
-import { MergeNetTrainer } from "../src/core/trainer";
+import { MergeNetTrainer } from "../src/core/mergenet";
 import { getScenario, type ScenarioInstance } from "../src/experiments/scenario";
 import {
   BROWN_POS_GENRE_PAIRS, SENTIMENT_SITE_PAIRS, brownPosGenrePairs, sentimentSitePairs, type SuggestedPair,

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import { IndependentTrainer } from "../src/baselines/independent";
 import { AdamW } from "../src/core/adamw";
-import { ParameterAdapter } from "../src/core/adapter";
+import { ParameterAdapter } from "../src/core/adapter/parameter-adapter";
 import { paramRef, readMatrix, toMatrix, writeMatrix } from "../src/core/params";
 import { trainStep, variableOf } from "../src/core/step";
-import { MergeNetTrainer, resolveMergeNetConfig, type MergeNetConfig } from "../src/core/trainer";
+import { MergeNetTrainer, resolveMergeNetConfig, type MergeNetConfig } from "../src/core/mergenet";
 import { WriteBack } from "../src/core/writeback";
 import { expectNoTensorLeak } from "./helpers/leaks";
 import { disposedAfterEach } from "./helpers/disposed";

@@ -1,4 +1,4 @@
-// The one classifier of comparisons (src/experiments/verdicts.ts): hand-made differences with
+// The one classifier of comparisons (src/experiments/statistics.ts; the comparisons to make: verdicts.ts): hand-made differences with
 // known answers, the interval against closed forms, TOST against a worked example, the counts
 // against chance, and the rule that every MergeNet variant of every configuration has a
 // matched control (a new variant without one fails here).
@@ -8,11 +8,11 @@ import * as crossTask from "../src/experiments/configs/cross-task";
 import * as crossModality from "../src/experiments/configs/cross-modality";
 import * as ablations from "../src/experiments/configs/ablations";
 import * as positiveControl from "../src/experiments/configs/positive-control";
-import type { ExperimentConfig } from "../src/experiments/runner";
+import type { ExperimentConfig } from "../src/experiments/records";
 import {
-  binomialAtLeast, candidatesToConfirm, classify, confirmationOf, countVerdicts, countsText, FRESH_SEEDS, matchedControls, narrowed, smallestEffect,
-  verdictText, type VariantVerdict,
+  candidatesToConfirm, confirmationOf, countVerdicts, countsText, FRESH_SEEDS, matchedControls, narrowed, smallestEffect, type VariantVerdict,
 } from "../src/experiments/verdicts";
+import { binomialAtLeast, classify, verdictText } from "../src/experiments/statistics";
 
 const savedQuick = process.env.MERGENET_QUICK;
 afterEach(() => {

@@ -1,10 +1,10 @@
-// The wasm fallback backend can train CNNs with the kernels src/wasm-gradients.ts registers.
+// The wasm fallback backend can train CNNs with the kernels src/backend/wasm-gradients.ts registers.
 // Each gradient is checked against tfjs's cpu backend (the reference) on the same inputs.
 // Tolerance (float32): every element satisfies |wasm - cpu| <= 1e-4 * (1 + |cpu|), i.e.
 // 1e-4 absolute for values up to 1 and 1e-4 relative above (~1e-7 seen here).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
-import { registerWasmGradients, WASM_TRAINING_KERNELS } from "../src/wasm-gradients";
+import { tf } from "../src/backend/index";
+import { registerWasmGradients, WASM_TRAINING_KERNELS } from "../src/backend/wasm-gradients";
 import { expectNoTensorLeak } from "./helpers/leaks";
 import { runOn, uniform } from "./helpers/numeric";
 

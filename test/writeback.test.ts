@@ -3,7 +3,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { tf } from "../src/backend";
+import { tf } from "../src/backend/index";
 import {
   DEFAULT_INTERP_THETA,
   DEFAULT_OUTPUT_MODE,

@@ -16,26 +16,11 @@
  * source on that mapped input wherever they would have run it on the target's batch, and the
  * two models' input shapes may differ. The label spaces must still match.
  */
-import { tf } from "../backend";
-import { JointLoop, type ModelSide, type StepLosses } from "../core/joint";
+import { tf } from "../backend/index";
+import { JointLoop, type ModelSide, type StepLosses } from "../core/loop";
 import { trainStep } from "../core/step";
-import type { Batch } from "../data/batches";
+import type { Batch, PairedInput } from "../core/batch-stream";
 import { stepSide } from "./independent";
-
-/**
- * Item pairing between two modalities, for cross-modal distillation: the source model's input
- * for the very items of a target batch. Only this direction is needed: both KD and DML compare
- * the two models on the TARGET's batch, so each model keeps the data it sees under every other
- * method.
- */
-export interface PairedInput {
-  /**
-   * The source's input [rows, ...source input shape] for the items of `targetBatch`, in the
-   * batch's row order; `targetBatch` is the object the target's stream handed out. The
-   * returned tensor belongs to the caller.
-   */
-  sourceInputFor(targetBatch: Batch): tf.Tensor;
-}
 
 export interface DistillationConfig {
   /** The experiment declares that source and target predict the same classes. */
@@ -65,13 +50,16 @@ const shapeOf = (model: tf.LayersModel, which: "inputs" | "outputs"): string =>
  */
 export function checkDistillable(method: string, source: tf.LayersModel, target: tf.LayersModel, sharedLabels: boolean, paired = false): void {
   if (!sharedLabels) {
-    throw new Error(`${method} does not apply here: it needs both models to predict the same classes, and this experiment declares different label spaces (set sharedLabels only when the classes really match). Compare with MergeNet and target-alone instead.`);
+    throw new Error(`${method} does not apply here: it needs both models to predict the same classes, and this ` +
+        `experiment declares different label spaces (set sharedLabels only when the classes really match). Compare with MergeNet and target-alone instead.`);
   }
   if (shapeOf(source, "outputs") !== shapeOf(target, "outputs")) {
-    throw new Error(`${method} does not apply here: the source predicts ${shapeOf(source, "outputs")} and the target ${shapeOf(target, "outputs")}; the label spaces differ.`);
+    throw new Error(`${method} does not apply here: the source predicts ${shapeOf(source, "outputs")} and the target ` +
+        `${shapeOf(target, "outputs")}; the label spaces differ.`);
   }
   if (!paired && shapeOf(source, "inputs") !== shapeOf(target, "inputs")) {
-    throw new Error(`${method} does not apply here: it runs both models on the same batch, but the source reads inputs of shape ${shapeOf(source, "inputs")} and the target ${shapeOf(target, "inputs")} (for two modalities of the same items, pass a pairedInput).`);
+    throw new Error(`${method} does not apply here: it runs both models on the same batch, but the source reads ` +
+        `inputs of shape ${shapeOf(source, "inputs")} and the target ${shapeOf(target, "inputs")} (for two modalities of the same items, pass a pairedInput).`);
   }
 }
 
@@ -95,7 +83,8 @@ function sourceInputOf(paired: PairedInput | undefined, batch: Batch): tf.Tensor
   const x = paired.sourceInputFor(batch); // [rows, ...source input shape]
   if (x.shape[0] !== batch.x.shape[0]) {
     x.dispose();
-    throw new Error(`the pairedInput returned ${x.shape[0]} rows for a target batch of ${batch.x.shape[0]}; it must return the source's input for exactly the batch's items, in order`);
+    throw new Error(`the pairedInput returned ${x.shape[0]} rows for a target batch of ${batch.x.shape[0]}; it must ` +
+        `return the source's input for exactly the batch's items, in order`);
   }
   return x;
 }

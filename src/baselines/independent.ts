@@ -4,8 +4,8 @@
  *  - pair: source and target trained side by side, nothing exchanged (the cost baseline
  *    for MergeNet's overhead, and what MergeNet reduces to with its adapter switched off).
  */
-import { tf } from "../backend";
-import { JointLoop, type ModelSide, type StepLosses } from "../core/joint";
+import { tf } from "../backend/index";
+import { JointLoop, type ModelSide, type StepLosses } from "../core/loop";
 import { trainStep } from "../core/step";
 
 export class IndependentTrainer extends JointLoop {

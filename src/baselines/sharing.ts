@@ -10,8 +10,8 @@
  * source of the target's own architecture and initial weights) this is the oracle map the
  * adapter would have to learn, and it measures how much knowledge the source weight carries.
  */
-import { tf } from "../backend";
-import { JointLoop, type ModelSide, type StepLosses } from "../core/joint";
+import { tf } from "../backend/index";
+import { JointLoop, type ModelSide, type StepLosses } from "../core/loop";
 import { paramRef, readMatrix, writeMatrix, type ParamRef } from "../core/params";
 import { stepSide } from "./independent";
 
@@ -45,7 +45,8 @@ export class SharingTrainer extends JointLoop {
     if (!Number.isInteger(config.cycle) || config.cycle < 1) throw new Error(`cycle must be a whole number >= 1, got ${config.cycle}`);
     if (!config.pairs.length) throw new Error("naive sharing needs at least one layer pair");
     const strength = config.strength ?? 1;
-    if (!(typeof strength === "number" && strength > 0 && strength <= 1)) throw new Error(`sharing strength must be a number in (0, 1] (1 = plain copy), got ${JSON.stringify(config.strength)}`);
+    if (!(typeof strength === "number" && strength > 0 && strength <= 1)) throw new Error(`sharing strength must be a ` +
+        `number in (0, 1] (1 = plain copy), got ${JSON.stringify(config.strength)}`);
     if (config.mode === "average" && strength !== 1) throw new Error("sharing strength applies to mode 'copy' (a soft copy); 'average' always takes the mean");
     super(source, target, { freezeSource: config.freezeSource });
     this.config = config;

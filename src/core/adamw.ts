@@ -16,7 +16,7 @@
  * operations in the same order as the per-variable form; only the global norm's summation
  * order differs (one sum over all elements instead of a sum of per-variable sums).
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 
 export interface AdamWConfig {
   learningRate: number;
@@ -187,7 +187,9 @@ export class AdamW {
    */
   setState(state: AdamWState): void {
     if (state.moments.length !== this.variables.length) {
-      throw new Error(`optimiser state holds ${state.moments.length} variables, this optimiser ${this.variables.length}: the checkpoint belongs to a different adapter`);
+      throw new Error(
+        `optimiser state holds ${state.moments.length} variables, this optimiser ${this.variables.length}: the checkpoint belongs to a different adapter`,
+      );
     }
     for (const [i, v] of this.variables.entries()) {
       const saved = state.moments[i];

@@ -11,7 +11,7 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 
 const FORMAT = "mergenet-checkpoint";
 const VERSION = 1;

@@ -9,7 +9,7 @@
  *   weight, 0 when it is unrelated to it (meaningful only where the two matrices' axes line
  *   up, e.g. a source and target of one architecture with aligned hidden units).
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 
 /**
  * Mean over query rows of H(p_row) / log(n_keys) for an attention map [nq, nk] whose rows sum

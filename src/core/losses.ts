@@ -1,6 +1,6 @@
 /** Loss functions over logits, as the trainer and baselines use them. */
-import { tf } from "../backend";
-import type { LabelSpec } from "../data/check";
+import { tf } from "../backend/index";
+import type { LabelSpec } from "./batch-stream";
 
 export type LossFn = (logits: tf.Tensor, labels: tf.Tensor) => tf.Scalar;
 

@@ -30,7 +30,7 @@
  * Box–Muller), so randomized results depend on `seed` only, not on the tf backend's RNG.
  */
 import { Matrix, QrDecomposition, SVD } from "ml-matrix";
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 
 export interface TruncatedSvd {
   /** Left singular vectors [m, r]. */

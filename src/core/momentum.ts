@@ -6,7 +6,7 @@
  * optimiser per model per run, so that showed as slow tensor growth across an experiment.
  * Same constructor and update rule as tf.train.momentum; only dispose differs.
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 
 export class LeakFreeMomentum extends tf.MomentumOptimizer {
   override dispose(): void {

@@ -23,7 +23,7 @@
  * Biases, norms, recurrent kernels and other layer kinds have no matrix view: asking for one
  * is an Error that says why and lists the parameters that do.
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 
 export type ViewKind = "dense" | "conv2d" | "conv1d" | "embedding" | "factor";
 

@@ -20,8 +20,8 @@
  * - The trainer warns when `replace` writes into a layer with no normalisation layer after
  *   it; `writeBackWarning` gives it the text, so the rule lives here.
  */
-import { tf } from "../backend";
-import { freeVariablePrefix } from "./adapter";
+import { tf } from "../backend/index";
+import { freeVariablePrefix } from "./variables";
 
 export const OUTPUT_MODES = ["replace", "matched", "residual", "interp"] as const;
 export type OutputMode = (typeof OUTPUT_MODES)[number];

@@ -34,8 +34,8 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { tf } from "../backend";
-import { mulberry32 } from "../core/random";
+import { tf } from "../backend/index";
+import { mulberry32 } from "../util/random";
 import { logger } from "../log";
 import { readCache, writeCache } from "./cache";
 
@@ -503,7 +503,8 @@ export function spokenDigitFeatures(synthesis: SynthesisResult, features: LogMel
     const file = path.join(folder, u.file);
     const wave = parseWav(fs.readFileSync(file), file);
     if (wave.sampleRate !== features.sampleRate) {
-      throw new Error(`${file} is sampled at ${wave.sampleRate} Hz but the features expect ${features.sampleRate} Hz; set features.sampleRate to ${wave.sampleRate}`);
+      throw new Error(`${file} is sampled at ${wave.sampleRate} Hz but the features expect ${features.sampleRate} Hz; ` +
+          `set features.sampleRate to ${wave.sampleRate}`);
     }
     values.set(logMelWith(plan, fitDuration(wave.samples, length)), i * size);
   });
@@ -578,7 +579,8 @@ export async function loadSpokenDigits(options: SpokenDigitsOptions = {}): Promi
   };
   const train = toSplit(rows.train);
   const test = toSplit(rows.test);
-  logger.info(`spoken digits: ${train.count} training and ${test.count} test utterances (${fromCache ? "spectrograms from the cache" : "spectrograms computed"}) in ${Date.now() - start} ms`);
+  logger.info(`spoken digits: ${train.count} training and ${test.count} test utterances ` +
+      `(${fromCache ? "spectrograms from the cache" : "spectrograms computed"}) in ${Date.now() - start} ms`);
   return {
     classes: [...DIGIT_WORDS], featureShape: [features.frames, features.mels], features, train, test,
     trainSpeakers: split.train, testSpeakers: split.test, normalisation: { mean, std }, manifest: synthesis.manifest,

@@ -4,30 +4,9 @@
  * seeded permutation per epoch, so a run is reproducible and a stream's order depends on
  * its own seed only (two models' streams never disturb each other).
  */
-import { tf } from "../backend";
-import { seededPermutation } from "../core/random";
+import { tf } from "../backend/index";
+import { seededPermutation } from "../util/random";
 import { checkDataset, type DataExpectation } from "./check";
-
-export interface Batch {
-  x: tf.Tensor;
-  y: tf.Tensor;
-}
-
-export interface BatchStream {
-  /** Number of examples. */
-  readonly size: number;
-  readonly batchSize: number;
-  /** Batches per epoch (the last partial batch is kept). */
-  readonly batchesPerEpoch: number;
-  /** The next batch; the caller disposes its tensors. Wraps to a new epoch by itself. */
-  next(): Batch;
-  /** Where the stream is, to save in a checkpoint. */
-  position(): { epoch: number; index: number };
-  /** Moves to a saved position (re-creates that epoch's permutation from the seed). */
-  seek(position: { epoch: number; index: number }): void;
-  /** Checks the stream's examples against the model that reads them (check.ts), once; a stream without it is not checked. */
-  check?(expect: DataExpectation): void;
-}
 
 export interface BatchStreamOptions {
   batchSize: number;
@@ -37,8 +16,11 @@ export interface BatchStreamOptions {
   name?: string;
 }
 
-/** A stream over `x` (first axis = examples) and `y`; the stream does not own x and y. */
-export function batchStream(x: tf.Tensor, y: tf.Tensor, options: BatchStreamOptions): BatchStream {
+/**
+ * A stream over `x` (first axis = examples) and `y`; the stream does not own x and y. It is a
+ * core/batch-stream.ts BatchStream (by its shape: data/ imports nothing of core/).
+ */
+export function batchStream(x: tf.Tensor, y: tf.Tensor, options: BatchStreamOptions) {
   const size = x.shape[0];
   const { batchSize, seed } = options;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batchSize must be a positive integer, got ${batchSize}`);
@@ -57,7 +39,7 @@ export function batchStream(x: tf.Tensor, y: tf.Tensor, options: BatchStreamOpti
     size,
     batchSize,
     batchesPerEpoch,
-    next(): Batch {
+    next(): { x: tf.Tensor; y: tf.Tensor } {
       const start = index * batchSize;
       const end = Math.min(size, start + batchSize);
       const batch = tf.tidy(() => {
@@ -77,8 +59,8 @@ export function batchStream(x: tf.Tensor, y: tf.Tensor, options: BatchStreamOpti
       return batch;
     },
     position: () => ({ epoch, index }),
-    check: (expect) => checkDataset(x, y, options.name ? { ...expect, name: `${expect.name} (${options.name})` } : expect),
-    seek(p) {
+    check: (expect: DataExpectation) => checkDataset(x, y, options.name ? { ...expect, name: `${expect.name} (${options.name})` } : expect),
+    seek(p: { epoch: number; index: number }) {
       if (!(p.index >= 0 && p.index < batchesPerEpoch)) throw new Error(`batch index ${p.index} is outside 0..${batchesPerEpoch - 1}`);
       epoch = p.epoch;
       index = p.index;

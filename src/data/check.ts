@@ -11,23 +11,18 @@
  * Cost: one pass over the inputs (isFinite) and one read of the labels, per dataset and
  * model signature (remembered per tensor), never per step.
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 
-/** What a loss reads as labels; losses declare it (losses.ts declareLabels). */
-export interface LabelSpec {
-  /** `example`: one class index per example, labels [n]. `token`: one per token, labels [n, length], negative = padding. */
-  per: "example" | "token";
-}
-
+/**
+ * What a dataset is checked against: core/batch-stream.ts's DataExpectation (and LabelSpec),
+ * restated here so that data/ imports nothing of core/; the compiler holds the two together
+ * wherever a data stream is passed to the core as a BatchStream.
+ */
 export interface DataExpectation {
-  /** Names the data in messages, e.g. "the target's training data". */
   name: string;
-  /** The model's input shape, batch axis first (model.inputs[0].shape). */
   inputShape: (number | null)[];
-  /** The model's output shape, batch axis first: its last axis is the class count. */
   outputShape: (number | null)[];
-  /** Undefined: the labels are not checked (a loss that declares nothing). */
-  labels?: LabelSpec;
+  labels?: { per: "example" | "token" };
 }
 
 /** Datasets already checked, per inputs tensor: the expectations they passed. */
@@ -47,7 +42,8 @@ export function checkDataset(x: tf.Tensor, y: tf.Tensor, expect: DataExpectation
   }
   if (x.dtype === "float32") {
     const bad = firstNonFinite(x);
-    if (bad) fail(`example ${bad.example} has ${bad.value} at position ${bad.position} of its input; inputs must be finite numbers: clean or drop that example`);
+    if (bad) fail(`example ${bad.example} has ${bad.value} at position ${bad.position} of its input; inputs must be ` +
+        `finite numbers: clean or drop that example`);
   }
   if (expect.labels) checkLabels(y, expect.labels, expect.outputShape[expect.outputShape.length - 1], fail);
   if (!checked.has(x)) checked.set(x, new Set());
@@ -66,11 +62,12 @@ function firstNonFinite(x: tf.Tensor): { example: number; position: number; valu
   return { example, position, value: row[position] };
 }
 
-function checkLabels(y: tf.Tensor, spec: LabelSpec, classes: number | null, fail: (what: string) => never): void {
+function checkLabels(y: tf.Tensor, spec: NonNullable<DataExpectation["labels"]>, classes: number | null, fail: (what: string) => never): void {
   const n = y.shape[0];
   const rank = spec.per === "example" ? 1 : 2;
   if (y.rank !== rank) {
-    if (spec.per === "example" && y.rank === 2 && y.shape[1] === classes) fail(`labels are one-hot ([${y.shape}]); give one class index per example ([${n}]), e.g. tf.argMax(y, 1)`);
+    if (spec.per === "example" && y.rank === 2 && y.shape[1] === classes) fail(`labels are one-hot ([${y.shape}]); ` +
+        `give one class index per example ([${n}]), e.g. tf.argMax(y, 1)`);
     fail(`labels have shape [${y.shape}]; this loss reads ${spec.per === "example" ? `one class index per example ([${n}])` : `one tag per token ([${n}, length], negative at padding)`}`);
   }
   const values = y.dataSync();

@@ -52,8 +52,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { PNG } from "pngjs";
-import { tf } from "../backend";
-import { mulberry32 } from "../core/random";
+import { tf } from "../backend/index";
+import { mulberry32 } from "../util/random";
 import { logger } from "../log";
 import { readCache, writeCache } from "./cache";
 import { buildVocabulary, tokenize } from "./text";
@@ -198,7 +198,8 @@ export function cropEmoji(sheet: RgbaImage, sheetX: number, sheetY: number): Uin
     if (!Number.isInteger(value) || value < 0 || value >= EMOJI_GRID) throw new Error(`${axis} must be an integer from 0 to ${EMOJI_GRID - 1}, got ${value}`);
   }
   if (sheet.width !== EMOJI_GRID * EMOJI_CELL || sheet.height !== EMOJI_GRID * EMOJI_CELL) {
-    throw new Error(`a 32 px emoji sheet is ${EMOJI_GRID * EMOJI_CELL}x${EMOJI_GRID * EMOJI_CELL} pixels, got ${sheet.width}x${sheet.height}; pass img/<vendor>/sheets/32.png`);
+    throw new Error(`a 32 px emoji sheet is ${EMOJI_GRID * EMOJI_CELL}x${EMOJI_GRID * EMOJI_CELL} pixels, got ` +
+        `${sheet.width}x${sheet.height}; pass img/<vendor>/sheets/32.png`);
   }
   const out = new Uint8Array(EMOJI_SIDE * EMOJI_SIDE * 3);
   const left = sheetX * EMOJI_CELL + 1;
@@ -434,7 +435,8 @@ function labelled(x: tf.Tensor, labels: number[]): LabelledTensors {
 /** The emoji image/text dataset as tensors (see the module comment for every choice). */
 export async function loadEmojiDataset(options: EmojiDatasetOptions = {}): Promise<EmojiDataset> {
   const o = { ...EMOJI_DATASET_DEFAULTS, ...options };
-  if (!(EMOJI_VENDORS as readonly string[]).includes(o.trainVendor)) throw new Error(`trainVendor must be one of ${EMOJI_VENDORS.join(", ")}, got '${o.trainVendor}'`);
+  if (!(EMOJI_VENDORS as readonly string[]).includes(o.trainVendor)) throw new Error(`trainVendor must be one of ` +
+      `${EMOJI_VENDORS.join(", ")}, got '${o.trainVendor}'`);
   if (o.imageSide !== 16 && o.imageSide !== 32) throw new Error(`imageSide must be 16 or 32, got ${o.imageSide}`);
   if (!Number.isInteger(o.minFrequency) || o.minFrequency < 1) throw new Error(`minFrequency must be a whole number >= 1, got ${o.minFrequency}`);
   if (!Number.isInteger(o.maxVocabulary) || o.maxVocabulary < 1) throw new Error(`maxVocabulary must be a whole number >= 1, got ${o.maxVocabulary}`);

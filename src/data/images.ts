@@ -24,8 +24,8 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { tf } from "../backend";
-import { mulberry32 } from "../core/random";
+import { tf } from "../backend/index";
+import { mulberry32 } from "../util/random";
 import { logger } from "../log";
 import { readCache, writeCache } from "./cache";
 import { readIdxFile } from "./idx";
@@ -156,7 +156,8 @@ function parseSplit(name: ImageDatasetName, split: OfficialSplit, imagesFile: st
   const [count, rows, cols] = images.dims;
   const expected = OFFICIAL_COUNTS[split];
   if (count !== expected || rows !== SIDE || cols !== SIDE) {
-    throw new Error(`${imagesFile} holds [${images.dims.join(", ")}] images, expected [${expected}, ${SIDE}, ${SIDE}] for ${name} ${split}; the file is corrupt or not ${name}.`);
+    throw new Error(`${imagesFile} holds [${images.dims.join(", ")}] images, expected [${expected}, ${SIDE}, ${SIDE}] ` +
+        `for ${name} ${split}; the file is corrupt or not ${name}.`);
   }
   if (labels.dims[0] !== expected) {
     throw new Error(`${labelsFile} holds ${labels.dims[0]} labels, expected ${expected} for ${name} ${split}; the file is corrupt or not ${name}.`);

@@ -20,7 +20,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { buildVocabulary, encodeTokens, stratifiedSplit, toIdTensor, toLabelTensor, tokenize, type SplitIndices, type Vocabulary } from "./text";
 
 export const SENTIMENT_SITES = ["amazon", "imdb", "yelp"] as const;
@@ -90,7 +90,8 @@ function defaultSourceDir(): string {
   }
   const version = (JSON.parse(fs.readFileSync(packageFile, "utf8")) as { version?: string }).version;
   if (version !== SENTIMENT_PACKAGE_VERSION) {
-    throw new Error(`the installed npm package 'sentiment' is version ${version}, but the data was checked against ${SENTIMENT_PACKAGE_VERSION}; ${INSTALL_HINT}`);
+    throw new Error(`the installed npm package 'sentiment' is version ${version}, but the data was checked against ` +
+        `${SENTIMENT_PACKAGE_VERSION}; ${INSTALL_HINT}`);
   }
   return path.join(path.dirname(packageFile), "test", "fixtures");
 }
@@ -108,7 +109,8 @@ function readSite(file: string, site: number): SentimentSentence[] {
   let end = entries.length;
   while (end > 0 && (entries[end - 1] as { text?: unknown })?.text === "") end -= 1;
   if (end !== SENTENCES_PER_SITE) {
-    throw new Error(`${file} holds ${end} sentences (after dropping trailing empty entries), expected ${SENTENCES_PER_SITE}; the file is not the UCI data of sentiment@${SENTIMENT_PACKAGE_VERSION}`);
+    throw new Error(`${file} holds ${end} sentences (after dropping trailing empty entries), expected ` +
+        `${SENTENCES_PER_SITE}; the file is not the UCI data of sentiment@${SENTIMENT_PACKAGE_VERSION}`);
   }
   return entries.slice(0, end).map((entry: unknown, i: number) => {
     const { text, class: label } = (entry ?? {}) as { text?: unknown; class?: unknown };

@@ -30,11 +30,11 @@
  *
  * Seeded index helpers shared by the text datasets: `stratifiedSplit` (train / validation /
  * test within each stratum), `stratifiedSubset` (a fraction of each stratum, for low-data
- * runs) and `seededSample` (a fixed-size cap). All use mulberry32 (src/core/random.ts) and
+ * runs) and `seededSample` (a fixed-size cap). All use mulberry32 (src/util/random.ts) and
  * return ascending index lists, so a split depends on its seed only.
  */
-import { tf } from "../backend";
-import { mulberry32 } from "../core/random";
+import { tf } from "../backend/index";
+import { mulberry32 } from "../util/random";
 
 export const PAD_TOKEN = "<pad>";
 export const UNK_TOKEN = "<unk>";
@@ -201,7 +201,8 @@ function shuffled(items: readonly number[], rand: () => number): number[] {
 export function stratifiedSplit(strataKeys: readonly (number | string)[], fractions: SplitFractions, seed: number): SplitIndices {
   checkFraction("train fraction", fractions.train, false);
   checkFraction("validation fraction", fractions.validation, true);
-  if (fractions.train + fractions.validation >= 1) throw new Error(`train (${fractions.train}) + validation (${fractions.validation}) fractions must leave a test split (sum below 1)`);
+  if (fractions.train + fractions.validation >= 1) throw new Error(`train (${fractions.train}) + validation ` +
+      `(${fractions.validation}) fractions must leave a test split (sum below 1)`);
   if (!Number.isInteger(seed)) throw new Error(`split seed must be an integer, got ${seed}`);
   const rand = mulberry32(seed);
   const out: SplitIndices = { train: [], validation: [], test: [] };

@@ -3,7 +3,7 @@
  * (PCA of its per-epoch snapshots), how its spectrum changed, what each adapter cost, and
  * the matrices and rows the ablation figures are drawn from. Everything here is plain
  * numbers in, plain numbers out: no tensors, no models (the runner records the snapshots,
- * see `RecordingConfig` in ./runner).
+ * see `RecordingConfig` in ./records).
  *
  * Design choices:
  * - PCA goes through the Gram matrix: n snapshots of a d-dimensional weight (n ~ 30,
@@ -12,26 +12,15 @@
  *   is positive, so the same runs always give the same picture.
  * - Singular values come from ml-matrix's SVD (float64, the library SPEC §2 names), without
  *   the singular vectors.
- * - Summaries are mean ± sample std over seeds, as in ./results; a gain is paired by seed.
- * - Three figure helpers live here rather than in src/plots/specs.ts because only this analysis
- *   uses them: an annotated heatmap (plotly's heatmap with each cell's text), spectrum lines
- *   (vega-lite, log y), and `readableBars`, which tilts the group labels of plots/specs'
- *   groupedBars so that a dozen long variant names fit.
+ * - Summaries are mean ± sample std over seeds (./statistics); a gain is paired by seed.
+ * - The figures these rows are drawn with (spectrum lines, annotated heatmaps, tilted bars) are
+ *   in src/plots/specs.ts, with the other chart builders.
  */
 import { EigenvalueDecomposition, Matrix, SVD } from "ml-matrix";
-import { heatmap, type BarRow, type HeatmapOptions, type PathRow } from "../plots/specs";
-import type { PlotlyFigure, VegaLiteSpec } from "../plots/render";
-import { confidenceInterval, formatStats, stats, type Stats } from "./results";
-
-/** What the runner stores per recorded weight of a run (RunResult.weights). */
-export interface WeightRecord {
-  /** The weight's [out, in] view shape. */
-  shape: [number, number];
-  /** Singular values of the [out, in] view, descending, before the first step and after the last. */
-  singularValues: { before: number[]; after: number[] };
-  /** Trajectory runs only: the view flattened row-major, before training (index 0) and after each epoch. */
-  trajectory?: number[][];
-}
+import type { BarRow, PathRow, SpectrumRow } from "../plots/specs";
+import { confidenceInterval, formatSignedStats, formatStats, stats, type Stats } from "./statistics";
+import type { WeightRecord } from "./records";
+import { pairedDifference } from "./results";
 
 /** The parts of a run this module reads (a RunResult satisfies it). */
 export interface AnalysedRun {
@@ -88,7 +77,8 @@ export function pca(points: number[][], k = 2): Projection {
   points.forEach((p, i) => {
     if (p.length !== d) throw new Error(`pca: point ${i} has ${p.length} coordinates, point 0 has ${d}; every point needs the same dimension`);
   });
-  if (!Number.isInteger(k) || k < 1 || k > Math.min(n - 1, d)) throw new Error(`pca: k must be a whole number in [1, ${Math.min(n - 1, d)}] for ${n} points in ${d} dimensions, got ${k}`);
+  if (!Number.isInteger(k) || k < 1 || k > Math.min(n - 1, d)) throw new Error(`pca: k must be a whole number in [1, ` +
+      `${Math.min(n - 1, d)}] for ${n} points in ${d} dimensions, got ${k}`);
   const mean = new Float64Array(d);
   for (const p of points) for (let j = 0; j < d; j++) mean[j] += p[j] / n;
   const centred = points.map((p) => Float64Array.from(p, (v, j) => v - mean[j])); // [n, d]
@@ -144,14 +134,18 @@ export function trajectoryProjection(result: AnalysedResult, weight: string, met
   }
   const seed = [...bySeed.keys()].sort((a, b) => a - b).find((s) => methods.every((m) => bySeed.get(s)?.has(m)));
   if (seed === undefined) {
-    throw new Error(`no seed has a recorded trajectory of '${weight}' for every method of ${JSON.stringify(methods)}; list them in the experiment's record.trajectories`);
+    throw new Error(`no seed has a recorded trajectory of '${weight}' for every method of ${JSON.stringify(methods)}; ` +
+        `list them in the experiment's record.trajectories`);
   }
   const paths = methods.map((m) => bySeed.get(seed)?.get(m) as number[][]);
   const projection = pca(paths.flat(), 2);
   const rows: PathRow[] = [];
   let offset = 0;
   paths.forEach((path, i) => {
-    path.forEach((_, epoch) => rows.push({ method: methods[i], step: epoch, x: projection.scores[offset + epoch][0], y: projection.scores[offset + epoch][1] }));
+    path.forEach((_, epoch) => {
+      const [x, y] = projection.scores[offset + epoch];
+      rows.push({ method: methods[i], step: epoch, x, y });
+    });
     offset += path.length;
   });
   return { rows, explained: projection.explained, seed };
@@ -169,7 +163,11 @@ function distance(a: number[], b: number[]): number {
  * method's weight travelled from its initial value, and how far its final weight ends from the
  * first method's final weight.
  */
-export function trajectoryDistances(result: AnalysedResult, weight: string, methods: string[]): { seed: number; rows: { method: string; travelled: number; fromFirst: number }[] } {
+export function trajectoryDistances(
+  result: AnalysedResult,
+  weight: string,
+  methods: string[],
+): { seed: number; rows: { method: string; travelled: number; fromFirst: number }[] } {
   const { seed } = trajectoryProjection(result, weight, methods);
   const path = (m: string) => result.runs.find((r) => r.method === m && r.seed === seed)?.weights?.[weight]?.trajectory as number[][];
   const firstEnd = path(methods[0])[path(methods[0]).length - 1];
@@ -184,21 +182,12 @@ export function trajectoryDistances(result: AnalysedResult, weight: string, meth
 
 /** Stats over seeds of ‖σ_a − σ_b‖ / ‖σ_b‖: how different two methods' final spectra of `weight` are, paired by seed. */
 export function spectrumDifference(result: AnalysedResult, weight: string, a: string, b: string): Stats {
-  const after = (m: string) => new Map(result.runs.filter((r) => r.method === m && r.weights?.[weight]).map((r) => [r.seed, r.weights?.[weight]?.singularValues.after as number[]]));
+  const after = (m: string) =>
+    new Map(result.runs.filter((r) => r.method === m && r.weights?.[weight]).map((r) => [r.seed, r.weights?.[weight]?.singularValues.after as number[]]));
   const sa = after(a);
   const sb = after(b);
   const norm = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
   return stats([...sa.entries()].filter(([seed]) => sb.has(seed)).map(([seed, va]) => distance(va, sb.get(seed) as number[]) / norm(sb.get(seed) as number[])));
-}
-
-/** One point of a spectrum line: singular value `index` (1 = largest) of a weight. */
-export interface SpectrumRow {
-  /** e.g. "MergeNet, after training". */
-  series: string;
-  index: number;
-  mean: number;
-  std: number;
-  n: number;
 }
 
 /**
@@ -226,63 +215,8 @@ export function spectrumRows(result: AnalysedResult, weight: string, methods: st
 
 /** Stats over seeds of singular value `index` (0 = largest) of `weight`, before or after training. */
 export function singularValueStats(result: AnalysedResult, weight: string, method: string, index = 0, when: "before" | "after" = "after"): Stats {
-  return stats(result.runs.filter((r) => r.method === method && r.weights?.[weight]).map((r) => r.weights?.[weight]?.singularValues[when][index] ?? NaN).filter(Number.isFinite));
-}
-
-/** Spectrum lines (vega-lite): singular value by index, log y, one line per series with a ± std band. */
-export function spectrumChart(rows: SpectrumRow[], options: { title?: string; width?: number; height?: number } = {}): VegaLiteSpec {
-  if (rows.length === 0) throw new Error("spectrumChart: rows must be a non-empty array");
-  const values = rows.map((r) => ({ ...r, lo: Math.max(r.mean - r.std, r.mean / 10), hi: r.mean + r.std }));
-  const x = { field: "index", type: "quantitative" as const, title: "singular value index (1 = largest)" };
-  const color = { field: "series", type: "nominal" as const, title: "weight", legend: { labelLimit: 320 } };
-  const y = { type: "log" as const };
-  return {
-    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
-    ...(options.title ? { title: options.title } : {}),
-    width: options.width ?? 400,
-    height: options.height ?? 250,
-    data: { values },
-    layer: [
-      { mark: { type: "area", opacity: 0.2 }, encoding: { x, y: { field: "lo", type: "quantitative", scale: y }, y2: { field: "hi" }, color } },
-      {
-        mark: { type: "line" },
-        encoding: {
-          x,
-          y: { field: "mean", type: "quantitative", title: "singular value", scale: y },
-          color,
-          tooltip: [
-            { field: "series", type: "nominal" },
-            { field: "index", type: "quantitative" },
-            { field: "mean", type: "quantitative", format: ".4g" },
-            { field: "std", type: "quantitative", format: ".3g" },
-          ],
-        },
-      },
-    ],
-  } as VegaLiteSpec;
-}
-
-/** A vega-lite layered chart with its x labels tilted by `angle` degrees and no label or legend truncation below 320 px. */
-export function readableBars(spec: VegaLiteSpec, angle = -30): VegaLiteSpec {
-  type Encoding = { x?: { axis?: object }; color?: { legend?: object } };
-  const layers = (spec as { layer?: { encoding?: Encoding }[] }).layer;
-  if (!Array.isArray(layers)) throw new Error("readableBars: the spec must be a layered chart (as groupedBars returns)");
-  const tilt = (encoding: Encoding = {}): Encoding => ({
-    ...encoding,
-    ...(encoding.x ? { x: { ...encoding.x, axis: { ...encoding.x.axis, labelAngle: angle, labelAlign: "right", labelLimit: 320 } } } : {}),
-    ...(encoding.color ? { color: { ...encoding.color, legend: { ...encoding.color.legend, labelLimit: 320 } } } : {}),
-  });
-  return { ...spec, layer: layers.map((layer) => ({ ...layer, encoding: tilt(layer.encoding) })) } as VegaLiteSpec;
-}
-
-/** A plotly heatmap (plots/specs' heatmap) with each cell's text written on it. */
-export function annotatedHeatmap(matrix: number[][], labels: string[][], options: HeatmapOptions = {}): PlotlyFigure {
-  if (labels.length !== matrix.length || labels.some((row, r) => row.length !== matrix[r].length)) {
-    throw new Error("annotatedHeatmap: labels must have the matrix's shape (one string per cell)");
-  }
-  const figure = heatmap(matrix, options);
-  const [trace, ...rest] = figure.data;
-  return { ...figure, data: [{ ...(trace as Record<string, unknown>), text: labels, texttemplate: "%{text}", hovertemplate: "%{y} × %{x}<br>%{text}<extra></extra>" }, ...rest] };
+  const recorded = result.runs.filter((r) => r.method === method && r.weights?.[weight]);
+  return stats(recorded.map((r) => r.weights?.[weight]?.singularValues[when][index] ?? NaN).filter(Number.isFinite));
 }
 
 export type Side = "target" | "source";
@@ -305,17 +239,16 @@ export function finalStats(result: AnalysedResult, method: string, side: Side = 
  * Stats over seeds of (method in `a`) − (baseline in `b`), paired by seed; `b` defaults to `a`.
  * Two results can be paired when their runs share seeds and the baseline's model is the same
  * model on the same data (e.g. the same target trained beside a different source).
+ * One implementation: results.ts pairedDifference, under the name notebook 04 uses.
  */
 export function gainStats(a: AnalysedResult, method: string, baseline: string, b: AnalysedResult = a, side: Side = "target"): Stats {
-  const base = finals(b, baseline, side);
-  return stats([...finals(a, method, side).entries()].filter(([seed]) => base.has(seed)).map(([seed, v]) => v - (base.get(seed) as number)));
+  return pairedDifference(a, method, baseline, b, side);
 }
 
 /** A gain as text: "+0.0012 ± 0.0030 (n = 3)"; "n/a" without paired runs. */
 export function signedStats(s: Stats, digits = 4): string {
-  if (s.n === 0 || !Number.isFinite(s.mean)) return "n/a";
-  const spread = s.n > 1 ? ` ± ${s.std.toFixed(digits)}` : "";
-  return `${s.mean >= 0 ? "+" : "−"}${Math.abs(s.mean).toFixed(digits)}${spread} (n = ${s.n})`;
+  const text = formatSignedStats(s, digits);
+  return text === "n/a" ? text : `${text} (n = ${s.n})`;
 }
 
 /** Whether a paired difference is beyond seed noise, in words: its two-sided 95 % Student-t interval excludes 0 (n ≥ 2). */
@@ -333,7 +266,13 @@ export function gainBar(result: AnalysedResult, method: string, group: string, l
 }
 
 /** A grid of cells from one experiment: mean final metric per cell, and "mean ± std" labels. */
-export function gridMatrix(result: AnalysedResult, methodAt: (row: number, col: number) => string, rows: number, cols: number, digits = 3): { mean: number[][]; labels: string[][] } {
+export function gridMatrix(
+  result: AnalysedResult,
+  methodAt: (row: number, col: number) => string,
+  rows: number,
+  cols: number,
+  digits = 3,
+): { mean: number[][]; labels: string[][] } {
   const mean: number[][] = [];
   const labels: string[][] = [];
   for (let r = 0; r < rows; r++) {
@@ -372,14 +311,19 @@ export function costRows(result: AnalysedResult, methods: string[]): CostRow[] {
     const runs = result.runs.filter((r) => r.method === method && !r.notApplicable);
     if (runs.length === 0) throw new Error(`costRows: no finished runs of '${method}'`);
     const profiled = runs.filter((r) => r.phases);
-    const phaseMs = (r: AnalysedRun, keep: (phase: string) => boolean) => Object.entries(r.phases ?? {}).filter(([p]) => keep(p)).reduce((s, [, v]) => s + v.ms, 0);
+    const phaseMs = (r: AnalysedRun, keep: (phase: string) => boolean) =>
+      Object.entries(r.phases ?? {})
+        .filter(([phase]) => keep(phase))
+        .reduce((sum, [, spent]) => sum + spent.ms, 0);
     const steps = (r: AnalysedRun) => r.epochs[r.epochs.length - 1]?.steps ?? 0;
     const withTransfers = profiled.filter((r) => r.transfers.step.length > 0);
     return {
       method,
       wallSeconds: stats(runs.map((r) => r.wallSeconds)),
       msPerStep: profiled.length ? stats(profiled.map((r) => phaseMs(r, () => true) / Math.max(1, steps(r)))) : undefined,
-      adapterMsPerTransfer: withTransfers.length ? stats(withTransfers.map((r) => phaseMs(r, (p) => !MODEL_STEP_PHASES.has(p)) / r.transfers.step.length)) : undefined,
+      adapterMsPerTransfer: withTransfers.length
+        ? stats(withTransfers.map((r) => phaseMs(r, (phase) => !MODEL_STEP_PHASES.has(phase)) / r.transfers.step.length))
+        : undefined,
       adapterParameters: runs.find((r) => r.adapterParameters !== undefined)?.adapterParameters,
     };
   });

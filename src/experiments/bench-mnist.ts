@@ -14,12 +14,12 @@
  *
  * Modes: "target-alone", "pair" (both models, no adapter) and "mergenet".
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { momentum } from "../core/momentum";
 import { IndependentTrainer } from "../baselines/independent";
-import type { JointLoop, ModelSide } from "../core/joint";
+import type { JointLoop, ModelSide } from "../core/loop";
 import { sparseCrossEntropy } from "../core/losses";
-import { MergeNetTrainer, type MergeNetConfig } from "../core/trainer";
+import { MergeNetTrainer, type MergeNetConfig } from "../core/mergenet";
 import { batchStream } from "../data/batches";
 import { benchMnist } from "../data/images";
 import { BENCH_PAIR, benchSource, benchTarget } from "../models/zoo";

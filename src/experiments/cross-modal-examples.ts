@@ -15,10 +15,10 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { IndependentTrainer } from "../baselines/independent";
-import type { JointLoop } from "../core/joint";
-import { mulberry32 } from "../core/random";
+import type { JointLoop } from "../core/loop";
+import { mulberry32 } from "../util/random";
 import { DIGIT_WORDS, LOG_MEL_DEFAULTS, fitDuration, logMelSpectrogram, parseWav, samplesNeeded, synthesizeSpokenDigits, type SpokenDigitSpeaker } from "../data/audio";
 import { EMOJI_CATEGORIES, EMOJI_SIDE, EMOJI_VENDORS, loadEmojiDataset, readEmojiArrays, type EmojiVendor } from "../data/emoji";
 import type { ImageTile } from "../plots/images";

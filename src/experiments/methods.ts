@@ -5,8 +5,8 @@
 import { DistillationTrainer, MutualLearningTrainer, type DistillationConfig } from "../baselines/distillation";
 import { IndependentTrainer } from "../baselines/independent";
 import { SharingTrainer, type SharingConfig } from "../baselines/sharing";
-import type { JointLoop } from "../core/joint";
-import { MergeNetTrainer, mergeNetConfigProblems, type MergeNetConfig } from "../core/trainer";
+import type { JointLoop } from "../core/loop";
+import { MergeNetTrainer, mergeNetConfigProblems, type MergeNetConfig } from "../core/mergenet";
 import { describeValue, isWholeAtLeast, nearestName, unknownKeyProblems } from "../config-checks";
 import type { ScenarioInstance } from "./scenario";
 
@@ -31,7 +31,9 @@ export const METHOD_KINDS = ["target-alone", "source-alone", "pair", "sharing", 
 /** Why a method cannot run on a scenario, in words; undefined when it can. */
 export function methodNotApplicable(method: MethodSpec, instance: Pick<ScenarioInstance, "sharedLabels">): string | undefined {
   if ((method.kind === "kd" || method.kind === "dml") && !instance.sharedLabels) {
-    return `${method.kind === "kd" ? "logit distillation" : "deep mutual learning"} needs both models to predict the same classes on the same items (one input both read, or one item seen in both modalities); this scenario's models differ in label space or share no item`;
+    return `${method.kind === "kd" ? "logit distillation" : "deep mutual learning"} needs both models to predict the ` +
+        `same classes on the same items (one input both read, or one item seen in both modalities); this scenario's ` +
+        `models differ in label space or share no item`;
   }
   return undefined;
 }
@@ -80,7 +82,8 @@ export function methodProblems(methods: MethodSpec[]): string[] {
       const pairs = m.mergenet?.pairs;
       if (!Array.isArray(pairs)) problems.push(`${where} is MergeNet and needs mergenet.pairs`);
       else if (pairs.length === 0) {
-        problems.push(`${where}: mergenet.pairs is empty, so nothing would be transferred and the two models' independent training would be saved as MergeNet; name at least one {source, target} pair, or use kind 'pair' for that baseline`);
+        problems.push(`${where}: mergenet.pairs is empty, so nothing would be transferred and the two models' ` +
+            `independent training would be saved as MergeNet; name at least one {source, target} pair, or use kind 'pair' for that baseline`);
       }
       if (m.mergenet && typeof m.mergenet === "object") {
         problems.push(...mergeNetConfigProblems({ ...m.mergenet, pairs: Array.isArray(pairs) ? pairs : [] }).map((p) => `${where}: mergenet: ${p}`));

@@ -35,12 +35,12 @@
 import { fork, type ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import type { EpochRecord } from "../core/joint";
-import { backendInfo } from "../backend";
+import type { EpochRecord } from "../core/loop";
+import { backendInfo } from "../backend/index";
 import { logger } from "../log";
 import { REPO_ROOT } from "../paths";
 import type { MethodSpec } from "./methods";
-import type { ExperimentConfig, RunResult } from "./runner";
+import type { ExperimentConfig, RunResult } from "./records";
 
 /**
  * Worker processes of an experiment when neither RunOptions.workers nor MERGENET_WORKERS says:

@@ -9,11 +9,12 @@
  * seeds, which say why a variant fails (it does not attend, does not write, or writes in a
  * direction unrelated to the source).
  */
-import type { ExperimentResult, RunResult } from "./runner";
-import { pairedDifferences, stats } from "./results";
-import { classify, compare, intervalText, type Comparison } from "./verdicts";
+import type { ExperimentResult, RunResult } from "./records";
+import { pairedDifferences } from "./results";
+import { classify, intervalText, stats, type Comparison } from "./statistics";
+import { compare } from "./verdicts";
 
-/** A classified comparison (verdicts.ts); here δ is the bar's size, half the reference gain. */
+/** A classified comparison (statistics.ts); here δ is the bar's size, half the reference gain. */
 export type Interval = Comparison;
 
 export interface DiagnosticsSummary {
@@ -68,7 +69,8 @@ function why(d: DiagnosticsSummary, control: DiagnosticsSummary): string {
     parts.push(
       Math.abs(more) < 0.05
         ? `its writes point toward the source no more than its control's do (cosine ${d.towardSource.toFixed(3)} against ${control.towardSource.toFixed(3)})`
-        : `its writes point ${more > 0 ? "more" : "less"} toward the source than its control's (cosine ${d.towardSource.toFixed(3)} against ${control.towardSource.toFixed(3)})`,
+        : `its writes point ${more > 0 ? "more" : "less"} toward the source than its control's (cosine ` +
+            `${d.towardSource.toFixed(3)} against ${control.towardSource.toFixed(3)})`,
     );
   }
   return parts.length ? parts.join("; ") : "the diagnostics show no single cause";
@@ -103,7 +105,9 @@ export function positiveControlVerdicts(
       ? `clears the bar: ${Math.round(share * 100)} % of the ${reference.method} gain, and above its control (${intervalText(overControl)})`
       : overAlone.n < 2
         ? "one seed: no verdict"
-        : `does not clear the bar: ${Math.round(share * 100)} % of the ${reference.method} gain (half needed); over its control ${intervalText(overControl)}${overControl.low > 0 ? " (above it, but too small)" : overControl.high < 0 ? " (below it)" : ""}; ${why(diagnostics, controlDiagnostics)}`;
+        : `does not clear the bar: ${Math.round(share * 100)} % of the ${reference.method} gain (half needed); over ` +
+            `its control ` +
+            `${intervalText(overControl)}${overControl.low > 0 ? " (above it, but too small)" : overControl.high < 0 ? " (below it)" : ""}; ${why(diagnostics, controlDiagnostics)}`;
     return { candidate: mergenet, control, overAlone, overControl, share, clears, diagnostics, controlDiagnostics, words };
   });
   return { reference, verdicts };

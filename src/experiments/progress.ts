@@ -12,7 +12,7 @@
  * name their run, each finished run's line names its worker, the ETA divides the remaining
  * work among the workers, and the closing line gives their number.
  */
-import type { EpochRecord } from "../core/joint";
+import type { EpochRecord } from "../core/loop";
 
 function duration(seconds: number): string {
   if (!Number.isFinite(seconds)) return "?";

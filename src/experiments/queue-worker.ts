@@ -18,7 +18,8 @@ import * as os from "os";
 import { Queue, UnrecoverableError, Worker } from "bullmq";
 import { logger } from "../log";
 import { JOBS_QUEUE, redisOptions, safeUrl, type QueueJobData, type QueueProgress, type QueueResultData } from "./queue";
-import { messageOf, trainOne, type RunResult } from "./runner";
+import { messageOf, trainOne } from "./runner";
+import { type RunResult } from "./records";
 import { prepareJob } from "./worker";
 
 /** How long a run's lock lasts without renewal: a dead worker's run goes to another worker after about this long. */

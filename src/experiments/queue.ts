@@ -41,11 +41,11 @@ import * as os from "os";
 import * as path from "path";
 import { Queue, QueueEvents } from "bullmq";
 import IORedis, { type RedisOptions } from "ioredis";
-import type { EpochRecord } from "../core/joint";
+import type { EpochRecord } from "../core/loop";
 import { logger } from "../log";
 import { REPO_ROOT } from "../paths";
 import { label, runFailure, workerJob, type ExecutorHooks, type PoolJob, type RunExecutor, type WorkerJob } from "./pool";
-import type { RunResult } from "./runner";
+import type { RunResult } from "./records";
 
 /** The queue every worker takes runs from (one per Redis server; its jobs name their submitter). */
 export const JOBS_QUEUE = "mergenet-runs";

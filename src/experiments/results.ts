@@ -4,27 +4,8 @@
  * and reported as mean ± sample standard deviation over seeds.
  */
 import type { BarRow, CurveRow } from "../plots/specs";
-import type { ExperimentResult, RunResult } from "./runner";
-
-export interface Stats {
-  mean: number;
-  /** Sample standard deviation (n − 1); 0 for one value. */
-  std: number;
-  n: number;
-}
-
-export function stats(values: number[]): Stats {
-  const n = values.length;
-  if (n === 0) return { mean: NaN, std: NaN, n: 0 };
-  const mean = values.reduce((a, b) => a + b, 0) / n;
-  const variance = n > 1 ? values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1) : 0;
-  return { mean, std: Math.sqrt(variance), n };
-}
-
-export function formatStats(s: Stats, digits = 4): string {
-  if (s.n === 0 || !Number.isFinite(s.mean)) return "n/a";
-  return s.n > 1 ? `${s.mean.toFixed(digits)} ± ${s.std.toFixed(digits)}` : s.mean.toFixed(digits);
-}
+import type { ExperimentResult, RunResult } from "./records";
+import { formatStats, stats, type Stats } from "./statistics";
 
 function byMethod(result: ExperimentResult): Map<string, RunResult[]> {
   const groups = new Map<string, RunResult[]>();
@@ -98,70 +79,38 @@ export function transferRows(result: ExperimentResult): CurveRow[] {
   );
 }
 
-/**
- * Stats over seeds of (method a − method b) in the target metric, paired by seed. `b` is read
- * from `other` when given (another experiment on the same seeds, e.g. the same scenario with
- * another source).
- */
-export function pairedDifference(result: ExperimentResult, a: string, b: string, other: ExperimentResult = result): Stats {
-  return stats(pairedDifferences(result, a, b, other));
+/** The parts of a run that a paired difference reads (a RunResult satisfies it). */
+export interface PairedRun {
+  method: string;
+  seed: number;
+  metric: string;
+  notApplicable?: string;
+  final: { target: Record<string, number>; source: Record<string, number> };
 }
 
-/** The differences (a − b) of the final target metric, paired by seed, in seed order; b read from `other` when given. */
-export function pairedDifferences(result: ExperimentResult, a: string, b: string, other: ExperimentResult = result): number[] {
-  const byB = new Map(other.runs.filter((r) => r.method === b && !r.notApplicable).map((r) => [r.seed, r.final.target[r.metric]]));
-  return result.runs
-    .filter((r) => r.method === a && !r.notApplicable && byB.has(r.seed))
+/**
+ * Stats over seeds of (method a − method b) in the final metric of `side` (default the
+ * target's), paired by seed. `b` is read from `other` when given (another experiment on the
+ * same seeds, e.g. the same scenario with another source).
+ */
+export function pairedDifference(result: { runs: PairedRun[] }, a: string, b: string, other: { runs: PairedRun[] } = result, side: "target" | "source" = "target"): Stats {
+  return stats(pairedDifferences(result, a, b, other, side));
+}
+
+/**
+ * The differences (a − b) of the final metric of `side`, paired by seed, in seed order; b read
+ * from `other` when given. Runs that did not apply, or lack a finite metric on that side (a
+ * method that trains no source), are left out.
+ */
+export function pairedDifferences(result: { runs: PairedRun[] }, a: string, b: string, other: { runs: PairedRun[] } = result, side: "target" | "source" = "target"): number[] {
+  const value = (r: PairedRun): number => r.final[side][r.metric];
+  const finals = (from: { runs: PairedRun[] }, method: string): PairedRun[] =>
+    from.runs.filter((r) => r.method === method && !r.notApplicable && Number.isFinite(value(r)));
+  const byB = new Map(finals(other, b).map((r) => [r.seed, value(r)]));
+  return finals(result, a)
+    .filter((r) => byB.has(r.seed))
     .sort((x, y) => x.seed - y.seed)
-    .map((r) => r.final.target[r.metric] - (byB.get(r.seed) as number));
-}
-
-/** ln Γ(x) for x a positive multiple of 1/2 (all a t distribution with whole degrees of freedom needs), by Γ(x + 1) = x Γ(x). */
-function logGammaHalf(x: number): number {
-  if (!(x > 0) || !Number.isInteger(2 * x)) throw new Error(`logGammaHalf needs a positive multiple of 1/2, got ${x}`);
-  let value = Number.isInteger(x) ? 0 : 0.5 * Math.log(Math.PI); // Γ(1) = 1, Γ(1/2) = √π
-  for (let k = Number.isInteger(x) ? 1 : 0.5; k < x; k++) value += Math.log(k);
-  return value;
-}
-
-/**
- * P(T > t) for Student's t with `df` whole degrees of freedom, t ≥ 0 (Infinity allowed).
- * With x = √df·tan θ the density becomes C·√df·cos^(df−1) θ on [0, π/2), smooth and bounded,
- * so Simpson's rule is accurate for any t, however large.
- */
-export function studentTail(t: number, df: number): number {
-  if (!Number.isInteger(df) || df < 1) throw new Error(`studentTail: df must be a whole number >= 1, got ${df}`);
-  if (!(t >= 0)) throw new Error(`studentTail: t must be >= 0, got ${t}`);
-  const logC = logGammaHalf((df + 1) / 2) - logGammaHalf(df / 2) - 0.5 * Math.log(df * Math.PI);
-  const scale = Math.exp(logC) * Math.sqrt(df);
-  const density = (theta: number): number => scale * Math.pow(Math.cos(theta), df - 1);
-  const end = Math.atan(t / Math.sqrt(df));
-  const steps = 2000; // even
-  const h = end / steps;
-  let area = density(0) + density(end);
-  for (let i = 1; i < steps; i++) area += (i % 2 ? 4 : 2) * density(i * h);
-  return Math.min(0.5, Math.max(0, 0.5 - (area * h) / 3));
-}
-
-/** The t with P(T > t) = p for Student's t with `df` degrees of freedom (0 < p < 0.5), by bisection on studentTail. */
-export function studentQuantile(p: number, df: number): number {
-  if (!(p > 0 && p < 0.5)) throw new Error(`studentQuantile: p must be in (0, 0.5), got ${p}`);
-  let low = 0;
-  let high = 1;
-  while (studentTail(high, df) > p) high *= 2;
-  for (let i = 0; i < 60; i++) {
-    const mid = (low + high) / 2;
-    if (studentTail(mid, df) > p) low = mid;
-    else high = mid;
-  }
-  return (low + high) / 2;
-}
-
-/** The two-sided `level` (default 95 %) Student-t confidence interval of a mean from its Stats (n ≥ 2). */
-export function confidenceInterval(s: Stats, level = 0.95): { low: number; high: number } {
-  if (s.n < 2) return { low: NaN, high: NaN };
-  const half = studentQuantile((1 - level) / 2, s.n - 1) * (s.std / Math.sqrt(s.n));
-  return { low: s.mean - half, high: s.mean + half };
+    .map((r) => value(r) - (byB.get(r.seed) as number));
 }
 
 /** The attention maps stored with a method's first-seed run (MergeNet with a `full` pair), if any. */

@@ -14,13 +14,13 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { backendInfo, initBackend, tf } from "../backend";
+import { backendInfo, initBackend, tf } from "../backend/index";
 import { logger } from "../log";
 import { IndependentTrainer } from "../baselines/independent";
-import { TrainingStopped, checkSideData, type EpochRecord, type JointLoop } from "../core/joint";
-import { MergeNetTrainer } from "../core/trainer";
+import { TrainingStopped, checkSideData, type EpochRecord, type JointLoop } from "../core/loop";
+import { MergeNetTrainer } from "../core/mergenet";
 import { paramRef, readMatrix } from "../core/params";
-import { singularValues, type WeightRecord } from "./analysis";
+import { WeightRecorder } from "./recorder";
 import { attentionRelativeEntropy } from "../core/diagnostics";
 import { checkpointExists } from "../core/checkpoint";
 import { makeTrainer, methodNotApplicable, methodProblems, type MethodSpec } from "./methods";
@@ -30,6 +30,7 @@ import { RedisExecutor, resolveRedis } from "./queue";
 import { Progress } from "./progress";
 import { checkResultsFolder, codeOf, tryLockRun, waitForUnlock, type LockAttempt } from "./run-lock";
 import { getScenario, type ScenarioInstance } from "./scenario";
+import type { AdapterDiagnostics, ExperimentConfig, ExperimentResult, RecordingConfig, RunResult, WeightRecord } from "./records";
 import { resultsRoot } from "../paths";
 
 /** Bump when a change to the code makes earlier cached results wrong to reuse. */
@@ -39,95 +40,6 @@ export const RUNNER_VERSION = 1;
 export class MissingRunsError extends Error {
   override name = "MissingRunsError";
 }
-
-
-export interface ExperimentConfig {
-  /** Folder name under results/runs/; letters, digits, - and _. */
-  name: string;
-  scenario: string;
-  scenarioOptions: Record<string, unknown>;
-  methods: MethodSpec[];
-  epochs: number;
-  seeds: number[];
-  /** Optional recordings for analysis (notebook 04); part of every run's cache key when set. */
-  record?: RecordingConfig;
-}
-
-/**
- * What a run records beyond its metrics. Weights are read from the model trained in the
- * target's slot, as [out, in] views; `source-alone` runs record nothing (they train no target).
- */
-export interface RecordingConfig {
-  /** Target weights (`layer/weight`) whose singular values are stored before and after training, in every run. */
-  weights?: string[];
-  /** Methods whose first-seed run also stores each of `weights` before training and after every epoch (for PCA trajectories). */
-  trajectories?: string[];
-  /** Store the trainer's wall milliseconds per phase of a step (its profile), for cost per step. */
-  phases?: boolean;
-}
-
-export interface RunResult {
-  experiment: string;
-  method: string;
-  kind: MethodSpec["kind"];
-  seed: number;
-  configHash: string;
-  runnerVersion: number;
-  backend: string;
-  /** TensorFlow's intra-op thread setting of the process (TF_NUM_INTRAOP_THREADS), or "default". */
-  threads?: string;
-  createdAt: string;
-  wallSeconds: number;
-  /** Set when the method does not apply to the scenario: the reason, in words; nothing was trained. */
-  notApplicable?: string;
-  metric: string;
-  epochs: EpochRecord[];
-  /** The target's training loss, one value per step. */
-  targetLoss: number[];
-  /** Transfers (MergeNet, naive sharing): step, relative change of the written weight, adapter gradient norm. */
-  transfers: { step: number[]; relativeChange: number[]; gradNorm: number[] };
-  /** MergeNet, first seed only: layer 0's attention maps (averaged over heads) of the first pair's adapter after training. */
-  attention?: Record<string, number[][]>;
-  /** Steps whose loss became NaN or infinite and were recovered from (restored state, halved adapter learning rate). */
-  divergences?: { step: number; restoredFrom: number; action: string }[];
-  /** Final target and source metrics (last epoch). */
-  final: { target: Record<string, number>; source: Record<string, number> };
-  /** MergeNet: trainable parameters of its adapters (the write-back gates, one number each, not counted). */
-  adapterParameters?: number;
-  /** With `record.weights`: per weight, its spectra before and after training (and its trajectory where asked). */
-  weights?: Record<string, WeightRecord>;
-  /** With `record.phases`: wall milliseconds and calls per phase of a step, over the whole run (pre-training excluded). */
-  phases?: Record<string, { ms: number; calls: number }>;
-  /** MergeNet: what its first pair's adapter did (src/core/diagnostics.ts), every seed. */
-  diagnostics?: AdapterDiagnostics;
-}
-
-/**
- * Whether the adapter attends, writes, and writes toward the source; for the first pair's
- * forward link. Attention: layer 0, head-averaged, at the run's end, on exactly what the
- * adapter reads (under a control: its stand-in). Write size and direction: over the run's
- * transfers of that pair.
- */
-export interface AdapterDiagnostics {
-  /** Per enabled block, H / log(keys) of the head-averaged attention (1 = uniform). */
-  attentionEntropy: Record<string, number>;
-  /** The write-back gate g at the end (interp, residual); absent for replace and matched. */
-  gate?: number;
-  /** ‖W' − T‖ / ‖T‖: mean over transfers and the last one. */
-  writeSize: { mean: number; last: number };
-  /** cos(W' − T, S − T) toward the source model's own weight: mean and last; absent where the pair's shapes differ. */
-  towardSource?: { mean: number; last: number };
-  /** AdamW updates of all adapters over the run. */
-  adapterUpdates: number;
-  /** Transfers of the first pair (forward). */
-  transfers: number;
-}
-
-export interface ExperimentResult {
-  config: ExperimentConfig;
-  runs: RunResult[];
-}
-
 export interface RunOptions {
   /** Retrain even when a cached result exists (default: MERGENET_FORCE=1 in the environment, so `MERGENET_FORCE=1 npm start` reruns everything). */
   force?: boolean;
@@ -345,25 +257,6 @@ function adapterDiagnostics(trainer: MergeNetTrainer): AdapterDiagnostics {
 
 const round4 = (v: number): number => Math.round(v * 1e4) / 1e4;
 
-/** Recorded weights and singular values are rounded to 1 / RECORD_SCALE (weights are about 1e-2: four significant digits kept). */
-const RECORD_SCALE = 1e6;
-
-/** Each named weight of `model` now, as its [out, in] view: shape and rows. */
-function readWeights(model: tf.LayersModel, names: string[]): Record<string, { shape: [number, number]; rows: number[][] }> {
-  return Object.fromEntries(
-    names.map((name) => {
-      const matrix = readMatrix(paramRef(model, name)); // [out, in]
-      const read = { shape: matrix.shape, rows: matrix.arraySync() };
-      matrix.dispose();
-      return [name, read];
-    }),
-  );
-}
-
-const rounded = (v: number): number => Math.round(v * RECORD_SCALE) / RECORD_SCALE;
-const spectrum = (rows: number[][]): number[] => singularValues(rows).map(rounded);
-const flatValues = (rows: number[][]): number[] => rows.flat().map(rounded);
-
 /** Where an interrupted run's checkpoint lives; the run's hash is in the name, so a changed configuration never resumes from it. */
 export function checkpointDir(resultsDir: string, config: ExperimentConfig, method: MethodSpec, seed: number): string {
   return path.join(resultsDir, "checkpoints", config.name, slug(method.name), `seed-${seed}-${runHash(config, method, seed)}`);
@@ -379,7 +272,8 @@ export async function trainOne(config: ExperimentConfig, method: MethodSpec, see
   const instance = await scenario.build(seed, config.scenarioOptions);
   const base = {
     experiment: config.name, method: method.name, kind: method.kind, seed, configHash: runHash(config, method, seed),
-    runnerVersion: RUNNER_VERSION, backend: backendInfo()?.name ?? "unknown", threads: process.env.TF_NUM_INTRAOP_THREADS ?? "default", createdAt: new Date().toISOString(), metric: instance.metric,
+    runnerVersion: RUNNER_VERSION, backend: backendInfo()?.name ?? "unknown", threads: process.env.TF_NUM_INTRAOP_THREADS ?? "default",
+    createdAt: new Date().toISOString(), metric: instance.metric,
   };
   const reason = methodNotApplicable(method, instance);
   if (reason) {
@@ -394,33 +288,8 @@ export async function trainOne(config: ExperimentConfig, method: MethodSpec, see
     // checkpoint at an epoch's end on SIGINT/SIGTERM and resume from there.
     const resumable = !plan;
     const ckpt = checkpointDir(resultsDir, config, method, seed);
-    let resumed = false;
-    if (resumable && checkpointExists(ckpt)) {
-      try {
-        await trainer.loadCheckpoint(ckpt);
-        resumed = true;
-        logger.info(`${method.name} seed ${seed}: resuming from the checkpoint at step ${trainer.steps} (after ${trainer.history.epochs.length} epochs)`);
-      } catch (err) {
-        // loadCheckpoint checks everything before it changes anything: the trainer is still fresh.
-        logger.warn(`checkpoint ${ckpt} cannot be used (${(err as Error).message.split("\n")[0]}); that run starts over`);
-        fs.rmSync(ckpt, { recursive: true, force: true });
-      }
-    }
-    if (method.pretrainSourceEpochs && !resumed) {
-      const pre = new IndependentTrainer(undefined, instance.source);
-      pre.stopWhen = () => stopRequested;
-      try {
-        await pre.fit(method.pretrainSourceEpochs);
-      } catch (err) {
-        if (err instanceof TrainingStopped) throw new Error(`interrupted: ${method.name} seed ${seed} stopped while pre-training its source, so it starts over when run again`);
-        throw err;
-      } finally {
-        pre.dispose();
-      }
-    }
-    const recorded = instance.target.model;
-    const before = readWeights(recorded, plan?.weights ?? []);
-    const trajectories = new Map(plan?.trajectory ? Object.entries(before).map(([name, w]) => [name, [flatValues(w.rows)]]) : []);
+    await resumeOrStart(trainer, method, seed, instance, resumable ? ckpt : undefined);
+    const recorder = new WeightRecorder(instance.target.model, plan?.weights ?? [], plan?.trajectory ?? false);
     if (plan?.phases) trainer.startProfiling();
     const running = trainer;
     const interrupt = async (): Promise<never> => {
@@ -437,44 +306,78 @@ export async function trainOne(config: ExperimentConfig, method: MethodSpec, see
         if (err instanceof TrainingStopped) await interrupt();
         throw err;
       }
-      for (const [name, w] of Object.entries(readWeights(recorded, [...trajectories.keys()]))) trajectories.get(name)?.push(flatValues(w.rows));
+      recorder.epochEnded();
       progress.epoch(record, config.epochs);
       if (stopRequested && trainer.history.epochs.length < config.epochs) await interrupt();
     }
-    const history = trainer.history;
     // A non-finite loss that the trainer did not recover from (and record) is an error.
-    const recovered = new Set(history.divergences.map((d) => d.step));
-    for (const [i, loss] of history.targetLoss.entries()) {
+    const recovered = new Set(trainer.history.divergences.map((d) => d.step));
+    for (const [i, loss] of trainer.history.targetLoss.entries()) {
       if (!Number.isFinite(loss) && !recovered.has(i)) throw new Error(`the target's loss became ${loss} at step ${i}; lower a learning rate or use output 'interp'`);
     }
-    const after = readWeights(recorded, plan?.weights ?? []);
-    const weights: Record<string, WeightRecord> | undefined = plan?.weights.length
-      ? Object.fromEntries(plan.weights.map((name) => [name, { shape: before[name].shape, singularValues: { before: spectrum(before[name].rows), after: spectrum(after[name].rows) }, trajectory: trajectories.get(name) }]))
-      : undefined;
-    const last = history.epochs[history.epochs.length - 1];
-    const attention = trainer instanceof MergeNetTrainer && seed === config.seeds[0] ? attentionMaps(trainer, instance) : undefined;
-    return {
-      ...base,
-      wallSeconds: (Date.now() - started) / 1000,
-      epochs: history.epochs,
-      targetLoss: history.targetLoss.map((v) => Math.round(v * 1e5) / 1e5),
-      transfers: {
-        step: history.transfers.map((t) => t.step),
-        relativeChange: history.transfers.map((t) => t.relativeChange),
-        gradNorm: history.transfers.map((t) => t.gradNorm),
-      },
-      attention,
-      divergences: history.divergences.length ? history.divergences : undefined,
-      final: { target: last?.target ?? {}, source: last?.source ?? {} },
-      adapterParameters: trainer instanceof MergeNetTrainer ? trainer.adapters.reduce((sum, a) => sum + a.variables.reduce((n, v) => n + v.size, 0), 0) : undefined,
-      diagnostics: trainer instanceof MergeNetTrainer && trainer.config.pairs.length > 0 ? adapterDiagnostics(trainer) : undefined,
-      weights,
-      phases: plan?.phases ? trainer.profile() : undefined,
-    };
+    const weights = recorder.finish();
+    return runResult(base, started, trainer, instance, seed === config.seeds[0], weights, plan?.phases ?? false);
   } finally {
     trainer?.dispose();
     instance.dispose();
   }
+}
+
+/**
+ * Resumes `trainer` from the checkpoint in `ckpt` where there is a usable one (undefined: the
+ * run is not resumable), and otherwise starts it: pre-trains the source where the method asks.
+ */
+async function resumeOrStart(trainer: JointLoop, method: MethodSpec, seed: number, instance: ScenarioInstance, ckpt: string | undefined): Promise<void> {
+  let resumed = false;
+  if (ckpt !== undefined && checkpointExists(ckpt)) {
+    try {
+      await trainer.loadCheckpoint(ckpt);
+      resumed = true;
+      logger.info(`${method.name} seed ${seed}: resuming from the checkpoint at step ${trainer.steps} (after ${trainer.history.epochs.length} epochs)`);
+    } catch (err) {
+      // loadCheckpoint checks everything before it changes anything: the trainer is still fresh.
+      logger.warn(`checkpoint ${ckpt} cannot be used (${(err as Error).message.split("\n")[0]}); that run starts over`);
+      fs.rmSync(ckpt, { recursive: true, force: true });
+    }
+  }
+  if (method.pretrainSourceEpochs && !resumed) {
+    const pre = new IndependentTrainer(undefined, instance.source);
+    pre.stopWhen = () => stopRequested;
+    try {
+      await pre.fit(method.pretrainSourceEpochs);
+    } catch (err) {
+      if (err instanceof TrainingStopped) throw new Error(`interrupted: ${method.name} seed ${seed} stopped while pre-training its source, so it starts over when run again`);
+      throw err;
+    } finally {
+      pre.dispose();
+    }
+  }
+}
+
+/** A trained run's result file: `base` (what the run is) with what training left behind. */
+function runResult(base: Omit<RunResult, "wallSeconds" | "epochs" | "targetLoss" | "transfers" | "final">, started: number, trainer: JointLoop, instance: ScenarioInstance,
+  firstSeed: boolean, weights: Record<string, WeightRecord> | undefined, phases: boolean): RunResult {
+  const history = trainer.history;
+  const last = history.epochs[history.epochs.length - 1];
+  const attention = trainer instanceof MergeNetTrainer && firstSeed ? attentionMaps(trainer, instance) : undefined;
+  return {
+    ...base,
+    wallSeconds: (Date.now() - started) / 1000,
+    epochs: history.epochs,
+    targetLoss: history.targetLoss.map((v) => Math.round(v * 1e5) / 1e5),
+    transfers: {
+      step: history.transfers.map((t) => t.step),
+      relativeChange: history.transfers.map((t) => t.relativeChange),
+      gradNorm: history.transfers.map((t) => t.gradNorm),
+    },
+    attention,
+    divergences: history.divergences.length ? history.divergences : undefined,
+    final: { target: last?.target ?? {}, source: last?.source ?? {} },
+    adapterParameters: trainer instanceof MergeNetTrainer ? trainer.adapters.reduce((sum, a) => sum + a.variables.reduce((n, v) => n + v.size, 0), 0) : undefined,
+    diagnostics: trainer instanceof MergeNetTrainer && trainer.config.pairs.length > 0 ? adapterDiagnostics(trainer) : undefined,
+    weights,
+    phases: phases ? trainer.profile() : undefined,
+  };
 }
 
 /**

@@ -4,8 +4,8 @@
  * with each method and seed. Scenarios register by name so that an experiment's JSON
  * configuration (and so its cache key) can name them.
  */
-import type { PairedInput } from "../baselines/distillation";
-import type { ModelSide } from "../core/joint";
+import type { PairedInput } from "../core/batch-stream";
+import type { ModelSide } from "../core/loop";
 
 export interface ScenarioInstance {
   /** Fresh, seeded models with their optimisers, data streams, losses and evaluators. */

@@ -1,7 +1,7 @@
 /**
  * The project's summary (notebook 06): every MergeNet-versus-matched-control comparison of
  * notebooks 01 to 05, read from the runs those notebooks trained (nothing is trained here), each
- * judged by the one classifier of verdicts.ts against its scenario's δ, with distillation's and
+ * judged by the one classifier of statistics.ts against its scenario's δ, with distillation's and
  * mutual learning's gains in the same units for scale.
  */
 import * as ca from "./configs/cross-architecture";
@@ -10,7 +10,8 @@ import * as cm from "./configs/cross-modality";
 import * as ab from "./configs/ablations";
 import * as pc from "./configs/positive-control";
 import { chooseForConfirmation, positiveControlVerdicts } from "./positive-control-verdicts";
-import { MissingRunsError, runExperiment, type ExperimentConfig, type ExperimentResult } from "./runner";
+import { MissingRunsError, runExperiment } from "./runner";
+import { type ExperimentConfig, type ExperimentResult } from "./records";
 import { candidatesToConfirm, confirmationOf, mergedVerdicts, smallestEffectOf, type SmallestEffect, type VariantVerdict, variantVerdicts } from "./verdicts";
 
 /** One scenario's comparisons: where they come from, its δ, its variants' verdicts and its references' results. */
@@ -25,7 +26,8 @@ export interface ScenarioComparisons {
 
 /** Reads an experiment that its notebook trained; an error names the notebook to run first when a run is missing. */
 async function read(config: ExperimentConfig, notebook: string): Promise<ExperimentResult> {
-  return runExperiment(config, { cachedOnly: true, cachedOnlyHint: `run notebook ${notebook} first (npm start runs every notebook in order)`, progress: false });
+  return runExperiment(config, { cachedOnly: true, cachedOnlyHint: `run notebook ${notebook} first (npm start runs ` +
+      `every notebook in order)`, progress: false });
 }
 
 const KD_METHODS = ["logit KD", "logit KD (pre-trained source)", "mutual learning"];

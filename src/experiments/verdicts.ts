@@ -1,103 +1,22 @@
 /**
- * The project's one classifier of comparisons (issue 14): every "does this variant beat that
- * one" in the notebooks is answered here, and the notebooks only display the answer.
- *
- * A comparison is a list of differences paired by seed (variant − reference on the same seed:
- * same data subset, same initial target). From it: the mean, the two-sided 95 % Student-t
- * confidence interval, and one verdict among
- *
- *   better        the interval lies above 0 (two-sided t test, p < 0.05, mean > 0);
- *   worse         the interval lies below 0;
- *   equivalent    within ±δ by two one-sided tests, each at 2.5 % (TOST): the same 95 %
- *                 interval lies inside (−δ, +δ), and not better or worse;
- *   inconclusive  none of these: the seeds cannot tell.
- *
- * The usual TOST runs each one-sided test at 5 % (the 90 % interval inside ±δ). Here each runs
- * at 2.5 %, which is stricter: then the one interval every table and figure shows decides every
- * verdict, and a row drawn reaching past the ±δ band is never called equivalent.
- *
- * δ is the smallest effect worth calling transfer, stated per scenario with its reason
- * (`smallestEffect`). A difference can be both significant and smaller than δ: its verdict is
- * better or worse, flagged `belowDelta` and said in words ("real, but smaller than δ").
+ * Verdicts on an experiment's results: which comparisons to make (a variant against target
+ * alone and against its matched control), δ for a scenario, and the tables, effects and counts
+ * that the notebooks show. The classifier itself and its statistics are in statistics.ts.
  *
  * Matched controls: a MergeNet variant is compared with the control that differs from it only
  * in what the adapter reads (`sourceInput`), found by `matchedControls` from the configuration
  * itself, so a variant without one is an error, not a silent comparison with the wrong control.
  */
 import type { MethodSpec } from "./methods";
-import { pairedDifference, pairedDifferences, stats, studentQuantile, studentTail, type Stats } from "./results";
-import { stableStringify, type ExperimentConfig, type ExperimentResult } from "./runner";
-
-export type Verdict = "better" | "worse" | "equivalent" | "inconclusive";
-
-/** The significance level of the two-sided test for better / worse; each one-sided test of TOST runs at ALPHA / 2 (see the module comment). */
-export const ALPHA = 0.05;
+import { pairedDifference, pairedDifferences } from "./results";
+import { ALPHA, binomialAtLeast, classify, intervalText, signedNumber, verdictText, type Comparison, type Verdict } from "./statistics";
+import { stableStringify } from "./runner";
+import { type ExperimentConfig, type ExperimentResult } from "./records";
 
 /** The smallest effect worth calling transfer in one scenario, and why that size. */
 export interface SmallestEffect {
   delta: number;
   reason: string;
-}
-
-/** A classified comparison: the paired differences' Stats, the 95 % interval and the verdict. */
-export interface Comparison extends Stats {
-  /** Two-sided 95 % Student-t interval of the mean (NaN with fewer than 2 seeds). */
-  low: number;
-  high: number;
-  /** Two-sided p of "mean = 0" (NaN with fewer than 2 seeds). */
-  p: number;
-  /** TOST p of "|mean| ≥ δ": the larger of the two one-sided p's (NaN with fewer than 2 seeds). */
-  pEquivalence: number;
-  delta: number;
-  verdict: Verdict;
-  /** better / worse, yet the interval lies inside ±δ: a real difference smaller than worth calling transfer. */
-  belowDelta: boolean;
-}
-
-/** P(T > t) for any real t (studentTail takes t ≥ 0). */
-function upperTail(t: number, df: number): number {
-  if (t === Infinity) return 0;
-  if (t === -Infinity) return 1;
-  return t >= 0 ? studentTail(t, df) : 1 - studentTail(-t, df);
-}
-
-/** Classifies paired differences against 0 and ±δ (see the module comment). */
-export function classify(differences: number[], delta: number): Comparison {
-  if (!(delta >= 0) || !Number.isFinite(delta)) throw new Error(`classify: δ must be a finite number >= 0, got ${delta}`);
-  if (differences.some((d) => !Number.isFinite(d))) throw new Error(`classify: the differences must be finite numbers, got ${JSON.stringify(differences)}`);
-  const s = stats(differences);
-  if (s.n < 2) return { ...s, low: NaN, high: NaN, p: NaN, pEquivalence: NaN, delta, verdict: "inconclusive", belowDelta: false };
-  const df = s.n - 1;
-  const se = s.std / Math.sqrt(s.n);
-  // se = 0 (every seed gave the same difference): the t statistics are ±∞ or 0/0; the limits are what the tests mean.
-  const tOf = (x: number): number => (se > 0 ? x / se : x > 0 ? Infinity : x < 0 ? -Infinity : 0);
-  const half = se > 0 ? studentQuantile(ALPHA / 2, df) * se : 0;
-  const low = s.mean - half;
-  const high = s.mean + half;
-  const p = Math.min(1, 2 * upperTail(Math.abs(tOf(s.mean)), df));
-  // TOST: H0 mean ≤ −δ rejected when P(T > (mean + δ)/se) < α/2; H0 mean ≥ δ when P(T > (δ − mean)/se) < α/2.
-  const pEquivalence = delta > 0 ? Math.max(upperTail(tOf(s.mean + delta), df), upperTail(tOf(delta - s.mean), df)) : 1;
-  const equivalent = pEquivalence < ALPHA / 2;
-  const better = low > 0;
-  const worse = high < 0;
-  const verdict: Verdict = better ? "better" : worse ? "worse" : equivalent ? "equivalent" : "inconclusive";
-  return { ...s, low, high, p, pEquivalence, delta, verdict, belowDelta: (better || worse) && equivalent };
-}
-
-const signedNumber = (x: number, digits = 4): string => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(digits)}`;
-
-/** "+0.0123 [−0.0010, +0.0256]": the mean and its 95 % interval; the mean alone (and "1 seed") for one seed. */
-export function intervalText(c: Pick<Comparison, "mean" | "low" | "high" | "n">): string {
-  if (c.n === 0 || !Number.isFinite(c.mean)) return "n/a";
-  return Number.isFinite(c.low) ? `${signedNumber(c.mean)} [${signedNumber(c.low)}, ${signedNumber(c.high)}]` : `${signedNumber(c.mean)} (1 seed)`;
-}
-
-/** The verdict in a few words, with δ where it matters: "better", "equivalent within ±0.0050", "better, but by less than δ". */
-export function verdictText(c: Comparison): string {
-  if (c.n < 2) return "one seed: no verdict";
-  if (c.belowDelta) return `${c.verdict}, but by less than δ = ${c.delta.toFixed(4)}`;
-  if (c.verdict === "equivalent") return `equivalent within ±${c.delta.toFixed(4)}`;
-  return c.verdict;
 }
 
 /**
@@ -119,7 +38,10 @@ export function smallestEffect(options: { distillationGain?: { method: string; g
 }
 
 /** δ from an experiment's own runs: the best mean gain of the named distillation methods present (see smallestEffect). */
-export function smallestEffectOf(result: ExperimentResult, options: { distillation: string[]; testItems?: number; fallback: SmallestEffect; baseline?: string }): SmallestEffect {
+export function smallestEffectOf(
+  result: ExperimentResult,
+  options: { distillation: string[]; testItems?: number; fallback: SmallestEffect; baseline?: string },
+): SmallestEffect {
   const baseline = options.baseline ?? "target alone";
   const gains = options.distillation
     .filter((m) => result.runs.some((r) => r.method === m && !r.notApplicable))
@@ -176,7 +98,8 @@ export function matchedControls(config: Pick<ExperimentConfig, "name" | "methods
   });
   if (missing.length) {
     throw new Error(
-      `experiment '${config.name}': MergeNet ${missing.length > 1 ? "methods" : "method"} ${missing.map((m) => `'${m}'`).join(", ")} ${missing.length > 1 ? "have" : "has"} no matched random-source control ` +
+      `experiment '${config.name}': MergeNet ${missing.length > 1 ? "methods" : "method"} ${missing.map((m) => `'${m}'`).join(", ")} ` +
+        `${missing.length > 1 ? "have" : "has"} no matched random-source control ` +
         `(a method with exactly the same settings but mergenet.sourceInput: "random"); add one per variant`,
     );
   }
@@ -190,9 +113,13 @@ export function matchedControls(config: Pick<ExperimentConfig, "name" | "methods
  */
 export function narrowed(config: ExperimentConfig, methods: string[], seeds: number[]): ExperimentConfig {
   const unknown = methods.filter((m) => !config.methods.some((x) => x.name === m));
-  if (unknown.length) throw new Error(`narrowed: experiment '${config.name}' has no method ${unknown.map((m) => `'${m}'`).join(", ")}; it has ${config.methods.map((m) => `'${m.name}'`).join(", ")}`);
+  const quoted = (names: string[]): string => names.map((name) => `'${name}'`).join(", ");
+  if (unknown.length) {
+    throw new Error(`narrowed: experiment '${config.name}' has no method ${quoted(unknown)}; it has ${quoted(config.methods.map((m) => m.name))}`);
+  }
   if (config.seeds.length && seeds.length && seeds[0] !== config.seeds[0]) {
-    throw new Error(`narrowed: the seed list must start with the experiment's first seed (${config.seeds[0]}), which records the first-seed extras (attention, trajectories)`);
+    throw new Error(`narrowed: the seed list must start with the experiment's first seed (${config.seeds[0]}), which ` +
+        `records the first-seed extras (attention, trajectories)`);
   }
   return { ...config, methods: config.methods.filter((m) => methods.includes(m.name)), seeds };
 }
@@ -242,19 +169,6 @@ export interface VerdictCounts {
   pAtLeast: number;
 }
 
-/** Binomial P(X ≥ k) for X ~ Bin(n, p). */
-export function binomialAtLeast(k: number, n: number, p: number): number {
-  if (k <= 0) return 1;
-  if (k > n) return 0;
-  let term = Math.pow(1 - p, n);
-  let total = 0;
-  for (let i = 0; i <= n; i++) {
-    if (i >= k) total += term;
-    term *= ((n - i) / (i + 1)) * (p / (1 - p));
-  }
-  return Math.min(1, total);
-}
-
 export function countVerdicts(comparisons: Comparison[]): VerdictCounts {
   const count = (v: Verdict) => comparisons.filter((c) => c.n >= 2 && c.verdict === v).length;
   const tested = comparisons.filter((c) => c.n >= 2).length;
@@ -293,20 +207,25 @@ export interface VariantVerdict extends MatchedControl {
 }
 
 /** What a variant's comparisons mean. A gain its control also gets is never called transfer. */
-function variantWords(v: Omit<VariantVerdict, "words">): string {
-  const c = v.overControl;
-  if (c.n < 2) return "One seed only (quick mode?): no verdict.";
-  const interval = `${intervalText(c)}, δ = ${c.delta.toFixed(4)}`;
+function variantWords(variant: Omit<VariantVerdict, "words">): string {
+  const { overControl, overAlone, controlOverAlone, overPermuted } = variant;
+  if (overControl.n < 2) return "One seed only (quick mode?): no verdict.";
+  const interval = `${intervalText(overControl)}, δ = ${overControl.delta.toFixed(4)}`;
+  const verdict = overControl.verdict;
   let words: string;
-  if (c.verdict === "better" && !c.belowDelta) words = `Beats its random-source control (${interval}): a candidate for transfer from the source.`;
-  else if (c.verdict === "better") words = `Above its random-source control, but by less than δ (${interval}): too small to call transfer.`;
-  else if (c.verdict === "worse") words = `Below its random-source control (${interval}): reading the source does worse than reading noise of its shape.`;
-  else if (c.verdict === "equivalent") words = `Equivalent to its random-source control within ±δ (${interval}): any transfer is smaller than δ.`;
-  else words = `Cannot be told from its random-source control (${interval}): the interval reaches beyond ±δ, so neither a gain nor its absence is shown.`;
-  const alone = v.overAlone;
-  if (alone.verdict === "better" && v.controlOverAlone.verdict === "better" && c.verdict !== "better") words += " Both gain over target alone: what any such perturbation gives (regularisation), not knowledge transfer.";
-  else if (alone.verdict === "worse") words += " It hurts the target compared with training alone.";
-  if (v.overPermuted) words += ` Over its permuted-entries control: ${intervalText(v.overPermuted)} (${verdictText(v.overPermuted)}).`;
+  if (verdict === "better" && !overControl.belowDelta) words = `Beats its random-source control (${interval}): a candidate for transfer from the source.`;
+  else if (verdict === "better") words = `Above its random-source control, but by less than δ (${interval}): too small to call transfer.`;
+  else if (verdict === "worse") words = `Below its random-source control (${interval}): reading the source does worse than reading noise of its shape.`;
+  else if (verdict === "equivalent") words = `Equivalent to its random-source control within ±δ (${interval}): any transfer is smaller than δ.`;
+  else {
+    words =
+      `Cannot be told from its random-source control (${interval}): ` +
+      "the interval reaches beyond ±δ, so neither a gain nor its absence is shown.";
+  }
+  if (overAlone.verdict === "better" && controlOverAlone.verdict === "better" && verdict !== "better") {
+    words += " Both gain over target alone: what any such perturbation gives (regularisation), not knowledge transfer.";
+  } else if (overAlone.verdict === "worse") words += " It hurts the target compared with training alone.";
+  if (overPermuted) words += ` Over its permuted-entries control: ${intervalText(overPermuted)} (${verdictText(overPermuted)}).`;
   return words;
 }
 
@@ -330,19 +249,26 @@ export function variantVerdicts(result: ExperimentResult, delta: number, options
 
 /** Table rows: one per variant, numbers as text, the verdict on the comparison with its control. */
 export function verdictTable(verdicts: VariantVerdict[]): Record<string, string>[] {
-  return verdicts.map((v) => ({
-    variant: v.method,
-    seeds: String(v.overControl.n),
-    "over target alone [95 % CI]": intervalText(v.overAlone),
-    "its control over target alone": intervalText(v.controlOverAlone),
-    "over its control [95 % CI]": intervalText(v.overControl),
-    verdict: verdictText(v.overControl),
-    ...(verdicts.some((x) => x.overPermuted) ? { "over its permuted control": v.overPermuted ? `${intervalText(v.overPermuted)} (${verdictText(v.overPermuted)})` : "" } : {}),
+  const withPermuted = verdicts.some((variant) => variant.overPermuted);
+  return verdicts.map((variant) => ({
+    variant: variant.method,
+    seeds: String(variant.overControl.n),
+    "over target alone [95 % CI]": intervalText(variant.overAlone),
+    "its control over target alone": intervalText(variant.controlOverAlone),
+    "over its control [95 % CI]": intervalText(variant.overControl),
+    verdict: verdictText(variant.overControl),
+    ...(withPermuted
+      ? { "over its permuted control": variant.overPermuted ? `${intervalText(variant.overPermuted)} (${verdictText(variant.overPermuted)})` : "" }
+      : {}),
   }));
 }
 
 /** The three series a variant contributes to an effects figure, in this order. */
-export const EFFECT_SERIES = { overAlone: "MergeNet − target alone", controlOverAlone: "its control − target alone", overControl: "MergeNet − its control" } as const;
+export const EFFECT_SERIES = {
+  overAlone: "MergeNet − target alone",
+  controlOverAlone: "its control − target alone",
+  overControl: "MergeNet − its control",
+} as const;
 
 /** Rows for effectsPlot (src/plots/specs.ts): per variant its gain, its control's gain, and their difference; `series` narrows which. */
 export function effectRows(verdicts: VariantVerdict[], options: { group?: string; series?: (keyof typeof EFFECT_SERIES)[] } = {}): {
@@ -363,8 +289,10 @@ export function referenceEffectRows(result: ExperimentResult, methods: string[],
   return methods
     .filter((m) => result.runs.some((r) => r.method === m && !r.notApplicable))
     .map((m) => {
-      const c = compare(result, m, baseline, delta);
-      return { label: m, series: "reference − target alone", ...(options.group ? { group: options.group } : {}), mean: c.mean, low: c.low, high: c.high, delta, verdict: c.n >= 2 ? c.verdict : "one seed", n: c.n };
+      const gain = compare(result, m, baseline, delta);
+      const group = options.group ? { group: options.group } : {};
+      const verdict = gain.n >= 2 ? gain.verdict : "one seed";
+      return { label: m, series: "reference − target alone", ...group, mean: gain.mean, low: gain.low, high: gain.high, delta, verdict, n: gain.n };
     })
     .filter((r) => Number.isFinite(r.mean));
 }

@@ -10,12 +10,13 @@
  * `prepareJob` and trainOne are what the queue worker (queue-worker.ts) runs as well.
  */
 import * as path from "path";
-import { backendInfo, initBackend, type BackendName } from "../backend";
-import type { EpochRecord } from "../core/joint";
+import { backendInfo, initBackend, type BackendName } from "../backend/index";
+import type { EpochRecord } from "../core/loop";
 import { REPO_ROOT } from "../paths";
 import type { MethodSpec } from "./methods";
 import type { FromWorker, ToWorker, WorkerJob } from "./pool";
-import { RUNNER_VERSION, messageOf, runHash, trainOne, type RunResult } from "./runner";
+import { RUNNER_VERSION, messageOf, runHash, trainOne } from "./runner";
+import { type RunResult } from "./records";
 import { scenarioNames } from "./scenario";
 import "./scenarios/index";
 

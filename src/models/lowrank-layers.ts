@@ -26,7 +26,7 @@
  *
  * Only channels-last convolution without dilation is supported.
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
 /** tfjs-layers' activation names ('relu', 'softmax', 'linear', ...). */

@@ -6,8 +6,8 @@
  * every weight matrix between two hidden layers is now expressed in unaligned coordinates.
  * This is what two independently trained networks look like to each other, made exactly.
  */
-import { tf } from "../backend";
-import { seededPermutation } from "../core/random";
+import { tf } from "../backend/index";
+import { seededPermutation } from "../util/random";
 
 /**
  * Permutes in place the units of each named hidden Dense layer of `model` (each followed, in
@@ -18,8 +18,10 @@ export function permuteHiddenUnits(model: tf.LayersModel, layers: string[], outp
   const chain = [...layers, outputLayer];
   const weightsOf = chain.map((name) => {
     const layer = model.layers.find((l) => l.name === name);
-    if (!layer) throw new Error(`permuteHiddenUnits: model '${model.name}' has no layer '${name}'; its layers are ${model.layers.map((l) => l.name).join(", ")}`);
-    if (layer.getClassName() !== "Dense") throw new Error(`permuteHiddenUnits: layer '${name}' is a ${layer.getClassName()}; only Dense layers can be permuted`);
+    if (!layer) throw new Error(`permuteHiddenUnits: model '${model.name}' has no layer '${name}'; its layers are ` +
+        `${model.layers.map((l) => l.name).join(", ")}`);
+    if (layer.getClassName() !== "Dense") throw new Error(`permuteHiddenUnits: layer '${name}' is a ` +
+        `${layer.getClassName()}; only Dense layers can be permuted`);
     return layer;
   });
   const perms = layers.map((_, i) => {

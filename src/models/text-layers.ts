@@ -20,7 +20,7 @@
  * transformer's MultiHeadSelfAttention (vit-layers.ts) has no mask input, hence this layer;
  * heads are contiguous slices of width d/heads, as there.
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
 

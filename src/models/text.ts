@@ -36,7 +36,7 @@
  * They average over the real tokens of the whole batch (a long sentence weighs more than a
  * short one, as in the usual token-level accuracy).
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { declareLabels } from "../core/losses";
 import { MaskedAttention, MaskedMaxPool, MaskedMeanPool, MaskPadding } from "./text-layers";
 import { LayerNorm, PositionEmbedding, weightSeed } from "./vit-layers";

@@ -15,7 +15,8 @@
  * dim/heads of the projected features (head h = columns h*dh .. (h+1)*dh - 1), the usual
  * (PyTorch and Keras) layout. No dropout: the models here are small and train briefly.
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
+import { fnv1a } from "../util/random";
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
 
@@ -26,12 +27,7 @@ type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
  */
 export function weightSeed(seed: number | undefined, weightName: string): number | undefined {
   if (seed === undefined) return undefined;
-  let hash = 0x811c9dc5;
-  for (const ch of `${seed}:${weightName}`) {
-    hash ^= ch.charCodeAt(0);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash & 0x7fffffff;
+  return fnv1a(`${seed}:${weightName}`) & 0x7fffffff;
 }
 
 function lastDim(inputShape: tf.Shape | tf.Shape[], layer: string): number {

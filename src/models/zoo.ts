@@ -40,7 +40,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { LayerNorm, MultiHeadSelfAttention, PositionEmbedding, weightSeed } from "./vit-layers";
 
 export { weightSeed } from "./vit-layers";

@@ -44,8 +44,10 @@ export function imageMosaic(tiles: ImageTile[], options: MosaicOptions = {}): Pl
   if (!Array.isArray(tiles) || tiles.length === 0) throw new Error("imageMosaic: give at least one tile");
   const { width, height } = tiles[0];
   tiles.forEach((tile, i) => {
-    if (tile.width !== width || tile.height !== height) throw new Error(`imageMosaic: tile ${i} is ${tile.width}x${tile.height}, tile 0 is ${width}x${height}; all tiles must have one size`);
-    if (tile.pixels.length !== width * height * 3) throw new Error(`imageMosaic: tile ${i} has ${tile.pixels.length} values, expected ${width}x${height}x3 = ${width * height * 3} (RGB bytes)`);
+    if (tile.width !== width || tile.height !== height) throw new Error(`imageMosaic: tile ${i} is ` +
+        `${tile.width}x${tile.height}, tile 0 is ${width}x${height}; all tiles must have one size`);
+    if (tile.pixels.length !== width * height * 3) throw new Error(`imageMosaic: tile ${i} has ${tile.pixels.length} ` +
+        `values, expected ${width}x${height}x3 = ${width * height * 3} (RGB bytes)`);
   });
   const columns = Math.min(options.columns ?? tiles.length, tiles.length);
   if (!Number.isInteger(columns) || columns < 1) throw new Error(`imageMosaic: columns must be a whole number >= 1, got ${options.columns}`);

@@ -215,7 +215,7 @@ export function groupedBars(rows: BarRow[], options: GroupedBarOptions = {}): Ve
   };
 }
 
-/** The point shape of each verdict of src/experiments/verdicts.ts, the same in every effects figure. */
+/** The point shape of each verdict of src/experiments/statistics.ts, the same in every effects figure. */
 const VERDICT_SHAPES = new Map([["better", "triangle-up"], ["worse", "triangle-down"], ["equivalent", "square"], ["inconclusive", "circle"], ["one seed", "diamond"]]);
 
 /** One effect with its 95 % interval: a gain over a reference, paired by seed. */
@@ -438,4 +438,72 @@ export function scatterPath(rows: PathRow[], options: ScatterPathOptions = {}): 
       height: options.height ?? 450,
     },
   };
+}
+
+// ---- figures of the analysis of finished runs (notebook 04, experiments/analysis.ts) ---------
+
+/** One point of a spectrum line: singular value `index` (1 = largest) of a weight. */
+export interface SpectrumRow {
+  /** e.g. "MergeNet, after training". */
+  series: string;
+  index: number;
+  mean: number;
+  std: number;
+  n: number;
+}
+
+/** Spectrum lines (vega-lite): singular value by index, log y, one line per series with a ± std band. */
+export function spectrumChart(rows: SpectrumRow[], options: { title?: string; width?: number; height?: number } = {}): VegaLiteSpec {
+  if (rows.length === 0) throw new Error("spectrumChart: rows must be a non-empty array");
+  const values = rows.map((r) => ({ ...r, lo: Math.max(r.mean - r.std, r.mean / 10), hi: r.mean + r.std }));
+  const x = { field: "index", type: "quantitative" as const, title: "singular value index (1 = largest)" };
+  const color = { field: "series", type: "nominal" as const, title: "weight", legend: { labelLimit: 320 } };
+  const y = { type: "log" as const };
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+    ...(options.title ? { title: options.title } : {}),
+    width: options.width ?? 400,
+    height: options.height ?? 250,
+    data: { values },
+    layer: [
+      { mark: { type: "area", opacity: 0.2 }, encoding: { x, y: { field: "lo", type: "quantitative", scale: y }, y2: { field: "hi" }, color } },
+      {
+        mark: { type: "line" },
+        encoding: {
+          x,
+          y: { field: "mean", type: "quantitative", title: "singular value", scale: y },
+          color,
+          tooltip: [
+            { field: "series", type: "nominal" },
+            { field: "index", type: "quantitative" },
+            { field: "mean", type: "quantitative", format: ".4g" },
+            { field: "std", type: "quantitative", format: ".3g" },
+          ],
+        },
+      },
+    ],
+  } as VegaLiteSpec;
+}
+
+/** A vega-lite layered chart with its x labels tilted by `angle` degrees and no label or legend truncation below 320 px. */
+export function readableBars(spec: VegaLiteSpec, angle = -30): VegaLiteSpec {
+  type Encoding = { x?: { axis?: object }; color?: { legend?: object } };
+  const layers = (spec as { layer?: { encoding?: Encoding }[] }).layer;
+  if (!Array.isArray(layers)) throw new Error("readableBars: the spec must be a layered chart (as groupedBars returns)");
+  const tilt = (encoding: Encoding = {}): Encoding => ({
+    ...encoding,
+    ...(encoding.x ? { x: { ...encoding.x, axis: { ...encoding.x.axis, labelAngle: angle, labelAlign: "right", labelLimit: 320 } } } : {}),
+    ...(encoding.color ? { color: { ...encoding.color, legend: { ...encoding.color.legend, labelLimit: 320 } } } : {}),
+  });
+  return { ...spec, layer: layers.map((layer) => ({ ...layer, encoding: tilt(layer.encoding) })) } as VegaLiteSpec;
+}
+
+/** A plotly heatmap (`heatmap`) with each cell's text written on it. */
+export function annotatedHeatmap(matrix: number[][], labels: string[][], options: HeatmapOptions = {}): PlotlyFigure {
+  if (labels.length !== matrix.length || labels.some((row, r) => row.length !== matrix[r].length)) {
+    throw new Error("annotatedHeatmap: labels must have the matrix's shape (one string per cell)");
+  }
+  const figure = heatmap(matrix, options);
+  const [trace, ...rest] = figure.data;
+  return { ...figure, data: [{ ...(trace as Record<string, unknown>), text: labels, texttemplate: "%{text}", hovertemplate: "%{y} × %{x}<br>%{text}<extra></extra>" }, ...rest] };
 }

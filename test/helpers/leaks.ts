@@ -10,7 +10,7 @@
  *   size (1 per call: one tensor escaped a tidy; 3 per call: a whole step's outputs).
  * - It counts tf.memory().numTensors, the engine's live Tensor objects on every backend.
  */
-import { tf } from "../../src/backend";
+import { tf } from "../../src/backend/index";
 
 export interface LeakCheckOptions {
   /** Calls that are counted (default 3; at least 1). */

@@ -1,6 +1,6 @@
 // Shared numeric test helpers: deterministic inputs, running ops on a named backend, finite differences.
-import { tf } from "../../src/backend";
-import { mulberry32 } from "../../src/core/random";
+import { tf } from "../../src/backend/index";
+import { mulberry32 } from "../../src/util/random";
 
 /** Deterministic values in [-1, 1) (mulberry32), identical on every backend. */
 export function uniform(shape: number[], seed: number): tf.Tensor {

@@ -4,7 +4,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { expect } from "vitest";
-import type { ExperimentConfig, RunResult } from "../../src/experiments/runner";
+import type { ExperimentConfig, RunResult } from "../../src/experiments/records";
 
 /** test/fixtures/pool-scenarios.ts: the module the workers import to register the tiny scenarios. */
 export const POOL_SCENARIOS = path.join(__dirname, "..", "fixtures", "pool-scenarios.ts");

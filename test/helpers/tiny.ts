@@ -1,7 +1,7 @@
 // Tiny models and synthetic data for fast trainer tests (real-data runs live in their own tests).
-import { tf } from "../../src/backend";
+import { tf } from "../../src/backend/index";
 import { batchStream } from "../../src/data/batches";
-import type { ModelSide } from "../../src/core/joint";
+import type { ModelSide } from "../../src/core/loop";
 import { accuracyEvaluator, sparseCrossEntropy } from "../../src/core/losses";
 import { getScenario, registerScenario, type ScenarioInstance } from "../../src/experiments/scenario";
 

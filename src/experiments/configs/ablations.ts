@@ -22,10 +22,12 @@
  * Quick mode (`MERGENET_QUICK=1`) trains one seed for two epochs on a trimmed set of variants
  * (grid 2×2, two ranks, four layer pairs, ...): it checks the pipeline, its numbers are not results.
  */
-import type { AdapterBlocks } from "../../core/adapter";
-import type { LayerPair, MergeNetConfig } from "../../core/trainer";
+import type { AdapterBlocks } from "../../core/adapter/config";
+import type { LayerPair, MergeNetConfig } from "../../core/mergenet";
 import type { MethodSpec } from "../methods";
-import { isQuick, pick, type ExperimentConfig } from "../runner";
+import { mergenet } from "./preset";
+import { isQuick, pick } from "../runner";
+import { type ExperimentConfig } from "../records";
 import { MAIN_SEEDS, narrowed } from "../verdicts";
 import { IMAGE_PAIRS, type ImagePairOptions } from "../scenarios/cross-architecture";
 
@@ -63,16 +65,12 @@ export function scenarioOptions(extra: ImagePairOptions = {}): ImagePairOptions 
   return { dataset: "mnist", target: "mlp", sourceTrain: 10000, targetTrain: 1000, testImages: pick(1000, 2000), ...extra };
 }
 
-/** The reference MergeNet with `extra` overriding its configuration (`more`: method-level fields). */
-function mergenet(name: string, extra: Partial<MergeNetConfig> = {}, more: { pretrainSourceEpochs?: number } = {}): MethodSpec {
-  return { name, kind: "mergenet", mergenet: { pairs: [REFERENCE_PAIR], cycle: 2, rule: "hypernet", output: "interp", adapter: { layers: 1 }, ...extra }, ...more };
-}
 
 export const controlOf = (name: string): string => `control: ${name}`;
 
 /** A variant and its matched random-source control (identical but for what the adapter reads). */
 function withControl(name: string, extra: Partial<MergeNetConfig> = {}, more: { pretrainSourceEpochs?: number } = {}): MethodSpec[] {
-  return [mergenet(name, extra, more), mergenet(controlOf(name), { ...extra, sourceInput: "random" }, more)];
+  return [mergenet(name, REFERENCE_PAIR, extra, more), mergenet(controlOf(name), REFERENCE_PAIR, { ...extra, sourceInput: "random" }, more)];
 }
 
 // ---- 1. cycle × adapter learning rate --------------------------------------------------
@@ -112,8 +110,8 @@ export function factorizedRanks(): ExperimentConfig[] {
     scenarioOptions: { ...scenarioOptions({ factorized: { rank, source: ["classifier"], target: ["fc2"] } }) },
     methods: [
       { name: ALONE, kind: "target-alone" },
-      mergenet(FACTORIZED, { pairs: [{ source: "classifier", target: "fc2", form: "factorized" }] }),
-      mergenet(FACTORIZED_CONTROL, { pairs: [{ source: "classifier", target: "fc2", form: "factorized" }], sourceInput: "random" }),
+      mergenet(FACTORIZED, { source: "classifier", target: "fc2", form: "factorized" }),
+      mergenet(FACTORIZED_CONTROL, { source: "classifier", target: "fc2", form: "factorized" }, { sourceInput: "random" }),
     ],
     epochs: epochs(),
     seeds: seeds(),
@@ -123,7 +121,10 @@ export function factorizedRanks(): ExperimentConfig[] {
 
 // ---- 3. which layer pair ---------------------------------------------------------------
 
-/** Early, middle and late matrices of each model. The source's fc1 ([128, 3136]) is left out: its adapter has 20-30 M parameters and costs 10-20× the reference per step. */
+/**
+ * Early, middle and late matrices of each model. The source's fc1 ([128, 3136]) is left out: its
+ * adapter has 20-30 M parameters and costs 10-20× the reference per step.
+ */
 export const SOURCE_LAYERS = ["conv1", "conv2", "classifier"];
 export const TARGET_LAYERS = ["fc1", "fc2", "classifier"];
 /** The layer pairs run (quick mode: four of them). */
@@ -180,7 +181,7 @@ export function sourceCapacity(): ExperimentConfig[] {
       name: `04-source-${size}`,
       scenario: SCENARIO,
       scenarioOptions: { ...scenarioOptions({ sourceFilters, sourceHidden }) },
-      methods: [{ name: ALONE, kind: "target-alone" }, mergenet(REFERENCE), mergenet(CONTROL, { sourceInput: "random" })],
+      methods: [{ name: ALONE, kind: "target-alone" }, mergenet(REFERENCE, REFERENCE_PAIR), mergenet(CONTROL, REFERENCE_PAIR, { sourceInput: "random" })],
       epochs: epochs(),
       seeds: seeds(),
     };
@@ -198,19 +199,19 @@ export const earlyMethod = (k: number): string => `transfer first ${k} epoch${k 
 export function ablations(): ExperimentConfig {
   const pairs = layerPairs().flatMap(([s, t]) => {
     if (pairMethod(s, t) === REFERENCE) return [];
-    const pair = { pairs: [{ source: `${s}/kernel`, target: `${t}/kernel` }] };
-    return [mergenet(pairMethod(s, t), pair), mergenet(pairControl(s, t), { ...pair, sourceInput: "random" })];
+    const pair = { source: `${s}/kernel`, target: `${t}/kernel` };
+    return [mergenet(pairMethod(s, t), pair), mergenet(pairControl(s, t), pair, { sourceInput: "random" })];
   });
   const methods: MethodSpec[] = [
     { name: ALONE, kind: "target-alone" },
     { name: PAIR_ONLY, kind: "pair" },
     { name: KD, kind: "kd", pretrainSourceEpochs: pretrainEpochs() },
-    mergenet(REFERENCE),
-    mergenet(CONTROL, { sourceInput: "random" }),
-    mergenet(PERMUTED, { sourceInput: "permuted" }),
+    mergenet(REFERENCE, REFERENCE_PAIR),
+    mergenet(CONTROL, REFERENCE_PAIR, { sourceInput: "random" }),
+    mergenet(PERMUTED, REFERENCE_PAIR, { sourceInput: "permuted" }),
     ...usableRanks().flatMap((rank) => [
-      mergenet(svdMethod(rank), { pairs: [{ ...REFERENCE_PAIR, form: "svd", rank }] }),
-      mergenet(svdControl(rank), { pairs: [{ ...REFERENCE_PAIR, form: "svd", rank }], sourceInput: "random" }),
+      mergenet(svdMethod(rank), { ...REFERENCE_PAIR, form: "svd", rank }),
+      mergenet(svdControl(rank), { ...REFERENCE_PAIR, form: "svd", rank }, { sourceInput: "random" }),
     ]),
     ...pairs,
     ...adapterVariants(),

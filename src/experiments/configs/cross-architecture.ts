@@ -3,18 +3,13 @@
  * seeds. Quick mode (`MERGENET_QUICK=1`) keeps every method but trains one seed briefly,
  * so CI checks the whole pipeline; its numbers are not results.
  */
-import type { MergeNetConfig } from "../../core/trainer";
 import type { MethodSpec } from "../methods";
-import { pick, type ExperimentConfig } from "../runner";
+import { mergenet } from "./preset";
+import { pick } from "../runner";
+import { type ExperimentConfig } from "../records";
 import { MAIN_SEEDS, narrowed } from "../verdicts";
 import { IMAGE_PAIRS, type ImagePairOptions } from "../scenarios/cross-architecture";
 
-type Pair = { source: string; target: string };
-
-/** MergeNet as the released configuration runs it, on one layer pair; `extra` overrides. */
-function mergenet(name: string, pair: Pair, extra: Partial<MergeNetConfig> = {}, more: Partial<MethodSpec> = {}): MethodSpec {
-  return { name, kind: "mergenet", mergenet: { pairs: [pair], cycle: 2, rule: "hypernet", output: "interp", adapter: { layers: 1 }, ...extra }, ...more } as MethodSpec;
-}
 
 const PRETRAIN_EPOCHS = 3;
 

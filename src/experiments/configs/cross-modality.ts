@@ -31,11 +31,13 @@
  * check the pipeline and are not results.
  */
 import { paramRef } from "../../core/params";
-import type { MergeNetConfig } from "../../core/trainer";
 import type { MethodSpec } from "../methods";
-import { formatStats, summarize, type Stats } from "../results";
-import { pick, type ExperimentConfig, type ExperimentResult } from "../runner";
-import { compare, intervalText, MAIN_SEEDS, narrowed, seedCount, smallestEffectOf, variantVerdicts, verdictText, type SmallestEffect } from "../verdicts";
+import { mergenet } from "./preset";
+import { summarize } from "../results";
+import { formatSignedStats, formatStats, intervalText, verdictText } from "../statistics";
+import { pick } from "../runner";
+import { type ExperimentConfig, type ExperimentResult } from "../records";
+import { compare, MAIN_SEEDS, narrowed, seedCount, smallestEffectOf, variantVerdicts, type SmallestEffect } from "../verdicts";
 import { getScenario } from "../scenario";
 import {
   EMOJI_PAIRS,
@@ -62,12 +64,15 @@ export const METHOD = {
 } as const;
 
 /** The methods drawn in the learning-curve figures. */
-export const CURVE_METHODS: string[] = [METHOD.targetAlone, METHOD.released, METHOD.releasedControl, METHOD.classifier, METHOD.classifierPretrained, METHOD.kd, METHOD.kdPretrained];
-
-/** MergeNet as the released configuration runs it (cycle 2, hypernet rule, one adapter layer) with `interp` write-back. */
-function mergenet(name: string, pair: Pair, extra: Partial<MergeNetConfig> = {}, more: Partial<MethodSpec> = {}): MethodSpec {
-  return { name, kind: "mergenet", mergenet: { pairs: [pair], cycle: 2, rule: "hypernet", output: "interp", adapter: { layers: 1 }, ...extra }, ...more } as MethodSpec;
-}
+export const CURVE_METHODS: string[] = [
+  METHOD.targetAlone,
+  METHOD.released,
+  METHOD.releasedControl,
+  METHOD.classifier,
+  METHOD.classifierPretrained,
+  METHOD.kd,
+  METHOD.kdPretrained,
+];
 
 /** The shared method list for one direction's two kinds of pair; `pretrain` = source epochs before freezing it. */
 function methodsFor(pairs: Record<"classifier" | "released", Pair>, pretrain: number): MethodSpec[] {
@@ -90,7 +95,15 @@ function methodsFor(pairs: Record<"classifier" | "released", Pair>, pretrain: nu
 const SEEDS = (): number[] => pick([0], [0, 1, 2]);
 
 /** The main comparisons, on MAIN_SEEDS: target alone, the distillation references (where they apply) and both kinds of pair beside their controls. */
-export const MAIN_METHODS: string[] = [METHOD.targetAlone, METHOD.released, METHOD.releasedControl, METHOD.classifier, METHOD.classifierControl, METHOD.kd, METHOD.kdPretrained];
+export const MAIN_METHODS: string[] = [
+  METHOD.targetAlone,
+  METHOD.released,
+  METHOD.releasedControl,
+  METHOD.classifier,
+  METHOD.classifierControl,
+  METHOD.kd,
+  METHOD.kdPretrained,
+];
 
 /** An experiment narrowed to MAIN_METHODS on ten seeds (one in quick mode). */
 export function mainComparisons(config: ExperimentConfig): ExperimentConfig {
@@ -100,28 +113,33 @@ export function mainComparisons(config: ExperimentConfig): ExperimentConfig {
 /** δ's fallback where distillation does not apply (digits: the modalities share no item) or gains nothing. */
 export const FALLBACK_DELTA = { delta: 0.01, reason: "one accuracy point (distillation does not apply or gains nothing here, so nothing scales δ)" };
 
+/** One direction's experiment on its scenario, with the three seeds (one in quick mode) of every direction. */
+function experiment(name: string, scenario: string, options: object, methods: MethodSpec[], epochs: number): ExperimentConfig {
+  return { name, scenario, scenarioOptions: { ...options }, methods, epochs, seeds: SEEDS() };
+}
+
 /** Emoji: the text model (label + keywords) lends to the picture CNN (trained on Google's drawings, tested on Twitter's). */
 export function emojiTextToImage(): ExperimentConfig {
   const options: EmojiImageTextOptions = { direction: "text->image" };
-  return { name: "03-emoji-text-to-image", scenario: "emoji-image-text", scenarioOptions: { ...options }, methods: methodsFor(EMOJI_PAIRS["text->image"], pick(1, 5)), epochs: pick(2, 12), seeds: SEEDS() };
+  return experiment("03-emoji-text-to-image", "emoji-image-text", options, methodsFor(EMOJI_PAIRS["text->image"], pick(1, 5)), pick(2, 12));
 }
 
 /** Emoji: the picture CNN lends to the text model. */
 export function emojiImageToText(): ExperimentConfig {
   const options: EmojiImageTextOptions = { direction: "image->text" };
-  return { name: "03-emoji-image-to-text", scenario: "emoji-image-text", scenarioOptions: { ...options }, methods: methodsFor(EMOJI_PAIRS["image->text"], pick(1, 10)), epochs: pick(2, 8), seeds: SEEDS() };
+  return experiment("03-emoji-image-to-text", "emoji-image-text", options, methodsFor(EMOJI_PAIRS["image->text"], pick(1, 10)), pick(2, 8));
 }
 
 /** Digits: the MNIST MLP lends to the spoken-digit CNN, which hears only 5 training speakers. */
 export function digitsImageToAudio(): ExperimentConfig {
   const options: DigitsImageAudioOptions = { direction: "image->audio", audioTrainSpeakers: 5, audioLearningRate: 0.02, testImages: 2000 };
-  return { name: "03-digits-image-to-audio", scenario: "digits-image-audio", scenarioOptions: { ...options }, methods: methodsFor(digitsPairsFor(options), pick(1, 2)), epochs: pick(6, 50), seeds: SEEDS() };
+  return experiment("03-digits-image-to-audio", "digits-image-audio", options, methodsFor(digitsPairsFor(options), pick(1, 2)), pick(6, 50));
 }
 
 /** Digits: the spoken-digit CNN (60 training speakers) lends to an MNIST MLP trained on 1,000 images. */
 export function digitsAudioToImage(): ExperimentConfig {
   const options: DigitsImageAudioOptions = { direction: "audio->image", imageTrain: 1000, audioLearningRate: 0.02, testImages: 2000 };
-  return { name: "03-digits-audio-to-image", scenario: "digits-image-audio", scenarioOptions: { ...options }, methods: methodsFor(digitsPairsFor(options), pick(2, 15)), epochs: pick(2, 15), seeds: SEEDS() };
+  return experiment("03-digits-audio-to-image", "digits-image-audio", options, methodsFor(digitsPairsFor(options), pick(2, 15)), pick(2, 15));
 }
 
 /** All four, in the notebook's order, with the labels its figures use. */
@@ -155,7 +173,12 @@ export async function pairTable(experiments: { label: string; config: Experiment
           seen.add(key);
           const source = paramRef(instance.source.model, pair.source).matrixShape;
           const target = paramRef(instance.target.model, pair.target).matrixShape;
-          rows.push({ experiment: label, "source weight": `${pair.source} [${source.join(", ")}]`, "target weight": `${pair.target} [${target.join(", ")}]`, "used by": method.name });
+          rows.push({
+            experiment: label,
+            "source weight": `${pair.source} [${source.join(", ")}]`,
+            "target weight": `${pair.target} [${target.join(", ")}]`,
+            "used by": method.name,
+          });
         }
       }
     } finally {
@@ -172,16 +195,11 @@ export function gainTable(results: LabelledResult[]): Record<string, string>[] {
     const row: Record<string, string> = { method };
     for (const { label, rows } of summaries) {
       const r = rows.get(method);
-      row[label] = !r ? "" : r.notApplicable ? "does not apply" : method === METHOD.targetAlone ? formatStats(r.target) : r.gain ? signedStats(r.gain) : "";
+      const gain = r?.gain ? formatSignedStats(r.gain) : "";
+      row[label] = !r ? "" : r.notApplicable ? "does not apply" : method === METHOD.targetAlone ? formatStats(r.target) : gain;
     }
     return row;
   });
-}
-
-function signedStats(s: Stats): string {
-  if (s.n === 0 || !Number.isFinite(s.mean)) return "n/a";
-  const value = `${s.mean >= 0 ? "+" : "−"}${Math.abs(s.mean).toFixed(4)}`;
-  return s.n > 1 ? `${value} ± ${s.std.toFixed(4)}` : value;
 }
 
 /** Test items of the experiments whose test set size is fixed here (one item = 1/this of accuracy): the MNIST target's 2,000 test images. */
@@ -193,10 +211,11 @@ export function deltaOf(result: ExperimentResult): SmallestEffect {
 }
 
 /**
- * The findings of each experiment in plain words, computed from the runs by the classifier of
- * verdicts.ts: how the models do alone, what distillation does (or why it does not apply), and
- * each MergeNet variant against its matched random-source control, with δ and its reason. `main`
- * (same labels, the ten-seed runs of the main comparisons) is used where given.
+ * The findings of each experiment in plain words, computed from the runs by the classifier
+ * (statistics.ts, through verdicts.ts): how the models do alone, what distillation does (or
+ * why it does not apply), and each MergeNet variant against its matched random-source
+ * control, with δ and its reason. `main` (same labels, the ten-seed runs of the main
+ * comparisons) is used where given.
  */
 export function crossModalityFindings(results: LabelledResult[], main: LabelledResult[] = results): string[] {
   return results.map(({ label, result }) => {
@@ -209,14 +228,18 @@ export function crossModalityFindings(results: LabelledResult[], main: LabelledR
     const delta = deltaOf(ten);
     parts.push(`δ = ${delta.delta.toFixed(4)} (${delta.reason})`);
     const kd = [METHOD.kd, METHOD.kdPretrained, METHOD.dml].map((m) => ({ m, r: summary.get(m) })).filter((x) => x.r);
-    if (kd.some((x) => x.r?.notApplicable)) parts.push("logit KD and mutual learning do not apply (the modalities are paired by class only, no item is seen in both)");
+    if (kd.some((x) => x.r?.notApplicable)) {
+      parts.push("logit KD and mutual learning do not apply (the modalities are paired by class only, no item is seen in both)");
+    }
     else for (const { m } of kd) {
       const source = ten.runs.some((r) => r.method === m) ? ten : result;
       const c = compare(source, m, METHOD.targetAlone, delta.delta);
       parts.push(`${m} over target alone ${intervalText(c)} (${verdictText(c)}, ${seedCount(c.n)})`);
     }
-    const verdicts = [...variantVerdicts(ten, delta.delta), ...variantVerdicts(result, delta.delta).filter((v) => !ten.runs.some((r) => r.method === v.method))];
-    for (const v of verdicts) parts.push(`${v.method} over its control ${intervalText(v.overControl)} (${verdictText(v.overControl)}, ${seedCount(v.overControl.n)})`);
+    const onTen = (method: string): boolean => ten.runs.some((r) => r.method === method);
+    const verdicts = [...variantVerdicts(ten, delta.delta), ...variantVerdicts(result, delta.delta).filter((v) => !onTen(v.method))];
+    for (const v of verdicts) parts.push(`${v.method} over its control ${intervalText(v.overControl)} ` +
+        `(${verdictText(v.overControl)}, ${seedCount(v.overControl.n)})`);
     return `**${label}**: ${parts.join("; ")}.`;
   });
 }

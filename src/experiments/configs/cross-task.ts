@@ -44,9 +44,11 @@
  * and 1500 genre passages for training. Every method and figure still runs; the numbers are
  * not results.
  */
-import type { MergeNetConfig } from "../../core/trainer";
+import type { MergeNetConfig } from "../../core/mergenet";
 import type { MethodSpec } from "../methods";
-import { pick, type ExperimentConfig, type ExperimentResult } from "../runner";
+import { mergenet } from "./preset";
+import { pick } from "../runner";
+import { type ExperimentConfig, type ExperimentResult } from "../records";
 import { narrowed, smallestEffectOf, type SmallestEffect } from "../verdicts";
 import {
   brownPosGenrePairs, sentimentSitePairs, type BrownPosGenreDirection, type BrownPosGenreOptions, type SentimentSiteDirection,
@@ -90,11 +92,6 @@ function pairNamed(pairs: readonly SuggestedPair[], name: string): { source: str
   return { source: found.source, target: found.target };
 }
 
-/** MergeNet as notebook 01 runs it, on one layer pair; `extra` overrides. */
-function mergenet(name: string, pair: { source: string; target: string }, extra: Partial<MergeNetConfig> = {}, more: Partial<MethodSpec> = {}): MethodSpec {
-  return { name, kind: "mergenet", mergenet: { pairs: [pair], cycle: 2, rule: "hypernet", output: "interp", adapter: { layers: 1 }, ...extra }, ...more } as MethodSpec;
-}
-
 interface Variant {
   /** Appended to both method names, e.g. " (pre-trained source)". */
   suffix?: string;
@@ -135,11 +132,15 @@ function percent(fraction: number): string {
 
 function epochsFor(task: keyof typeof EPOCHS, fraction: number, quickEpochs: number): number {
   const full = EPOCHS[task][String(fraction)];
-  if (full === undefined) throw new Error(`no epoch count for target task '${task}' at fraction ${fraction}; use one of ${Object.keys(EPOCHS[task]).join(", ")}`);
+  if (full === undefined) throw new Error(`no epoch count for target task '${task}' at fraction ${fraction}; use one ` +
+      `of ${Object.keys(EPOCHS[task]).join(", ")}`);
   return pick(quickEpochs, full);
 }
 
-/** Seeds in default mode: ten on the sentence tasks (their runs take seconds, and one test sentence is 0.0017 of accuracy), three on Brown (ten for its main comparisons). */
+/**
+ * Seeds in default mode: ten on the sentence tasks (their runs take seconds, and one test sentence
+ * is 0.0017 of accuracy), three on Brown (ten for its main comparisons).
+ */
 const SEEDS = (count: number): number[] => pick([0], Array.from({ length: count }, (_, i) => i));
 
 /** Experiment name: the main one at TARGET_FRACTION, suffixed by the percentage otherwise. */

@@ -13,9 +13,11 @@
  * Quick mode keeps every method but trains one seed for two epochs: it checks the pipeline,
  * its numbers are not results.
  */
-import type { MergeNetConfig } from "../../core/trainer";
+import type { MergeNetConfig } from "../../core/mergenet";
 import type { MethodSpec } from "../methods";
-import { pick, type ExperimentConfig } from "../runner";
+import { MERGENET_PRESET, mergenet } from "./preset";
+import { pick } from "../runner";
+import { type ExperimentConfig } from "../records";
 import { POSITIVE_CONTROL_PAIRS, type PositiveControlOptions } from "../scenarios/positive-control";
 
 type MergeNetOptions = Partial<MergeNetConfig>;
@@ -27,13 +29,8 @@ export const POSITIVE_CONTROL_SEEDS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
 /** Transfer (and soft-copy) cycle, as the released configuration. */
 const CYCLE = 2;
 
-/** The faithful configuration (the released code's, one adapter layer); `extra` overrides. */
-export const FAITHFUL: MergeNetOptions = { cycle: CYCLE, rule: "hypernet", output: "interp", adapter: { layers: 1 } };
-
-function mergenet(name: string, pair: { source: string; target: string }, extra: MergeNetOptions = {}): MethodSpec {
-  const adapter = { ...FAITHFUL.adapter, ...(extra.adapter ?? {}) };
-  return { name, kind: "mergenet", mergenet: { ...FAITHFUL, ...extra, adapter, pairs: [pair] } };
-}
+/** The faithful configuration (the released code's, one adapter layer): the notebooks' one preset. */
+export const FAITHFUL: MergeNetOptions = MERGENET_PRESET;
 
 function softCopy(name: string, pair: { source: string; target: string }, strength: number): MethodSpec {
   return { name, kind: "sharing", sharing: { pairs: [pair], mode: "copy", cycle: CYCLE, strength } };

@@ -14,7 +14,7 @@
  * low-rank form of SPEC §2 needs. A factorized model is the zoo's model rebuilt layer by
  * layer with those layers swapped; every other layer keeps the zoo's seeded weights.
  */
-import { tf } from "../../backend";
+import { tf } from "../../backend/index";
 import { momentum } from "../../core/momentum";
 import { accuracyEvaluator, sparseCrossEntropy } from "../../core/losses";
 import { batchStream } from "../../data/batches";
@@ -102,7 +102,8 @@ export function imagePairOptionProblems(options: ImagePairOptions): string[] {
       for (const key of ["source", "target"] as const) {
         if (f[key] !== undefined && !(Array.isArray(f[key]) && f[key]!.every((name) => typeof name === "string"))) problems.push(`factorized.${key} must be a list of layer names, got ${describeValue(f[key])}`);
       }
-      if (f.alpha !== undefined && !(typeof f.alpha === "number" && f.alpha > 0)) problems.push(`factorized.alpha must be a number > 0, got ${describeValue(f.alpha)}`);
+      if (f.alpha !== undefined && !(typeof f.alpha === "number" && f.alpha > 0)) problems.push(`factorized.alpha ` +
+          `must be a number > 0, got ${describeValue(f.alpha)}`);
       if (o.target !== "mlp") problems.push("factorized: only the MLP target can be built factorized (the ViT is not a single chain of layers); use target 'mlp'");
     }
   }
@@ -128,7 +129,8 @@ export function withFactorizedDense(model: tf.LayersModel, layers: string[], ran
     if (layer.getClassName() !== "Dense") throw new Error(`factorized: layer '${name}' is a ${layer.getClassName()}, not a Dense layer`);
     const [fanIn, units] = layer.getWeights()[0].shape; // kernel [in, out]
     if (!Number.isInteger(rank) || rank < 1 || rank > Math.min(fanIn, units)) {
-      throw new Error(`factorized: rank ${rank} does not fit layer '${name}' (kernel [${fanIn}, ${units}]); use a whole number in [1, ${Math.min(fanIn, units)}]`);
+      throw new Error(`factorized: rank ${rank} does not fit layer '${name}' (kernel [${fanIn}, ${units}]); use a ` +
+          `whole number in [1, ${Math.min(fanIn, units)}]`);
     }
   }
   const input = tf.input({ shape: model.inputs[0].shape.slice(1) as number[], name: model.layers[0].name });
@@ -144,7 +146,8 @@ export function withFactorizedDense(model: tf.LayersModel, layers: string[], ran
       });
     } else {
       const registered = tf.serialization.SerializationMap.getMap().classNameMap[layer.getClassName()];
-      if (!registered) throw new Error(`factorized: layer '${layer.name}' of class ${layer.getClassName()} is not registered with tf.serialization, so it cannot be re-created`);
+      if (!registered) throw new Error(`factorized: layer '${layer.name}' of class ${layer.getClassName()} is not ` +
+          `registered with tf.serialization, so it cannot be re-created`);
       const [cls, fromConfig] = registered;
       made = fromConfig(cls, layer.getConfig()) as tf.layers.Layer;
       copies.push([layer, made]);

@@ -24,15 +24,16 @@
  * MNIST `mlp` 784-256-128-10 (fc1/fc2/classifier, bench-mnist's target) or `cnn`.
  * All sides: SGD momentum 0.9, weight decay 5e-4, cross-entropy.
  */
-import { tf } from "../../backend";
+import { tf } from "../../backend/index";
 import { momentum } from "../../core/momentum";
-import type { ModelSide } from "../../core/joint";
+import type { ModelSide } from "../../core/loop";
 import { accuracyEvaluator, sparseCrossEntropy } from "../../core/losses";
-import type { LayerPair } from "../../core/trainer";
+import type { LayerPair } from "../../core/mergenet";
 import { loadSpokenDigits, type SpokenDigitsData } from "../../data/audio";
 import { choiceProblem, describeValue, unknownKeyProblems } from "../../config-checks";
 import { checkDataset } from "../../data/check";
-import { batchStream, type Batch, type BatchStream, type BatchStreamOptions } from "../../data/batches";
+import type { Batch, BatchStream } from "../../core/batch-stream";
+import { batchStream, type BatchStreamOptions } from "../../data/batches";
 import { EMOJI_VENDORS, loadEmojiDataset, type EmojiVendor } from "../../data/emoji";
 import { loadImageDataset } from "../../data/images";
 import { cnn, mlp } from "../../models/zoo";
@@ -104,7 +105,8 @@ function makePairing(sourceX: tf.Tensor, targetX: tf.Tensor, seen: WeakMap<tf.Te
   const lookup = (batch: Batch, side?: SideName): Int32Array => {
     const entry = seen.get(batch.x);
     if (!entry) throw new Error("this batch did not come from this scenario's training streams (pass the batch object that data.next() returned, not a copy of its tensors)");
-    if (side && entry.side !== side) throw new Error(`this batch came from the ${entry.side}'s stream, not the ${side}'s; use ${entry.side === "source" ? "targetInputFor" : "sourceInputFor"}`);
+    if (side && entry.side !== side) throw new Error(`this batch came from the ${entry.side}'s stream, not the ` +
+        `${side}'s; use ${entry.side === "source" ? "targetInputFor" : "sourceInputFor"}`);
     return entry.rows;
   };
   const gatherRows = (x: tf.Tensor, rows: Int32Array) => tf.tidy(() => tf.gather(x, tf.tensor1d(rows, "int32")));

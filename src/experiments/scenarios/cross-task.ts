@@ -30,8 +30,8 @@
  * adapter's column tokens would be thousands wide and its projections millions of numbers.
  */
 import { choiceProblem, unknownKeyProblems } from "../../config-checks";
-import { tf } from "../../backend";
-import type { ModelSide } from "../../core/joint";
+import { tf } from "../../backend/index";
+import type { ModelSide } from "../../core/loop";
 import { accuracyEvaluator, sparseCrossEntropy, type LossFn } from "../../core/losses";
 import { batchStream } from "../../data/batches";
 import {
@@ -123,7 +123,12 @@ export const BROWN_POS_GENRE_DEFAULTS: Required<BrownPosGenreOptions> = {
 };
 
 /** Validates options against their defaults: unknown keys and bad values are errors that say what to use. */
-function resolveOptions<T extends object>(scenario: string, defaults: Required<T>, options: Partial<T>, choices: Partial<Record<keyof T, readonly unknown[]>>): Required<T> {
+function resolveOptions<T extends object>(
+  scenario: string,
+  defaults: Required<T>,
+  options: Partial<T>,
+  choices: Partial<Record<keyof T, readonly unknown[]>>,
+): Required<T> {
   const problems = optionProblemsOf(defaults, options, choices);
   if (problems.length) throw new Error(`invalid options for scenario '${scenario}':\n  - ${problems.join("\n  - ")}`);
   return { ...defaults, ...options } as Required<T>;
@@ -132,19 +137,21 @@ function resolveOptions<T extends object>(scenario: string, defaults: Required<T
 /** Every problem of the options at once (none: valid). */
 function optionProblemsOf<T extends object>(defaults: Required<T>, options: Partial<T>, choices: Partial<Record<keyof T, readonly unknown[]>>): string[] {
   const problems = unknownKeyProblems(options, Object.keys(defaults), "", "option");
-  const o = { ...defaults, ...options } as Required<T>;
+  const settings = { ...defaults, ...options } as Required<T>;
   for (const [key, allowed] of Object.entries(choices) as [keyof T, readonly unknown[]][]) {
-    const problem = choiceProblem(String(key), o[key], allowed);
+    const problem = choiceProblem(String(key), settings[key], allowed);
     if (problem) problems.push(problem);
   }
-  const c = o as unknown as Required<CommonOptions>;
-  if (typeof c.trainFraction !== "number" || !(c.trainFraction > 0 && c.trainFraction <= 1)) problems.push(`trainFraction must be a number in (0, 1], got ${c.trainFraction}`);
-  if (!Number.isInteger(c.batchSize) || c.batchSize < 1) problems.push(`batchSize must be a whole number >= 1, got ${c.batchSize}`);
-  for (const key of ["sourceLearningRate", "targetLearningRate"] as const) {
-    if (typeof c[key] !== "number" || !(c[key] > 0)) problems.push(`${key} must be a number > 0, got ${c[key]}`);
+  const common = settings as unknown as Required<CommonOptions>;
+  if (typeof common.trainFraction !== "number" || !(common.trainFraction > 0 && common.trainFraction <= 1)) {
+    problems.push(`trainFraction must be a number in (0, 1], got ${common.trainFraction}`);
   }
-  if (typeof c.weightDecay !== "number" || !(c.weightDecay >= 0)) problems.push(`weightDecay must be a number >= 0, got ${c.weightDecay}`);
-  if (!Number.isInteger(c.splitSeed)) problems.push(`splitSeed must be an integer, got ${c.splitSeed}`);
+  if (!Number.isInteger(common.batchSize) || common.batchSize < 1) problems.push(`batchSize must be a whole number >= 1, got ${common.batchSize}`);
+  for (const key of ["sourceLearningRate", "targetLearningRate"] as const) {
+    if (typeof common[key] !== "number" || !(common[key] > 0)) problems.push(`${key} must be a number > 0, got ${common[key]}`);
+  }
+  if (typeof common.weightDecay !== "number" || !(common.weightDecay >= 0)) problems.push(`weightDecay must be a number >= 0, got ${common.weightDecay}`);
+  if (!Number.isInteger(common.splitSeed)) problems.push(`splitSeed must be an integer, got ${common.splitSeed}`);
   return problems;
 }
 
@@ -163,7 +170,8 @@ function pairsBetween(source: PairEnds, target: PairEnds): SuggestedPair[] {
   return [
     {
       name: "entry->entry", source: source.entry, target: target.entry,
-      why: `the first learned map out of the word-embedding space on both sides (${source.label} and ${target.label}): the layers nearest to what the two tasks share, the words; small adapter`,
+      why: `the first learned map out of the word-embedding space on both sides (${source.label} and ` +
+          `${target.label}): the layers nearest to what the two tasks share, the words; small adapter`,
     },
     {
       name: "head->entry", source: source.head, target: target.entry,
@@ -171,27 +179,28 @@ function pairsBetween(source: PairEnds, target: PairEnds): SuggestedPair[] {
     },
     {
       name: "head->head", source: source.head, target: target.head,
-      why: `output layer to output layer, the smallest adapter; the classes differ between the tasks, so no row of one means a row of the other (a check that structure alone does not help)`,
+      why: `output layer to output layer, the smallest adapter; the classes differ between the tasks, so no row of ` +
+          `one means a row of the other (a check that structure alone does not help)`,
     },
   ];
 }
 
 /** Layer pairs worth trying on sentiment-site for these options (source -> target). */
 export function sentimentSitePairs(options: SentimentSiteOptions = {}): SuggestedPair[] {
-  const o = { ...SENTIMENT_SITE_DEFAULTS, ...options };
-  const [sourceTask, targetTask] = o.direction === "site->sentiment" ? ["site", "sentiment"] : ["sentiment", "site"];
+  const settings = { ...SENTIMENT_SITE_DEFAULTS, ...options };
+  const [sourceTask, targetTask] = settings.direction === "site->sentiment" ? ["site", "sentiment"] : ["sentiment", "site"];
   return pairsBetween(
-    { entry: ENTRY[o.sourceModel], head: "classifier/kernel", label: `the ${sourceTask} ${o.sourceModel}'s` },
-    { entry: ENTRY[o.targetModel], head: "classifier/kernel", label: `the ${targetTask} ${o.targetModel}'s` },
+    { entry: ENTRY[settings.sourceModel], head: "classifier/kernel", label: `the ${sourceTask} ${settings.sourceModel}'s` },
+    { entry: ENTRY[settings.targetModel], head: "classifier/kernel", label: `the ${targetTask} ${settings.targetModel}'s` },
   );
 }
 
 /** Layer pairs worth trying on brown-pos-genre for these options (source -> target). */
 export function brownPosGenrePairs(options: BrownPosGenreOptions = {}): SuggestedPair[] {
-  const o = { ...BROWN_POS_GENRE_DEFAULTS, ...options };
-  const tag: PairEnds = { entry: TAGGER_ENTRY[o.taggerEncoder], head: "tag_head/kernel", label: `the ${o.taggerEncoder} tagger's` };
-  const genre: PairEnds = { entry: ENTRY[o.genreModel], head: "classifier/kernel", label: `the genre ${o.genreModel}'s` };
-  return o.direction === "pos->genre" ? pairsBetween(tag, genre) : pairsBetween(genre, tag);
+  const settings = { ...BROWN_POS_GENRE_DEFAULTS, ...options };
+  const tag: PairEnds = { entry: TAGGER_ENTRY[settings.taggerEncoder], head: "tag_head/kernel", label: `the ${settings.taggerEncoder} tagger's` };
+  const genre: PairEnds = { entry: ENTRY[settings.genreModel], head: "classifier/kernel", label: `the genre ${settings.genreModel}'s` };
+  return settings.direction === "pos->genre" ? pairsBetween(tag, genre) : pairsBetween(genre, tag);
 }
 
 /** Suggested pairs for the default options of each scenario. */
@@ -206,13 +215,21 @@ interface SideData {
 }
 
 /** A model side: Adam, its loss, a seeded stream over its training tensors, test-set evaluation. */
-function makeSide(model: tf.LayersModel, data: SideData, loss: LossFn, evaluate: ModelSide["evaluate"], learningRate: number, o: Required<CommonOptions>, streamSeed: number): ModelSide {
+function makeSide(
+  model: tf.LayersModel,
+  data: SideData,
+  loss: LossFn,
+  evaluate: ModelSide["evaluate"],
+  learningRate: number,
+  settings: Required<CommonOptions>,
+  streamSeed: number,
+): ModelSide {
   return {
     model,
     optimizer: tf.train.adam(learningRate),
-    weightDecay: o.weightDecay,
+    weightDecay: settings.weightDecay,
     loss,
-    data: batchStream(data.x, data.y, { batchSize: o.batchSize, seed: streamSeed }),
+    data: batchStream(data.x, data.y, { batchSize: settings.batchSize, seed: streamSeed }),
     evaluate,
   };
 }
@@ -247,30 +264,34 @@ export const sentimentSiteScenario = registerScenario<SentimentSiteOptions>({
   optionProblems: (options) => optionProblemsOf(SENTIMENT_SITE_DEFAULTS, options, SENTIMENT_CHOICES),
   description: "UCI sentences: a model of one task (site, 3 classes / sentiment, 2 classes) lends knowledge to a model of the other",
   async build(seed, options): Promise<ScenarioInstance> {
-    const o = resolveOptions("sentiment-site", SENTIMENT_SITE_DEFAULTS, options, SENTIMENT_CHOICES);
-    if (!Number.isInteger(o.maxLen) || o.maxLen < 1) throw new Error(`invalid options for scenario 'sentiment-site': maxLen must be a whole number >= 1, got ${o.maxLen}`);
+    const settings = resolveOptions("sentiment-site", SENTIMENT_SITE_DEFAULTS, options, SENTIMENT_CHOICES);
+    if (!Number.isInteger(settings.maxLen) || settings.maxLen < 1) throw new Error(`invalid options for scenario 'sentiment-site': ` +
+        `maxLen must be a whole number >= 1, got ${settings.maxLen}`);
     const seeds = runSeeds(seed);
-    const data = loadSentimentDataset({ splitSeed: o.splitSeed, maxLen: o.maxLen });
-    const [sourceTask, targetTask]: SentimentTask[] = o.direction === "site->sentiment" ? ["site", "sentiment"] : ["sentiment", "site"];
+    const data = loadSentimentDataset({ splitSeed: settings.splitSeed, maxLen: settings.maxLen });
+    const [sourceTask, targetTask]: SentimentTask[] = settings.direction === "site->sentiment" ? ["site", "sentiment"] : ["sentiment", "site"];
     const classes = (task: SentimentTask) => (task === "site" ? SENTIMENT_SITES.length : SENTIMENT_CLASSES.length);
     const positions = data.train.indices.map((_, p) => p);
     const group = (p: number) => data.train.site[p] * SENTIMENT_CLASSES.length + data.train.sentiment[p]; // the split's six strata
-    const targetTrain = selectSentimentRows(data.train, stratifiedSubset(positions, group, o.trainFraction, seeds.subset));
+    const targetTrain = selectSentimentRows(data.train, stratifiedSubset(positions, group, settings.trainFraction, seeds.subset));
     const tensorsOf = (task: SentimentTask, train: typeof data.train): SideData => {
-      const { x, y } = sentimentTensors(train, task, o.maxLen);
-      const test = sentimentTensors(data.test, task, o.maxLen);
+      const { x, y } = sentimentTensors(train, task, settings.maxLen);
+      const test = sentimentTensors(data.test, task, settings.maxLen);
       return { x, y, testX: test.x, testY: test.y };
     };
     const sourceData = tensorsOf(sourceTask, data.train);
     const targetData = tensorsOf(targetTask, targetTrain);
     const vocab = data.vocab.tokens.length;
-    const sourceModel = textClassifier(o.sourceModel, { name: `${sourceTask}_${o.sourceModel}`, vocab, maxLen: o.maxLen, classes: classes(sourceTask), seed: seeds.sourceModel });
-    const targetModel = textClassifier(o.targetModel, { name: `${targetTask}_${o.targetModel}`, vocab, maxLen: o.maxLen, classes: classes(targetTask), seed: seeds.targetModel });
+    const { maxLen } = settings;
+    const classifier = (kind: typeof settings.sourceModel, task: SentimentTask, seed: number) =>
+      textClassifier(kind, { name: `${task}_${kind}`, vocab, maxLen, classes: classes(task), seed });
+    const sourceModel = classifier(settings.sourceModel, sourceTask, seeds.sourceModel);
+    const targetModel = classifier(settings.targetModel, targetTask, seeds.targetModel);
     const side = (model: tf.LayersModel, d: SideData, lr: number, streamSeed: number) =>
-      makeSide(model, d, sparseCrossEntropy, accuracyEvaluator(d.testX, d.testY), lr, o, streamSeed);
+      makeSide(model, d, sparseCrossEntropy, accuracyEvaluator(d.testX, d.testY), lr, settings, streamSeed);
     return instance(
-      side(sourceModel, sourceData, o.sourceLearningRate, seeds.sourceStream),
-      side(targetModel, targetData, o.targetLearningRate, seeds.targetStream),
+      side(sourceModel, sourceData, settings.sourceLearningRate, seeds.sourceStream),
+      side(targetModel, targetData, settings.targetLearningRate, seeds.targetStream),
       [sourceData, targetData].flatMap((d) => [d.x, d.y, d.testX, d.testY]),
     );
   },
@@ -281,22 +302,25 @@ export const brownPosGenreScenario = registerScenario<BrownPosGenreOptions>({
   optionProblems: (options) => optionProblemsOf(BROWN_POS_GENRE_DEFAULTS, options, BROWN_CHOICES),
   description: "Brown corpus: a part-of-speech tagger and a passage-genre classifier, one lending knowledge to the other",
   async build(seed, options): Promise<ScenarioInstance> {
-    const o = resolveOptions("brown-pos-genre", BROWN_POS_GENRE_DEFAULTS, options, BROWN_CHOICES);
+    const settings = resolveOptions("brown-pos-genre", BROWN_POS_GENRE_DEFAULTS, options, BROWN_CHOICES);
     const seeds = runSeeds(seed);
-    const posIsSource = o.direction === "pos->genre";
-    const shared = { splitSeed: o.splitSeed };
-    const tagging = loadBrownTagging({ ...shared, caps: o.taggingCaps });
-    const genre = loadBrownGenre({ ...shared, caps: o.genreCaps, genres: o.genres });
+    const posIsSource = settings.direction === "pos->genre";
+    const shared = { splitSeed: settings.splitSeed };
+    const tagging = loadBrownTagging({ ...shared, caps: settings.taggingCaps });
+    const genre = loadBrownGenre({ ...shared, caps: settings.genreCaps, genres: settings.genres });
     // Same split options -> one vocabulary for both tasks (src/data/brown.ts).
     const vocab = tagging.vocab.tokens.length;
 
     const taggingPositions = tagging.train.ids.map((_, p) => p);
     const taggingTrain = posIsSource
       ? tagging.train
-      : selectTaggingRows(tagging.train, seededSample(taggingPositions, Math.max(1, Math.round(taggingPositions.length * o.trainFraction)), seeds.subset));
+      : selectTaggingRows(
+          tagging.train,
+          seededSample(taggingPositions, Math.max(1, Math.round(taggingPositions.length * settings.trainFraction)), seeds.subset),
+        );
     const genrePositions = genre.train.ids.map((_, p) => p);
     const genreTrain = posIsSource
-      ? selectGenreRows(genre.train, stratifiedSubset(genrePositions, (p) => genre.train.genre[p], o.trainFraction, seeds.subset))
+      ? selectGenreRows(genre.train, stratifiedSubset(genrePositions, (p) => genre.train.genre[p], settings.trainFraction, seeds.subset))
       : genre.train;
 
     const tagTrain = taggingTensors(taggingTrain, tagging.maxLen);
@@ -307,12 +331,20 @@ export const brownPosGenreScenario = registerScenario<BrownPosGenreOptions>({
     const genreData: SideData = { x: genreTrainTensors.x, y: genreTrainTensors.y, testX: genreTest.x, testY: genreTest.y };
 
     const [tagSeed, genreSeed] = posIsSource ? [seeds.sourceModel, seeds.targetModel] : [seeds.targetModel, seeds.sourceModel];
-    const tagModel = tagger({ name: `pos_${o.taggerEncoder}`, vocab, maxLen: tagging.maxLen, tags: UNIVERSAL_TAGS.length, encoder: o.taggerEncoder, seed: tagSeed });
-    const genreModel = textClassifier(o.genreModel, { name: `genre_${o.genreModel}`, vocab, maxLen: genre.maxLen, classes: genre.genreNames.length, seed: genreSeed });
+    const encoder = settings.taggerEncoder;
+    const tagModel = tagger({ name: `pos_${encoder}`, vocab, maxLen: tagging.maxLen, tags: UNIVERSAL_TAGS.length, encoder, seed: tagSeed });
+    const genreModel = textClassifier(settings.genreModel, {
+      name: `genre_${settings.genreModel}`,
+      vocab,
+      maxLen: genre.maxLen,
+      classes: genre.genreNames.length,
+      seed: genreSeed,
+    });
     const [tagStream, genreStream] = posIsSource ? [seeds.sourceStream, seeds.targetStream] : [seeds.targetStream, seeds.sourceStream];
-    const [tagLr, genreLr] = posIsSource ? [o.sourceLearningRate, o.targetLearningRate] : [o.targetLearningRate, o.sourceLearningRate];
-    const tagSide = makeSide(tagModel, tagData, maskedTokenCrossEntropy, tokenAccuracyEvaluator(tagData.testX, tagData.testY), tagLr, o, tagStream);
-    const genreSide = makeSide(genreModel, genreData, sparseCrossEntropy, accuracyEvaluator(genreData.testX, genreData.testY), genreLr, o, genreStream);
+    const { sourceLearningRate, targetLearningRate } = settings;
+    const [tagLr, genreLr] = posIsSource ? [sourceLearningRate, targetLearningRate] : [targetLearningRate, sourceLearningRate];
+    const tagSide = makeSide(tagModel, tagData, maskedTokenCrossEntropy, tokenAccuracyEvaluator(tagData.testX, tagData.testY), tagLr, settings, tagStream);
+    const genreSide = makeSide(genreModel, genreData, sparseCrossEntropy, accuracyEvaluator(genreData.testX, genreData.testY), genreLr, settings, genreStream);
     const owned = [tagData, genreData].flatMap((d) => [d.x, d.y, d.testX, d.testY]);
     return posIsSource ? instance(tagSide, genreSide, owned) : instance(genreSide, tagSide, owned);
   },

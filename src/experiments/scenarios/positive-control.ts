@@ -16,7 +16,7 @@
  * methods of one seed do not pre-train it again (`clearPretrainedSources` empties the store).
  */
 import { choiceProblem, describeValue, isWholeAtLeast, unknownKeyProblems } from "../../config-checks";
-import { tf } from "../../backend";
+import { tf } from "../../backend/index";
 import { IndependentTrainer } from "../../baselines/independent";
 import { accuracyEvaluator, sparseCrossEntropy } from "../../core/losses";
 import { momentum } from "../../core/momentum";

@@ -15,17 +15,7 @@
  *                                                batch (exactly the gradient step 3 used).
  * With two-way transfer a second set of adapters writes into the source the same way.
  *
- * One forward pass per transfer (a speed choice, measured in scripts/bench.ts): the
- * cotangent C exists only after step 3, but tfjs records its gradient tape only inside one
- * tf.variableGrads call. So steps 1 to 3 of a transfer step run inside that call: W_gen is
- * computed once, on the tape, written, the receiving side steps, and the call returns
- * Σ ⟨W_gen, C⟩ with C built from tensors that do not depend on the adapter (W_gen read
- * back from the written variable, the weight after the step, or step 3's kept gradient),
- * so its gradient is exactly the vector-Jacobian product above, of the very function that
- * produced the written weight. This replaces a second forward pass (same dropout seed,
- * frozen spectral-norm vectors) that cost as much as the first. Only the receiving
- * side's step runs on the tape; a side that receives nothing steps first, outside it (the
- * two models' steps are independent, so the order between them changes no number).
+ * One forward pass per transfer, a speed choice: see transferAndUpdate.
  *
  * Choices the paper leaves open, made here: an epoch is one pass over the target's data
  * (the source's stream wraps on its own); dropout seeds are a pure function of (seed, t,
@@ -34,18 +24,19 @@
  * permuted-source control shuffles each source input's entries by one fixed permutation,
  * a pure function of (seed, pair, input), so it needs no checkpointing.
  */
-import { tf } from "../backend";
+import { tf } from "../backend/index";
 import { logger } from "../log";
 import { describeValue, isWholeAtLeast, unknownKeyProblems } from "../config-checks";
 import { ADAMW_DEFAULTS, AdamW, type AdamWConfig } from "./adamw";
 import { writeCosine } from "./diagnostics";
-import { ADAPTER_DEFAULTS, ParameterAdapter, type AdapterConfig, type AdapterTrace } from "./adapter";
-import { JointLoop, type ExtraState, type ModelSide, type SideState, type StepLosses, type TransferStats } from "./joint";
+import { ParameterAdapter, type AdapterTrace } from "./adapter/parameter-adapter";
+import { ADAPTER_DEFAULTS, type AdapterConfig } from "./adapter/config";
+import { JointLoop, type ExtraState, type ModelSide, type SideState, type StepLosses, type TransferStats } from "./loop";
 import { factorRefs, paramRef, readMatrix, toMatrix, writeMatrix, type ParamRef } from "./params";
 import { svdSplit } from "./lowrank";
-import { seededPermutation } from "./random";
+import { seededPermutation } from "../util/random";
 import { trainStep, variableOf, type StepResult } from "./step";
-import { WriteBack, writeBackWarning, type OutputMode } from "./writeback";
+import { OUTPUT_MODES, WriteBack, writeBackWarning, type OutputMode } from "./writeback";
 
 export type LowRankForm = "full" | "factorized" | "svd";
 export type UpdateRule = "hypernet" | "exact";
@@ -193,42 +184,60 @@ export function resolveMergeNetConfig(config: Partial<MergeNetConfig> & { pairs:
  * use); an experiment refuses it (methods.ts).
  */
 export function mergeNetConfigProblems(config: Partial<MergeNetConfig> & { pairs: LayerPair[] }): string[] {
-  const c: MergeNetConfig = { ...MERGENET_DEFAULTS, ...config };
+  const full: MergeNetConfig = { ...MERGENET_DEFAULTS, ...config };
   const problems: string[] = unknownKeyProblems(config, ["pairs", ...Object.keys(MERGENET_DEFAULTS)]);
-  if (!isWholeAtLeast(c.cycle, 1)) problems.push(`cycle must be a whole number >= 1 (transfer every cycle steps), got ${describeValue(c.cycle)}`);
-  if (!["hypernet", "exact"].includes(c.rule)) problems.push(`rule must be 'hypernet' or 'exact', got ${describeValue(c.rule)}`);
-  if (!["replace", "matched", "residual", "interp"].includes(c.output)) problems.push(`output must be one of replace, matched, residual, interp; got ${describeValue(c.output)}`);
-  if (!["one-way", "two-way"].includes(c.direction)) problems.push(`direction must be 'one-way' or 'two-way', got ${describeValue(c.direction)}`);
-  if (!["model", "random", "permuted"].includes(c.sourceInput)) problems.push(`sourceInput must be 'model', 'random' or 'permuted', got ${describeValue(c.sourceInput)}`);
-  if (c.freezeSource !== undefined && typeof c.freezeSource !== "boolean") problems.push(`freezeSource must be true or false, got ${describeValue(c.freezeSource)}`);
-  if (c.direction === "two-way" && c.freezeSource) problems.push("a frozen source cannot receive knowledge: use direction 'one-way' with freezeSource, or unfreeze the source");
-  if (c.transferEpochs !== undefined && !isWholeAtLeast(c.transferEpochs, 1)) {
-    problems.push(`transferEpochs must be a whole number >= 1 (or left out to transfer throughout), got ${describeValue(c.transferEpochs)}`);
-  }
-  if (!Number.isInteger(c.seed)) problems.push(`seed must be an integer, got ${describeValue(c.seed)}`);
-  const gated = c.output === "interp" || c.output === "residual";
-  if (c.gateInit !== undefined && (typeof c.gateInit !== "number" || !Number.isFinite(c.gateInit))) problems.push(`gateInit must be a finite number (interp: theta, e.g. -6; residual: g), got ${describeValue(c.gateInit)}`);
-  if (c.gateLearningRate !== undefined && !(typeof c.gateLearningRate === "number" && c.gateLearningRate > 0 && Number.isFinite(c.gateLearningRate))) problems.push(`gateLearningRate must be a number > 0, got ${describeValue(c.gateLearningRate)}`);
-  if (typeof c.freezeGate !== "boolean") problems.push(`freezeGate must be true or false, got ${describeValue(c.freezeGate)}`);
-  if (!gated && (c.gateInit !== undefined || c.gateLearningRate !== undefined || c.freezeGate)) problems.push(`gateInit, gateLearningRate and freezeGate apply to a gated write-back ('interp' or 'residual'); output '${c.output}' has no gate`);
-  if (c.freezeGate && c.gateLearningRate !== undefined) problems.push("freezeGate and gateLearningRate contradict each other: a frozen gate is not trained; drop one");
-  if (!isWholeAtLeast(c.updatesPerTransfer, 1)) problems.push(`updatesPerTransfer must be a whole number >= 1, got ${describeValue(c.updatesPerTransfer)}`);
+  const check = (ok: boolean, problem: () => string): void => {
+    if (!ok) problems.push(problem());
+  };
+  const got = describeValue;
+  check(isWholeAtLeast(full.cycle, 1), () => `cycle must be a whole number >= 1 (transfer every cycle steps), got ${got(full.cycle)}`);
+  check(["hypernet", "exact"].includes(full.rule), () => `rule must be 'hypernet' or 'exact', got ${got(full.rule)}`);
+  check(OUTPUT_MODES.includes(full.output), () => `output must be one of ${OUTPUT_MODES.join(", ")}; got ${got(full.output)}`);
+  check(["one-way", "two-way"].includes(full.direction), () => `direction must be 'one-way' or 'two-way', got ${got(full.direction)}`);
+  check(["model", "random", "permuted"].includes(full.sourceInput), () => `sourceInput must be 'model', 'random' or 'permuted', got ${got(full.sourceInput)}`);
+  check(full.freezeSource === undefined || typeof full.freezeSource === "boolean", () => `freezeSource must be true or false, got ${got(full.freezeSource)}`);
+  check(
+    !(full.direction === "two-way" && full.freezeSource),
+    () => "a frozen source cannot receive knowledge: use direction 'one-way' with freezeSource, or unfreeze the source",
+  );
+  check(
+    full.transferEpochs === undefined || isWholeAtLeast(full.transferEpochs, 1),
+    () => `transferEpochs must be a whole number >= 1 (or left out to transfer throughout), got ${got(full.transferEpochs)}`,
+  );
+  check(Number.isInteger(full.seed), () => `seed must be an integer, got ${got(full.seed)}`);
+  const gated = full.output === "interp" || full.output === "residual";
+  const { gateInit, gateLearningRate, freezeGate } = full;
+  check(
+    gateInit === undefined || (typeof gateInit === "number" && Number.isFinite(gateInit)),
+    () => `gateInit must be a finite number (interp: theta, e.g. -6; residual: g), got ${got(gateInit)}`,
+  );
+  check(
+    gateLearningRate === undefined || (typeof gateLearningRate === "number" && gateLearningRate > 0 && Number.isFinite(gateLearningRate)),
+    () => `gateLearningRate must be a number > 0, got ${got(gateLearningRate)}`,
+  );
+  check(typeof freezeGate === "boolean", () => `freezeGate must be true or false, got ${got(freezeGate)}`);
+  check(
+    gated || (gateInit === undefined && gateLearningRate === undefined && !freezeGate),
+    () => `gateInit, gateLearningRate and freezeGate apply to a gated write-back ('interp' or 'residual'); output '${full.output}' has no gate`,
+  );
+  check(!(freezeGate && gateLearningRate !== undefined), () => "freezeGate and gateLearningRate contradict each other: a frozen gate is not trained; drop one");
+  check(isWholeAtLeast(full.updatesPerTransfer, 1), () => `updatesPerTransfer must be a whole number >= 1, got ${got(full.updatesPerTransfer)}`);
   for (const [key, known] of [["adapter", ADAPTER_OPTION_KEYS], ["adapterOptimizer", Object.keys(ADAMW_DEFAULTS)]] as const) {
-    const value = c[key];
-    if (!value || typeof value !== "object" || Array.isArray(value)) problems.push(`${key} must be an object (use {} for the defaults), got ${describeValue(value)}`);
+    const value = full[key];
+    if (!value || typeof value !== "object" || Array.isArray(value)) problems.push(`${key} must be an object (use {} for the defaults), got ${got(value)}`);
     else problems.push(...unknownKeyProblems(value, known, `${key}: `));
   }
-  if (!Array.isArray(c.pairs)) problems.push(`pairs must be a list of {source, target} layer pairs, got ${describeValue(c.pairs)}`);
+  if (!Array.isArray(full.pairs)) problems.push(`pairs must be a list of {source, target} layer pairs, got ${got(full.pairs)}`);
   else {
-    c.pairs.forEach((p, i) => {
-      if (!p || typeof p !== "object" || typeof p.source !== "string" || typeof p.target !== "string") {
-        problems.push(`pairs[${i}] must be an object with source and target weight names ('layer/weight'), got ${describeValue(p)}`);
+    full.pairs.forEach((pair, i) => {
+      if (!pair || typeof pair !== "object" || typeof pair.source !== "string" || typeof pair.target !== "string") {
+        problems.push(`pairs[${i}] must be an object with source and target weight names ('layer/weight'), got ${got(pair)}`);
         return;
       }
-      problems.push(...unknownKeyProblems(p, PAIR_KEYS, `pairs[${i}]: `));
-      const form = p.form ?? "full";
-      if (!["full", "factorized", "svd"].includes(form)) problems.push(`pairs[${i}].form must be full, factorized or svd; got ${describeValue(form)}`);
-      if (form === "svd" && !isWholeAtLeast(p.rank, 1)) problems.push(`pairs[${i}] uses form 'svd' and needs a whole-number rank >= 1, got ${describeValue(p.rank)}`);
+      problems.push(...unknownKeyProblems(pair, PAIR_KEYS, `pairs[${i}]: `));
+      const form = pair.form ?? "full";
+      check(["full", "factorized", "svd"].includes(form), () => `pairs[${i}].form must be full, factorized or svd; got ${got(form)}`);
+      check(form !== "svd" || isWholeAtLeast(pair.rank, 1), () => `pairs[${i}] uses form 'svd' and needs a whole-number rank >= 1, got ${got(pair.rank)}`);
     });
   }
   return problems;
@@ -328,7 +337,8 @@ export class MergeNetTrainer extends JointLoop {
     // A separate gate learning rate is a per-variable multiple of the adapter's (so halving it after a divergence halves both).
     const adapterRate = { ...ADAMW_DEFAULTS, ...this.config.adapterOptimizer }.learningRate;
     const gateScale = this.config.gateLearningRate === undefined ? 1 : this.config.gateLearningRate / adapterRate;
-    const optimizer = new AdamW(variables, this.config.adapterOptimizer, { rateScales: [...adapterVariables.map(() => 1), ...gateVariables.map(() => gateScale)] });
+    const rateScales = [...adapterVariables.map(() => 1), ...gateVariables.map(() => gateScale)];
+    const optimizer = new AdamW(variables, this.config.adapterOptimizer, { rateScales });
     return { pairIndex, direction, from, to, form, rank, sourceRefs, targetRefs, adapters, writebacks, variables, optimizer };
   }
 
@@ -391,9 +401,21 @@ export class MergeNetTrainer extends JointLoop {
   }
 
   /**
-   * Steps 1 to 4 for every link of a transfer step, in one tf.variableGrads call (see the
-   * file's doc comment): forward and write, `stepReceivers` (the receiving sides' steps),
-   * cotangents, then the vector-Jacobian product and one AdamW step per link.
+   * Steps 1 to 4 for every link of a transfer step, in one tf.variableGrads call: forward and
+   * write, `stepReceivers` (the receiving sides' steps), cotangents, then the vector-Jacobian
+   * product and one AdamW step per link.
+   *
+   * One forward pass per transfer (a speed choice, measured in scripts/bench.ts): the
+   * cotangent C exists only after step 3, but tfjs records its gradient tape only inside one
+   * tf.variableGrads call. So steps 1 to 3 of a transfer step run inside that call: W_gen is
+   * computed once, on the tape, written, the receiving side steps, and the call returns
+   * Σ ⟨W_gen, C⟩ with C built from tensors that do not depend on the adapter (W_gen read
+   * back from the written variable, the weight after the step, or step 3's kept gradient),
+   * so its gradient is exactly the file header's vector-Jacobian product, of the very function that
+   * produced the written weight. This replaces a second forward pass (same dropout seed,
+   * frozen spectral-norm vectors) that cost as much as the first. Only the receiving
+   * side's step runs on the tape; a side that receives nothing steps first, outside it (the
+   * two models' steps are independent, so the order between them changes no number).
    */
   private transferAndUpdate(inputs: TransferInput[], stepReceivers: (pending: PendingTransfer[]) => void, results: Map<SideState, StepResult>): void {
     // Wall time of the adapter's two phases, added once per transfer step when profiling.
@@ -489,7 +511,8 @@ export class MergeNetTrainer extends JointLoop {
       }
       if (this.config.sourceInput === "model") return parts;
       if (this.config.sourceInput === "permuted") {
-        link.permutations ??= parts.map((p, k) => tf.keep(tf.tensor1d(seededPermutation(p.size, this.config.seed * 104729 + link.pairIndex * 7919 + k + 1), "int32")));
+        const permutationSeed = (k: number): number => this.config.seed * 104729 + link.pairIndex * 7919 + k + 1;
+        link.permutations ??= parts.map((p, k) => tf.keep(tf.tensor1d(seededPermutation(p.size, permutationSeed(k)), "int32")));
         return parts.map((p, k) => tf.reshape(tf.gather(tf.reshape(p, [-1]), link.permutations![k]), p.shape) as tf.Tensor2D);
       }
       if (!link.randomSources) {
@@ -635,7 +658,8 @@ export class MergeNetTrainer extends JointLoop {
   }
 
   protected override restoreExtraState(tensors: Map<string, tf.Tensor>, rawMeta: unknown): void {
-    const meta = rawMeta as { config: MergeNetConfig; links: { shapes: number[][]; states: number[]; adamw: { step: number; learningRate: number }; randomSources: number }[] };
+    type SavedLink = { shapes: number[][]; states: number[]; adamw: { step: number; learningRate: number }; randomSources: number };
+    const meta = rawMeta as { config: MergeNetConfig; links: SavedLink[] };
     const saved = JSON.stringify(meta.config);
     const current = JSON.stringify(this.config);
     if (saved !== current) throw new Error(`the checkpoint was made with a different MergeNet configuration:

@@ -1,4 +1,7 @@
-/** Small seeded random number generators: every random choice in the project comes from a seed. */
+/**
+ * Small seeded random number generators and a string hash: every random choice in the project comes
+ * from a seed. Below core/, data/ and models/: it imports nothing.
+ */
 
 /** mulberry32: a fast 32-bit generator; returns floats in [0, 1). */
 export function mulberry32(seed: number): () => number {
@@ -29,4 +32,11 @@ export function seededPermutation(n: number, seed: number): Int32Array {
 /** A new integer seed from a generator (for seeding tf ops such as dropout). */
 export function nextSeed(rand: () => number): number {
   return Math.floor(rand() * 2 ** 31);
+}
+
+/** FNV-1a: a 32-bit hash of a string's UTF-16 code units (unsigned), for seeds derived from names. */
+export function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return hash;
 }

@@ -89,7 +89,7 @@ function wasmBackend(backend: unknown, kernel: string): WasmHeapBackend {
   const b = backend as Partial<WasmHeapBackend> | null;
   if (!b || typeof b.makeOutput !== "function" || typeof b.typedArrayFromHeap !== "function" || typeof b.disposeData !== "function") {
     throw new Error(
-      `${kernel} (src/wasm-gradients.ts) ran on a backend without the wasm heap API (makeOutput, typedArrayFromHeap, disposeData): ` +
+      `${kernel} (src/backend/wasm-gradients.ts) ran on a backend without the wasm heap API (makeOutput, typedArrayFromHeap, disposeData): ` +
         "these kernels are for @tensorflow/tfjs-backend-wasm 4.x only; check the installed version.",
     );
   }

@@ -4,8 +4,8 @@
  * few dozen steps, and an epoch record with both models' metrics. MergeNet and the
  * baselines differ only in what one global step does (`stepOnce`).
  */
-import { tf } from "../backend";
-import type { BatchStream } from "../data/batches";
+import { tf } from "../backend/index";
+import type { BatchStream } from "./batch-stream";
 import { readCheckpoint, writeCheckpoint } from "./checkpoint";
 import { labelsOf, type LossFn } from "./losses";
 
@@ -246,7 +246,8 @@ export abstract class JointLoop {
       const saved = meta.weights[label];
       const current = side.spec.model.weights.map((w) => ({ name: w.originalName, shape: w.shape.map(Number) }));
       if (!saved || JSON.stringify(saved) !== JSON.stringify(current)) {
-        throw new Error(`${where} holds a different ${label} model (its weights: ${(saved ?? []).map((w) => `${w.name} [${w.shape}]`).join(", ")}); build the same model to resume`);
+        const weights = (saved ?? []).map((w) => `${w.name} [${w.shape}]`).join(", ");
+        throw new Error(`${where} holds a different ${label} model (its weights: ${weights}); build the same model to resume`);
       }
     }
     this.restoreExtraState(tensors, meta.extra);
@@ -303,7 +304,11 @@ export abstract class JointLoop {
     const last = this.pendingLosses[this.pendingLosses.length - 1];
     if (!last) return [];
     const written = this.pendingTransfers.filter((t) => t.record.step === this.step - 1).map((t) => t.change);
-    const parts: [string, tf.Scalar][] = [["target", last.target], ...(last.source ? [["source", last.source] as [string, tf.Scalar]] : []), ...written.map((w) => ["a transferred weight", w] as [string, tf.Scalar])];
+    const parts: [string, tf.Scalar][] = [
+      ["target", last.target],
+      ...(last.source ? [["source", last.source] as [string, tf.Scalar]] : []),
+      ...written.map((w) => ["a transferred weight", w] as [string, tf.Scalar]),
+    ];
     const finite = tf.tidy(() => tf.isFinite(tf.stack(parts.map(([, scalar]) => scalar))).dataSync());
     return [...new Set(parts.filter((_, i) => !finite[i]).map(([name]) => name))];
   }
@@ -328,12 +333,16 @@ export abstract class JointLoop {
       if (good) await this.applyState(good.tensors, good.meta, "the last good state", false); // leave no NaN weights behind
       const why = badStep === 0 ? "on the first step" : "in a model that no adapter writes into";
       const back = good ? ` The models are back at their state of step ${good.step}.` : "";
-      throw new Error(`${what} became NaN or infinite at step ${badStep}, ${why}: check the data (inputs must be finite, labels whole numbers within the model's outputs), then that side's learning rate.${back}`);
+      throw new Error(
+        `${what} became NaN or infinite at step ${badStep}, ${why}: ` +
+          `check the data (inputs must be finite, labels whole numbers within the model's outputs), then that side's learning rate.${back}`,
+      );
     }
     if (!good || this.history.divergences.length >= this.maxDivergences) {
       const restored = good ? `the last good state is from step ${good.step}` : "no good state was recorded";
       throw new Error(
-        `training diverged (${what} became NaN or infinite) at step ${badStep}, after ${this.history.divergences.length} recoveries (limit ${this.maxDivergences}); ${restored}. ` +
+        `training diverged (${what} became NaN or infinite) at step ${badStep}, ` +
+          `after ${this.history.divergences.length} recoveries (limit ${this.maxDivergences}); ${restored}. ` +
           "Lower the learning rates, the adapter's first, or use the interp write-back; saveCheckpoint keeps a state to come back to.",
       );
     }
@@ -421,7 +430,9 @@ export abstract class JointLoop {
     const changes = read(this.pendingTransfers.map((t) => t.change));
     const norms = read(this.pendingTransfers.map((t) => t.gradNorm));
     const cosines = read(this.pendingTransfers.map((t) => t.towardSource));
-    this.pendingTransfers.forEach((t, i) => this.history.transfers.push({ ...t.record, relativeChange: changes[i], gradNorm: norms[i], towardSource: cosines[i] }));
+    this.pendingTransfers.forEach((t, i) =>
+      this.history.transfers.push({ ...t.record, relativeChange: changes[i], gradNorm: norms[i], towardSource: cosines[i] }),
+    );
     tf.dispose(this.pendingLosses.flatMap((l) => [l.source, l.target]).filter((x): x is tf.Scalar => x !== undefined));
     tf.dispose(this.pendingTransfers.flatMap((t) => [t.change, t.gradNorm, t.towardSource]).filter((x): x is tf.Scalar => x !== undefined));
     this.pendingLosses = [];
@@ -512,7 +523,8 @@ export abstract class JointLoop {
 export function checkSideData(label: string, side: ModelSide): void {
   const model = side.model;
   if (model.inputs.length !== 1 || model.outputs.length !== 1) return; // nothing here has several; skip rather than guess
-  side.data.check?.({ name: `the ${label}'s training data`, inputShape: model.inputs[0].shape, outputShape: model.outputs[0].shape, labels: labelsOf(side.loss) });
+  const expect = { name: `the ${label}'s training data`, inputShape: model.inputs[0].shape, outputShape: model.outputs[0].shape, labels: labelsOf(side.loss) };
+  side.data.check?.(expect);
 }
 
 /** One turn of the event loop: signal handlers, timers and pending output run. */

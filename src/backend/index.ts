@@ -1,12 +1,12 @@
 /**
- * The one module that owns TensorFlow.js: every other file imports `tf` from here (its
- * helper src/wasm-gradients.ts, part of this layer, is the only other importer of tfjs).
+ * The one module that owns TensorFlow.js: every other file imports `tf` from here (the other
+ * files of this folder, wasm-gradients.ts and native-kernels.ts, are the only other importers of tfjs).
  *
  * Backend order (first that works wins; `MERGENET_BACKEND` forces one):
  *   tensorflow-gpu  @tensorflow/tfjs-node-gpu installed and a CUDA device visible
  *   tensorflow      @tensorflow/tfjs-node's native binding (set up by `npm ci`)
  *   wasm            @tensorflow/tfjs-backend-wasm, with the convolution gradients it lacks
- *                   registered by this project (src/wasm-gradients.ts)
+ *                   registered by this project (wasm-gradients.ts)
  *   cpu             tfjs's pure-JS reference backend (slow; tests compare against it)
  *
  * Using a GPU is one setting: `npm install @tensorflow/tfjs-node-gpu` on a CUDA machine
@@ -15,7 +15,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as tf from "@tensorflow/tfjs";
-import { logger } from "./log";
+import { logger } from "../log";
 import { registerWasmGradients } from "./wasm-gradients";
 
 export { tf };
