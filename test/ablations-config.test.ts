@@ -108,7 +108,7 @@ describe("ablation configs in each mode", () => {
       expect(cfg.cycleLrGrid().methods.length).toBe(1 + 2 * 4);
       allExperiments().forEach((e) => {
         expect(e.seeds).toEqual([0]);
-        expect(e.epochs).toBe(2);
+        expect(e.epochs).toBe(1);
       });
     });
   });

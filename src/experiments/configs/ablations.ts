@@ -19,7 +19,7 @@
  *   built with W = B·A layers, so target alone is re-trained at each rank.
  * - `sourceCapacity()`: one experiment per source size ("04-source-<size>").
  *
- * Quick mode (`MERGENET_QUICK=1`) trains one seed for two epochs on a trimmed set of variants
+ * Quick mode (`MERGENET_QUICK=1`) trains one seed for one epoch on a trimmed set of variants
  * (grid 2×2, two ranks, four layer pairs, ...): it checks the pipeline, its numbers are not results.
  */
 import type { AdapterBlocks } from "../../core/adapter/config";
@@ -59,7 +59,7 @@ export const KD = "logit KD (pre-trained source)";
 export const FALLBACK_DELTA = { delta: 0.005, reason: "half an accuracy point (distillation gains nothing here to scale it by)" };
 
 export const seeds = (): number[] => pick([0], [0, 1, 2]);
-export const epochs = (): number => pick(2, 6);
+export const epochs = (): number => pick(1, 6);
 
 export function scenarioOptions(extra: ImagePairOptions = {}): ImagePairOptions {
   return { dataset: "mnist", target: "mlp", sourceTrain: 10000, targetTrain: 1000, testImages: pick(1000, 2000), ...extra };
@@ -78,7 +78,7 @@ function withControl(name: string, extra: Partial<MergeNetConfig> = {}, more: { 
 export const gridCycles = (): number[] => pick([1, 4], [1, 2, 4, 8, 16]);
 export const gridLearningRates = (): number[] => pick([1e-2, 1e-3], [1e-1, 1e-2, 1e-3, 1e-4]);
 /** The grid's epochs: fewer than the other questions' in default mode, to fit 20 cells × 3 seeds in the budget. */
-export const gridEpochs = (): number => pick(2, 4);
+export const gridEpochs = (): number => pick(1, 4);
 export const gridMethod = (cycle: number, learningRate: number): string => `cycle ${cycle}, lr ${learningRate.toExponential(0)}`;
 
 export const gridControl = (cycle: number, learningRate: number): string => controlOf(gridMethod(cycle, learningRate));

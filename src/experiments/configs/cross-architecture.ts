@@ -35,7 +35,7 @@ export function cnnToMlp(): ExperimentConfig {
     mergenet("control: classifier pair (pre-trained source), random source", pairs.classifier, { sourceInput: "random" }, { pretrainSourceEpochs: PRETRAIN_EPOCHS }),
   ];
   const options: ImagePairOptions = { dataset: "mnist", target: "mlp", sourceTrain: 10000, targetTrain: 1000, testImages: testImages() };
-  return { name: "01-cnn-to-mlp", scenario: "image-cnn-to-x", scenarioOptions: { ...options }, methods, epochs: pick(2, 20), seeds: pick([0], [0, 1, 2]) };
+  return { name: "01-cnn-to-mlp", scenario: "image-cnn-to-x", scenarioOptions: { ...options }, methods, epochs: pick(1, 20), seeds: pick([0], [0, 1, 2]) };
 }
 
 /**
@@ -79,5 +79,5 @@ export function cnnToVit(): ExperimentConfig {
     mergenet("control: classifier pair, random source", pairs.classifier, { sourceInput: "random" }),
   ];
   const options: ImagePairOptions = { dataset: "mnist", target: "vit", sourceTrain: 10000, targetTrain: 1000, testImages: testImages() };
-  return { name: "01-cnn-to-vit", scenario: "image-cnn-to-x", scenarioOptions: { ...options }, methods, epochs: pick(2, 10), seeds: pick([0], [0, 1, 2]) };
+  return { name: "01-cnn-to-vit", scenario: "image-cnn-to-x", scenarioOptions: { ...options }, methods, epochs: pick(1, 10), seeds: pick([0], [0, 1, 2]) };
 }

@@ -10,7 +10,7 @@
  * - search: candidates beyond the paper (each an option that is off by default), each beside
  *   its own random-source control, which differs from it only in what the adapter reads.
  *
- * Quick mode keeps every method but trains one seed for two epochs: it checks the pipeline,
+ * Quick mode keeps every method but trains one seed for one epoch: it checks the pipeline,
  * its numbers are not results.
  */
 import type { MergeNetConfig } from "../../core/mergenet";
@@ -38,7 +38,7 @@ function softCopy(name: string, pair: { source: string; target: string }, streng
 
 function experiment(name: string, sourceUnits: PositiveControlOptions["sourceUnits"], methods: MethodSpec[], seeds = POSITIVE_CONTROL_SEEDS): ExperimentConfig {
   const options: PositiveControlOptions = { sourceUnits, testImages: pick(2000, 10000) };
-  return { name, scenario: "positive-control", scenarioOptions: { ...options }, methods, epochs: pick(2, POSITIVE_CONTROL_EPOCHS), seeds: pick([0], seeds) };
+  return { name, scenario: "positive-control", scenarioOptions: { ...options }, methods, epochs: pick(1, POSITIVE_CONTROL_EPOCHS), seeds: pick([0], seeds) };
 }
 
 /** How much knowledge the weight carries: soft copies from the aligned source, and distillation. */
