@@ -1,7 +1,7 @@
 // Experiment progress lines: stderr in a terminal or CI log, stdout (and no per-cached-run lines)
 // in the notebook kernel, where Jupyter would show stderr as pink warning blocks.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { Progress } from "../src/experiments/progress";
+import { Progress, duration } from "../src/experiments/progress";
 
 const record = { epoch: 0, targetLoss: 0.5, target: {}, source: {} } as never;
 
@@ -44,5 +44,16 @@ describe("progress lines", () => {
     vi.restoreAllMocks();
     expect(err).toEqual([]);
     expect(out.join("")).toMatch(/^\[exp\] 3\/3 b seed 0: accuracy 0\.9 \(\d+s, ETA 0s\)\n\[exp\] 3 runs \(1 trained, 2 cached, which took 2m05s to train when they ran\) in \d+s\n$/);
+  });
+});
+
+describe("duration", () => {
+  it("rounds before splitting into minutes and seconds (59.6 s is 1m00s, not 0m60s)", () => {
+    expect(duration(59.6)).toBe("1m00s");
+    expect(duration(659.7)).toBe("11m00s");
+    expect(duration(4379.9)).toBe("73m00s");
+    expect(duration(125)).toBe("2m05s");
+    expect(duration(44.4)).toBe("44s");
+    expect(duration(Number.NaN)).toBe("?");
   });
 });

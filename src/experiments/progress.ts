@@ -14,10 +14,12 @@
  */
 import type { EpochRecord } from "../core/loop";
 
-function duration(seconds: number): string {
+/** "45s", "2m05s": whole seconds, rounded before the split so 59.6 s reads "1m00s", never "0m60s". */
+export function duration(seconds: number): string {
   if (!Number.isFinite(seconds)) return "?";
-  const m = Math.floor(seconds / 60);
-  const s = Math.round(seconds % 60);
+  const whole = Math.round(seconds);
+  const m = Math.floor(whole / 60);
+  const s = whole % 60;
   return m > 0 ? `${m}m${String(s).padStart(2, "0")}s` : `${s}s`;
 }
 

@@ -41,7 +41,7 @@ export const PERMUTED = "control: permuted source";
 export const REFERENCE_PAIR: LayerPair = { ...IMAGE_PAIRS.mlp.released };
 /** The target weight whose trajectory and spectra are recorded (the reference pair's target). */
 export const PAIRED_WEIGHT = REFERENCE_PAIR.target;
-/** Source pre-training epochs (over its 10,000 images) for the frozen-source variant: 3 as in notebook 01; 1 in quick mode. */
+/** Source pre-training epochs (over its 10,000 images) for the frozen-source variant: 3 as in notebook 01; in quick mode 1 over 3,000. */
 export const pretrainEpochs = (): number => pick(1, 3);
 
 const SCENARIO = "image-cnn-to-x";
@@ -62,7 +62,7 @@ export const seeds = (): number[] => pick([0], [0, 1, 2]);
 export const epochs = (): number => pick(1, 6);
 
 export function scenarioOptions(extra: ImagePairOptions = {}): ImagePairOptions {
-  return { dataset: "mnist", target: "mlp", sourceTrain: 10000, targetTrain: 1000, testImages: pick(1000, 2000), ...extra };
+  return { dataset: "mnist", target: "mlp", sourceTrain: pick(3000, 10000), targetTrain: 1000, testImages: pick(1000, 2000), ...extra };
 }
 
 

@@ -11,7 +11,11 @@ import { MAIN_SEEDS, narrowed } from "../verdicts";
 import { IMAGE_PAIRS, type ImagePairOptions } from "../scenarios/cross-architecture";
 
 
-const PRETRAIN_EPOCHS = 3;
+/** Source pre-training epochs for the "(pre-trained source)" variants: 3, or 1 in quick mode. */
+const pretrainEpochs = (): number => pick(1, 3);
+
+/** The source's training images: 10,000, or 3,000 in quick mode (its pre-training is most of a quick run's time). */
+const sourceImages = (): number => pick(3000, 10000);
 
 /** CNN → MLP: every method of the issue, both kinds of layer pair, and their random-source controls. */
 export function cnnToMlp(): ExperimentConfig {
@@ -22,7 +26,7 @@ export function cnnToMlp(): ExperimentConfig {
     { name: "naive sharing (copy)", kind: "sharing", sharing: { pairs: [pairs.released], mode: "copy", cycle: 2 } },
     { name: "naive sharing (average)", kind: "sharing", sharing: { pairs: [pairs.released], mode: "average", cycle: 2 } },
     { name: "logit KD", kind: "kd" },
-    { name: "logit KD (pre-trained source)", kind: "kd", pretrainSourceEpochs: PRETRAIN_EPOCHS },
+    { name: "logit KD (pre-trained source)", kind: "kd", pretrainSourceEpochs: pretrainEpochs() },
     { name: "mutual learning", kind: "dml" },
     mergenet("MergeNet hypernet", pairs.released),
     mergenet("MergeNet exact", pairs.released, { rule: "exact" }),
@@ -30,11 +34,11 @@ export function cnnToMlp(): ExperimentConfig {
     mergenet("control: exact, random source", pairs.released, { rule: "exact", sourceInput: "random" }),
     mergenet("MergeNet classifier pair", pairs.classifier),
     mergenet("control: classifier pair, random source", pairs.classifier, { sourceInput: "random" }),
-    mergenet("MergeNet classifier pair (pre-trained source)", pairs.classifier, {}, { pretrainSourceEpochs: PRETRAIN_EPOCHS }),
+    mergenet("MergeNet classifier pair (pre-trained source)", pairs.classifier, {}, { pretrainSourceEpochs: pretrainEpochs() }),
     // The matched control of the frozen-source variant: its random matrix takes the pre-trained weight's std.
-    mergenet("control: classifier pair (pre-trained source), random source", pairs.classifier, { sourceInput: "random" }, { pretrainSourceEpochs: PRETRAIN_EPOCHS }),
+    mergenet("control: classifier pair (pre-trained source), random source", pairs.classifier, { sourceInput: "random" }, { pretrainSourceEpochs: pretrainEpochs() }),
   ];
-  const options: ImagePairOptions = { dataset: "mnist", target: "mlp", sourceTrain: 10000, targetTrain: 1000, testImages: testImages() };
+  const options: ImagePairOptions = { dataset: "mnist", target: "mlp", sourceTrain: sourceImages(), targetTrain: 1000, testImages: testImages() };
   return { name: "01-cnn-to-mlp", scenario: "image-cnn-to-x", scenarioOptions: { ...options }, methods, epochs: pick(1, 20), seeds: pick([0], [0, 1, 2]) };
 }
 
@@ -61,7 +65,7 @@ export function cnnToVitMain(): ExperimentConfig {
 }
 
 /** Test images of both experiments (one item = 1/this of accuracy). */
-export const testImages = (): number => pick(2000, 5000);
+export const testImages = (): number => pick(1000, 5000);
 
 /** δ's fallback, should distillation gain nothing here. */
 export const FALLBACK_DELTA = { delta: 0.005, reason: "half an accuracy point (distillation gains nothing here to scale it by)" };
@@ -72,12 +76,12 @@ export function cnnToVit(): ExperimentConfig {
   const methods: MethodSpec[] = [
     { name: "target alone", kind: "target-alone" },
     { name: "naive sharing (copy)", kind: "sharing", sharing: { pairs: [pairs.released], mode: "copy", cycle: 2 } },
-    { name: "logit KD (pre-trained source)", kind: "kd", pretrainSourceEpochs: PRETRAIN_EPOCHS },
+    { name: "logit KD (pre-trained source)", kind: "kd", pretrainSourceEpochs: pretrainEpochs() },
     mergenet("MergeNet hypernet", pairs.released),
     mergenet("control: random source", pairs.released, { sourceInput: "random" }),
     mergenet("MergeNet classifier pair", pairs.classifier),
     mergenet("control: classifier pair, random source", pairs.classifier, { sourceInput: "random" }),
   ];
-  const options: ImagePairOptions = { dataset: "mnist", target: "vit", sourceTrain: 10000, targetTrain: 1000, testImages: testImages() };
+  const options: ImagePairOptions = { dataset: "mnist", target: "vit", sourceTrain: sourceImages(), targetTrain: 1000, testImages: testImages() };
   return { name: "01-cnn-to-vit", scenario: "image-cnn-to-x", scenarioOptions: { ...options }, methods, epochs: pick(1, 10), seeds: pick([0], [0, 1, 2]) };
 }

@@ -121,25 +121,25 @@ function experiment(name: string, scenario: string, options: object, methods: Me
 /** Emoji: the text model (label + keywords) lends to the picture CNN (trained on Google's drawings, tested on Twitter's). */
 export function emojiTextToImage(): ExperimentConfig {
   const options: EmojiImageTextOptions = { direction: "text->image" };
-  return experiment("03-emoji-text-to-image", "emoji-image-text", options, methodsFor(EMOJI_PAIRS["text->image"], pick(1, 5)), pick(2, 12));
+  return experiment("03-emoji-text-to-image", "emoji-image-text", options, methodsFor(EMOJI_PAIRS["text->image"], pick(1, 5)), pick(1, 12));
 }
 
 /** Emoji: the picture CNN lends to the text model. */
 export function emojiImageToText(): ExperimentConfig {
   const options: EmojiImageTextOptions = { direction: "image->text" };
-  return experiment("03-emoji-image-to-text", "emoji-image-text", options, methodsFor(EMOJI_PAIRS["image->text"], pick(1, 10)), pick(2, 8));
+  return experiment("03-emoji-image-to-text", "emoji-image-text", options, methodsFor(EMOJI_PAIRS["image->text"], pick(1, 10)), pick(1, 8));
 }
 
 /** Digits: the MNIST MLP lends to the spoken-digit CNN, which hears only 5 training speakers. */
 export function digitsImageToAudio(): ExperimentConfig {
   const options: DigitsImageAudioOptions = { direction: "image->audio", audioTrainSpeakers: 5, audioLearningRate: 0.02, testImages: 2000 };
-  return experiment("03-digits-image-to-audio", "digits-image-audio", options, methodsFor(digitsPairsFor(options), pick(1, 2)), pick(6, 50));
+  return experiment("03-digits-image-to-audio", "digits-image-audio", options, methodsFor(digitsPairsFor(options), pick(1, 2)), pick(3, 50));
 }
 
 /** Digits: the spoken-digit CNN (60 training speakers) lends to an MNIST MLP trained on 1,000 images. */
 export function digitsAudioToImage(): ExperimentConfig {
   const options: DigitsImageAudioOptions = { direction: "audio->image", imageTrain: 1000, audioLearningRate: 0.02, testImages: 2000 };
-  return experiment("03-digits-audio-to-image", "digits-image-audio", options, methodsFor(digitsPairsFor(options), pick(2, 15)), pick(2, 15));
+  return experiment("03-digits-audio-to-image", "digits-image-audio", options, methodsFor(digitsPairsFor(options), pick(1, 15)), pick(1, 15));
 }
 
 /** All four, in the notebook's order, with the labels its figures use. */
