@@ -45,6 +45,7 @@ export { permuteHiddenUnits } from "./models/permute";
 // Experiments.
 export { benchWorkload, BENCH_MODES, type BenchMode } from "./experiments/bench-mnist";
 export { runExperiment, isQuick, pick } from "./experiments/runner";
+export { costOf, costText, machineText, type CostEstimate } from "./experiments/cost";
 export type { ExperimentConfig, ExperimentResult, RunResult, AdapterDiagnostics } from "./experiments/records";
 export type { MethodSpec } from "./experiments/methods";
 export { registerScenario, getScenario, scenarioNames, type Scenario, type ScenarioInstance } from "./experiments/scenario";

@@ -205,6 +205,11 @@ function readCached(file: string, hash: string, config: ExperimentConfig, method
   return mismatch ? undefined : run;
 }
 
+/** The run's cached result if one is saved for exactly this configuration (nothing is logged; see readCached). */
+export function cachedRun(config: ExperimentConfig, method: MethodSpec, seed: number, resultsDir = resultsRoot()): RunResult | undefined {
+  return readCached(runFile(resultsDir, config, method, seed), runHash(config, method, seed), config, method, seed, true);
+}
+
 /** How a result's content contradicts the configuration it claims (undefined: it agrees). */
 function cachedMismatch(run: RunResult, config: ExperimentConfig, method: MethodSpec, seed: number): string | undefined {
   if (run.seed !== seed) return `it holds seed ${run.seed}, not ${seed}`;

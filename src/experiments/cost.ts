@@ -1,0 +1,117 @@
+/**
+ * What an experiment will cost before it runs: how many of its runs are already saved, how
+ * many will train, and about how long that takes, estimated from the wall times the runner
+ * records in every result (`wallSeconds`). A notebook prints this above each cell that trains,
+ * with `machineText()` once at its top, so a reader knows what pressing Run means here.
+ *
+ * The estimate of a run that is not saved, in order of preference: the median recorded time of
+ * the same method on other seeds (of this configuration, or an earlier one with the same
+ * experiment and method names); else the median of the experiment's saved runs of the same
+ * family (MergeNet or not); else nothing (the text says the cost is unknown). Recorded times
+ * come from the machine and load they ran under, so the text says so.
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { backendInfo, tf } from "../backend/index";
+import type { ExperimentConfig, RunResult } from "./records";
+import { cachedRun, runFile } from "./runner";
+import { resolveWorkers } from "./pool";
+import { resultsRoot } from "../paths";
+import { duration } from "./progress";
+
+export interface CostEstimate {
+  /** Runs the experiments hold (methods × seeds, summed). */
+  runs: number;
+  /** Runs saved for exactly their configuration: they load, they do not train. */
+  cached: number;
+  /** Runs that will train. */
+  toTrain: number;
+  /** Training time the saved runs took when they ran (seconds). */
+  cachedSeconds: number;
+  /** Estimated training time of the runs that will train, one after another (seconds); NaN when some have no basis. */
+  trainSeconds: number;
+  /** Runs to train whose time has no recorded basis. */
+  unknown: number;
+  /** Worker processes the runs are spread over (`MERGENET_WORKERS` / `--workers`). */
+  workers: number;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
+};
+
+/** Recorded wall seconds of every result file in a folder (any configuration; damaged files skipped). */
+function recordedSeconds(folder: string): number[] {
+  if (!fs.existsSync(folder)) return [];
+  const seconds: number[] = [];
+  for (const name of fs.readdirSync(folder)) {
+    if (!name.endsWith(".json")) continue;
+    try {
+      const run = JSON.parse(fs.readFileSync(path.join(folder, name), "utf8")) as Partial<RunResult>;
+      if (typeof run.wallSeconds === "number" && Number.isFinite(run.wallSeconds) && !run.notApplicable) seconds.push(run.wallSeconds);
+    } catch {
+      // a damaged file has no time to offer; the runner reports it when it reruns that run
+    }
+  }
+  return seconds;
+}
+
+/** The cost of running `configs` now, from the results folder (default: the mode's own). */
+export function costOf(configs: ExperimentConfig | ExperimentConfig[], options: { resultsDir?: string; workers?: number } = {}): CostEstimate {
+  const resultsDir = options.resultsDir ?? resultsRoot();
+  const estimate: CostEstimate = { runs: 0, cached: 0, toTrain: 0, cachedSeconds: 0, trainSeconds: 0, unknown: 0, workers: resolveWorkers(options.workers) };
+  for (const config of Array.isArray(configs) ? configs : [configs]) {
+    const isMergeNet = (kind: string) => kind === "mergenet";
+    const family = (mergenet: boolean) =>
+      config.methods.filter((m) => isMergeNet(m.kind) === mergenet).flatMap((m) => recordedSeconds(path.dirname(runFile(resultsDir, config, m, 0))));
+    const families = new Map<boolean, number>();
+    for (const method of config.methods) {
+      const sameMethod = median(recordedSeconds(path.dirname(runFile(resultsDir, config, method, 0))));
+      for (const seed of config.seeds) {
+        estimate.runs++;
+        const run = cachedRun(config, method, seed, resultsDir);
+        if (run) {
+          estimate.cached++;
+          estimate.cachedSeconds += run.wallSeconds;
+          continue;
+        }
+        estimate.toTrain++;
+        let seconds = sameMethod;
+        if (!Number.isFinite(seconds)) {
+          const key = isMergeNet(method.kind);
+          if (!families.has(key)) families.set(key, median(family(key)));
+          seconds = families.get(key)!;
+        }
+        if (Number.isFinite(seconds)) estimate.trainSeconds += seconds;
+        else estimate.unknown++;
+      }
+    }
+  }
+  if (estimate.unknown) estimate.trainSeconds = NaN;
+  return estimate;
+}
+
+/** One sentence for a notebook: "24 runs: 24 saved (they took 41m10s to train), nothing to train." */
+export function costText(estimate: CostEstimate): string {
+  const saved = estimate.cached ? `${estimate.cached} saved (they took ${duration(estimate.cachedSeconds)} to train when they ran)` : "none saved";
+  if (!estimate.toTrain) return `${estimate.runs} runs: ${saved}; nothing to train, this cell only loads them.`;
+  const spread = estimate.workers > 1 ? ` in ${estimate.workers} workers` : "";
+  const time = Number.isFinite(estimate.trainSeconds)
+    ? `about ${duration(estimate.trainSeconds / estimate.workers)}${spread}, judged by the times runs of these methods took when they last ran (on whatever machine and load that was)`
+    : `an unknown time (${estimate.unknown} of them ${estimate.unknown === 1 ? "has" : "have"} no recorded run to go by)`;
+  return `${estimate.runs} runs: ${saved}; ${estimate.toTrain} to train, ${time}.`;
+}
+
+/** Where a notebook ran: backend, library versions, CPU, cores, memory, Node, date. */
+export function machineText(now = new Date()): string {
+  const info = backendInfo();
+  const cpu = os.cpus()[0]?.model?.trim() ?? "unknown CPU";
+  const versions = tf.version as Record<string, string>;
+  const native = versions["tfjs-node"] ? `, tfjs-node ${versions["tfjs-node"]}` : "";
+  return (
+    `backend ${info?.name ?? tf.getBackend()} (tfjs ${versions["tfjs-core"] ?? versions.tfjs}${native}); ` +
+    `${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB; Node ${process.versions.node}; ${os.platform()} ${os.release()}; ${now.toISOString().slice(0, 10)}`
+  );
+}
