@@ -3,8 +3,8 @@
  *
  * The core (parameter views, low-rank forms, the adapter, the joint trainer) sits beside
  * small models, real data loaders, baselines, the experiment runner with its verdicts, and
- * plot builders. Import from here (a notebook cell: `import { ... } from "./src"`, see
- * src.ts at the repository root; a script: "../src"); the modules behind it may move.
+ * plot builders. Import from here (a notebook cell imports `./src`, through src.ts at the
+ * repository root; a script in examples/ imports `../src`); the modules behind it may move.
  *
  * Design choices:
  * - Everything the notebooks use is here, and the notebooks import nothing else from src/
