@@ -2,13 +2,29 @@
  * MergeNet in TypeScript: the public API.
  *
  * The core (parameter views, low-rank forms, the adapter, the joint trainer) sits beside
- * small models, real data loaders, baselines and plot builders. Import from here; the
- * modules behind it may move.
+ * small models, real data loaders, baselines, the experiment runner with its verdicts, and
+ * plot builders. Import from here (a notebook cell imports `./src`, through src.ts at the
+ * repository root; a script in examples/ imports `../src`); the modules behind it may move.
+ *
+ * Design choices:
+ * - Everything the notebooks use is here, and the notebooks import nothing else from src/
+ *   (test/imports.test.ts). What only the project's own machinery needs stays out: the
+ *   benchmark's workload and models (bench-mnist.ts, benchSource/benchTarget), tfjs
+ *   work-arounds (the leak-free momentum optimiser, wasm gradients, native kernels), the
+ *   runner's executors, locks and cache keys.
+ * - Each notebook's experiments (src/experiments/configs/) are a namespace named after their
+ *   file (`crossArchitecture.cnnToMlp()`, `ablations.REFERENCE`): the files share names
+ *   (deltaOf, FALLBACK_DELTA, MAIN_METHODS) and are read as one notebook's set. So is the
+ *   analysis of finished runs (`analysis.gainStats`), which notebook 04 uses as one toolbox.
+ * - Importing this module registers every scenario with the runner (scenarios/index.ts), so
+ *   `runExperiment` and `getScenario` work after this one import.
  */
+import "./experiments/scenarios/index";
+
 export { tf, initBackend, backendInfo, type BackendInfo, type BackendName } from "./backend/index";
 
 // Core: views, low-rank forms, adapter, write-back, trainer.
-export { paramRef, matrixParamNames, readMatrix, writeMatrix, toMatrix, fromMatrix, factorRefs, type ParamRef, type ViewKind } from "./core/params";
+export { paramRef, matrixParamNames, readMatrix, writeMatrix, toMatrix, fromMatrix, factorRefs, describeMatrices, type ParamRef, type ViewKind } from "./core/params";
 export { truncatedSvd, svdSplit, svdMerge, type SvdMethod, type TruncatedSvd } from "./core/lowrank";
 export { ParameterAdapter } from "./core/adapter/parameter-adapter";
 export { resolveAdapterConfig, type AdapterConfig } from "./core/adapter/config";
@@ -25,7 +41,6 @@ export {
 } from "./core/mergenet";
 export type { ModelSide, EpochRecord, TransferRecord, TrainerHistory, JointLoop } from "./core/loop";
 export { AdamW, type AdamWConfig } from "./core/adamw";
-export { momentum, LeakFreeMomentum } from "./core/momentum";
 export { sparseCrossEntropy, accuracy, accuracyEvaluator, type LossFn } from "./core/losses";
 export { attentionRelativeEntropy, writeCosine } from "./core/diagnostics";
 
@@ -35,29 +50,51 @@ export { DistillationTrainer, MutualLearningTrainer, type DistillationConfig } f
 export { SharingTrainer, type SharingConfig } from "./baselines/sharing";
 
 // Models and data.
-export { cnn, mlp, vit, benchSource, benchTarget, saveModel, loadModel, BENCH_PAIR } from "./models/zoo";
+export { cnn, mlp, vit, saveModel, loadModel } from "./models/zoo";
 export { lowRankDense, lowRankConv2d, LowRankDense, LowRankConv2D } from "./models/lowrank-layers";
-export { loadImageDataset, benchMnist, type ImageDatasetName, type ImageData } from "./data/images";
+export { loadImageDataset, type ImageDatasetName, type ImageData } from "./data/images";
 export { batchStream } from "./data/batches";
 export type { Batch, BatchStream, PairedInput } from "./core/batch-stream";
 export { permuteHiddenUnits } from "./models/permute";
+export { tokenize, decodeIds, type Vocabulary } from "./data/text";
+export { loadSentimentDataset, SENTIMENT_SITES, SENTIMENT_CLASSES, type SentimentDataset } from "./data/sentiment";
+export { loadBrownTagging, loadBrownGenre, UNIVERSAL_TAGS, BROWN_COARSE_GENRES, type BrownTaggingDataset, type BrownGenreDataset } from "./data/brown";
+export { readEmojiArrays, loadEmojiDataset, EMOJI_CATEGORIES, type EmojiArrays, type EmojiDataset } from "./data/emoji";
+export { synthesizeSpokenDigits, loadSpokenDigits, type SpokenDigitsData } from "./data/audio";
 
 // Experiments.
-export { benchWorkload, BENCH_MODES, type BenchMode } from "./experiments/bench-mnist";
-export { runExperiment, isQuick, pick } from "./experiments/runner";
+export { runExperiment, isQuick, pick, type RunOptions } from "./experiments/runner";
 export { costOf, costText, machineText, type CostEstimate } from "./experiments/cost";
 export type { ExperimentConfig, ExperimentResult, RunResult, AdapterDiagnostics } from "./experiments/records";
 export type { MethodSpec } from "./experiments/methods";
 export { registerScenario, getScenario, scenarioNames, type Scenario, type ScenarioInstance } from "./experiments/scenario";
-export { summarize, summaryTable, curveRows, barRows, transferRows, pairedDifference } from "./experiments/results";
-export { stats, confidenceInterval, classify, intervalText, verdictText, type Comparison, type Verdict } from "./experiments/statistics";
+export { sentimentSitePairs, brownPosGenrePairs } from "./experiments/scenarios/cross-task";
+export { summarize, summaryTable, curveRows, barRows, transferRows, attentionOf, pairedDifference } from "./experiments/results";
+export { stats, formatStats, confidenceInterval, classify, intervalText, verdictText, type Stats, type Comparison, type Verdict } from "./experiments/statistics";
 export {
   compare, matchedControls, variantVerdicts, verdictTable, effectRows, referenceEffectRows, smallestEffect, smallestEffectOf,
-  countVerdicts, countsText, seedCount, narrowed, mergedVerdicts, MAIN_SEEDS,
-  type VariantVerdict, type SmallestEffect, type VerdictCounts, type MatchedControl,
+  countVerdicts, countsText, seedCount, narrowed, mergedVerdicts, confirmCandidates, MAIN_SEEDS,
+  type VariantVerdict, type SmallestEffect, type VerdictCounts, type MatchedControl, type Confirmation,
 } from "./experiments/verdicts";
-export { positiveControlVerdicts, verdictRows, diagnosticsSummary, type CandidateVerdict } from "./experiments/positive-control-verdicts";
+export { positiveControlVerdicts, verdictRows, diagnosticsSummary, chooseForConfirmation, type CandidateVerdict } from "./experiments/positive-control-verdicts";
+export { projectComparisons, type ProjectComparisons, type ScenarioComparisons } from "./experiments/summary";
+export * as analysis from "./experiments/analysis";
+
+// Each notebook's experiments, one namespace per file of src/experiments/configs/.
+export * as crossArchitecture from "./experiments/configs/cross-architecture";
+export * as crossTask from "./experiments/configs/cross-task";
+export * as crossModality from "./experiments/configs/cross-modality";
+export * as ablations from "./experiments/configs/ablations";
+export * as positiveControl from "./experiments/configs/positive-control";
+export {
+  emojiVendorExamples, vendorTiles, spokenDigitExamples, emojiPredictionComparison, predictionTiles, EMOJI_CATEGORY_SHORT,
+} from "./experiments/cross-modal-examples";
 
 // Plots and notebook display.
-export { learningCurves, groupedBars, heatmap, scatterPath, effectsPlot, type EffectRow } from "./plots/specs";
+export {
+  learningCurves, groupedBars, heatmap, annotatedHeatmap, scatterPath, effectsPlot, spectrumChart, readableBars,
+  type CurveRow, type BarRow, type EffectRow, type PathRow, type SpectrumRow,
+} from "./plots/specs";
+export { imageMosaic, spectrogramPanels, type ImageTile } from "./plots/images";
+export type { VegaLiteSpec, PlotlyFigure } from "./plots/render";
 export { showVegaLite, showPlotly, showTable, showMarkdown } from "./notebook/display";

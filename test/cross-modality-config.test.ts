@@ -1,6 +1,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { PNG } from "pngjs";
 import { afterEach, describe, expect, it } from "vitest";
 import { tf } from "../src/backend/index";
 import {
@@ -146,9 +147,10 @@ describe("examples for the figures", () => {
     expect(tiles.length).toBe(18);
     expect(tiles[0].pixels).not.toEqual(tiles[9].pixels); // the same emoji, drawn by two vendors
     const figure = imageMosaic(tiles, { columns: 9, scale: 2 });
-    const z = figure.data[0].z as number[][][];
-    expect(z[0].length).toBe(9 * 48); // 32 px tiles + 16 px gaps
-    expect(z[0][8]).toEqual([tiles[0].pixels[0], tiles[0].pixels[1], tiles[0].pixels[2]]); // tile 0 starts after half a gap
+    const source = String(figure.data[0].source);
+    const mosaic = PNG.sync.read(Buffer.from(source.slice(source.indexOf(",") + 1), "base64"));
+    expect(mosaic.width).toBe(9 * 48); // 32 px tiles + 16 px gaps
+    expect([...mosaic.data.subarray(8 * 4, 8 * 4 + 3)]).toEqual([tiles[0].pixels[0], tiles[0].pixels[1], tiles[0].pixels[2]]); // tile 0 starts after half a gap
     expect(() => imageMosaic([{ pixels: [0, 0, 0], width: 2, height: 2 }])).toThrow(/expected 2x2x3 = 12/);
   });
 

@@ -184,9 +184,9 @@ describe("run-notebooks reports failures", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mergenet-nb-sentence-"));
     const fromTfjs = path.join(dir, "a-tfjs.ipynb");
     const fromConfig = path.join(dir, "b-config.ipynb");
-    writeNotebook(fromTfjs, ['import { initBackend, tf } from "./src/backend/index";\nawait initBackend();', "tf.matMul(tf.ones([2, 2]), tf.ones([3, 3]));"]);
+    writeNotebook(fromTfjs, ['import { initBackend, tf } from "./src";\nawait initBackend();', "tf.matMul(tf.ones([2, 2]), tf.ones([3, 3]));"]);
     writeNotebook(fromConfig, [
-      'import { runExperiment } from "./src/experiments/runner";\nimport { cnnToMlp } from "./src/experiments/configs/cross-architecture";',
+      'import { runExperiment, crossArchitecture } from "./src";\nconst { cnnToMlp } = crossArchitecture;',
       "await runExperiment({ ...cnnToMlp(), epochs: 0, seed: 3 } as never);",
     ]);
     const failure = await runNotebooks([fromTfjs, fromConfig]).catch((err: unknown) => err);

@@ -5,6 +5,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { afterAll, describe, expect, it } from "vitest";
+import { PNG } from "pngjs";
 import { compile } from "vega-lite";
 import {
   closeRenderer,
@@ -16,9 +17,25 @@ import {
   type VegaLiteSpec,
 } from "../src/plots/render";
 import { effectsPlot, groupedBars, heatmap, learningCurves, scatterPath, summarizeOverSeeds, wrapTitle, type CurveRow } from "../src/plots/specs";
+import { imageMosaic, type ImageTile } from "../src/plots/images";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const CHROMIUM = process.env.MERGENET_CHROMIUM ?? "/usr/bin/chromium";
+
+/** A width x height tile of one RGB colour. */
+function solidTile(width: number, height: number, rgb: [number, number, number], caption?: string[]): ImageTile {
+  return { width, height, pixels: Array.from({ length: width * height }, () => rgb).flat(), caption };
+}
+
+/** The PNG a mosaic stores in its image trace's `source`, decoded. */
+function mosaicPicture(figure: ReturnType<typeof imageMosaic>): PNG {
+  const source = String(figure.data[0].source);
+  expect(source.startsWith("data:image/png;base64,")).toBe(true);
+  return PNG.sync.read(Buffer.from(source.slice("data:image/png;base64,".length), "base64"));
+}
+
+/** RGB of pixel (x, y) of a decoded PNG. */
+const rgbAt = (png: PNG, x: number, y: number): number[] => [...png.data.subarray((y * png.width + x) * 4, (y * png.width + x) * 4 + 3)];
 
 function expectPng(bytes: Uint8Array): void {
   expect([...bytes.subarray(0, 8)]).toEqual(PNG_SIGNATURE);
@@ -179,6 +196,44 @@ describe("plotly builders", () => {
   });
 });
 
+describe("imageMosaic", () => {
+  it("stores the mosaic as a PNG data URI (no pixel lists), tiles on white after half a gap, captions below", () => {
+    const tiles = [solidTile(4, 2, [255, 0, 0], ["red"]), solidTile(4, 2, [0, 0, 255], ["blue", "second line"]), solidTile(4, 2, [10.4, 300, -5])];
+    const figure = imageMosaic(tiles, { columns: 2, scale: 3 });
+    expect(figure.data).toHaveLength(1);
+    expect(figure.data[0]).toMatchObject({ type: "image", hoverinfo: "skip" });
+    expect(figure.data[0].z).toBeUndefined();
+    const png = mosaicPicture(figure);
+    const gap = 2; // half of the 4-px tile width
+    expect(png.width).toBe(2 * (4 + gap));
+    expect(png.height % 2).toBe(0); // two rows of equal cells
+    expect(rgbAt(png, 0, 0)).toEqual([255, 255, 255]);
+    expect(rgbAt(png, gap / 2, 0)).toEqual([255, 0, 0]); // tile 0 starts after half a gap
+    expect(rgbAt(png, gap / 2 + 3, 1)).toEqual([255, 0, 0]);
+    expect(rgbAt(png, 4 + gap + gap / 2, 0)).toEqual([0, 0, 255]);
+    expect(rgbAt(png, gap / 2, png.height / 2)).toEqual([10, 255, 0]); // rounded and clamped to bytes
+    expect(figure.layout?.width).toBe(png.width * 3 + 10);
+    const axes = figure.layout as { xaxis: { range: number[] }; yaxis: { range: number[] } };
+    expect(axes.xaxis.range).toEqual([-0.5, png.width - 0.5]);
+    expect(axes.yaxis.range).toEqual([png.height - 0.5, -0.5]);
+    const annotations = figure.layout?.annotations as { text: string }[];
+    expect(annotations.map((a) => a.text)).toEqual(["red", "blue", "second line"]);
+  });
+
+  it("keeps a notebook-sized mosaic small: 2 x 9 emoji-sized tiles in a few kilobytes of JSON", () => {
+    const tiles = Array.from({ length: 18 }, (_, i) => ({
+      width: 32, height: 32, pixels: Array.from({ length: 32 * 32 * 3 }, (_, p) => (p * 7 + i * 31) % 256),
+    }));
+    expect(JSON.stringify(imageMosaic(tiles, { columns: 9 })).length).toBeLessThan(100_000);
+  });
+
+  it("rejects tiles of different sizes or the wrong number of values", () => {
+    expect(() => imageMosaic([])).toThrow(/at least one tile/);
+    expect(() => imageMosaic([solidTile(2, 2, [0, 0, 0]), solidTile(3, 2, [0, 0, 0])])).toThrow(/tile 1 is 3x2, tile 0 is 2x2/);
+    expect(() => imageMosaic([{ pixels: [0, 0, 0], width: 2, height: 2 }])).toThrow(/expected 2x2x3 = 12/);
+  });
+});
+
 describe("plotly rendering through Chromium", () => {
   it("finds Chromium", () => {
     expect(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: run \`apt-get install -y chromium\` (or set MERGENET_CHROMIUM)`).toBe(true);
@@ -197,6 +252,19 @@ describe("plotly rendering through Chromium", () => {
     expectPng(png);
     const view = Buffer.from(png);
     expect([view.readUInt32BE(16), view.readUInt32BE(20)]).toEqual([600, 400]); // IHDR width, height
+  });
+
+  it("draws an image mosaic's pictures in the static PNG", async () => {
+    const figure = imageMosaic([solidTile(8, 8, [255, 0, 0]), solidTile(8, 8, [0, 0, 255])], { scale: 4, gap: 4 });
+    const png = PNG.sync.read(await plotlyToPng(figure, { scale: 1 }));
+    expect([png.width, png.height]).toEqual([figure.layout?.width, figure.layout?.height]);
+    // Centres of the two tiles: 5 px margin, tiles start 2 px into their 12-px cells, 4 screen px per image px.
+    const [r, , b] = rgbAt(png, 5 + (2 + 4) * 4, 5 + 4 * 4);
+    expect(r).toBeGreaterThan(200);
+    expect(b).toBeLessThan(60);
+    const [r2, , b2] = rgbAt(png, 5 + (12 + 2 + 4) * 4, 5 + 4 * 4);
+    expect(r2).toBeLessThan(60);
+    expect(b2).toBeGreaterThan(200);
   });
 
   it("rejects something that is not a figure", async () => {

@@ -8,9 +8,9 @@ import * as crossTask from "../src/experiments/configs/cross-task";
 import * as crossModality from "../src/experiments/configs/cross-modality";
 import * as ablations from "../src/experiments/configs/ablations";
 import * as positiveControl from "../src/experiments/configs/positive-control";
-import type { ExperimentConfig } from "../src/experiments/records";
+import type { ExperimentConfig, ExperimentResult, RunResult } from "../src/experiments/records";
 import {
-  candidatesToConfirm, confirmationOf, countVerdicts, countsText, FRESH_SEEDS, matchedControls, narrowed, smallestEffect, type VariantVerdict,
+  candidatesToConfirm, confirmCandidates, confirmationOf, countVerdicts, countsText, FRESH_SEEDS, matchedControls, narrowed, smallestEffect, type VariantVerdict,
 } from "../src/experiments/verdicts";
 import { binomialAtLeast, classify, verdictText } from "../src/experiments/statistics";
 
@@ -209,5 +209,33 @@ describe("matched controls", () => {
     expect(confirmation.seeds.some((s) => full.seeds.includes(s))).toBe(false);
     expect(confirmation.methods.map((m) => m.name).sort()).toEqual(["target alone", candidate.method, candidate.control].sort());
     expect(() => confirmationOf(full, { method: "nope", control: candidate.control })).toThrow(/has no method 'nope'/);
+  });
+
+  it("confirmCandidates runs each candidate's confirmation and judges it there with the same δ", async () => {
+    const full = crossModality.emojiTextToImage();
+    const [first, second] = matchedControls(full);
+    const verdict = (m: { method: string; control: string }, x: number): VariantVerdict => {
+      const c = classify(Array.from({ length: 10 }, (_, i) => x + (i % 2 ? 1e-4 : -1e-4)), 0.001);
+      return { ...m, overAlone: c, controlOverAlone: c, overControl: c, words: "" };
+    };
+    // Fresh seeds: the first candidate's gain over its control vanishes (equivalent within δ).
+    const accuracy: Record<string, number> = { "target alone": 0.5, [first.method]: 0.5, [first.control]: 0.5 };
+    const ran: ExperimentConfig[] = [];
+    const run = async (config: ExperimentConfig): Promise<ExperimentResult> => {
+      ran.push(config);
+      const runs = config.seeds.flatMap((seed) => config.methods.map((m) => ({
+        method: m.name, seed, metric: "accuracy", final: { target: { accuracy: (accuracy[m.name] ?? 0) + (seed % 2 ? 1e-4 : -1e-4) * (m.name === first.method ? 1 : 0) }, source: {} },
+      }) as unknown as RunResult));
+      return { config, runs } as unknown as ExperimentResult;
+    };
+    const confirmations = await confirmCandidates(full, [verdict(first, 0.01), verdict(second, 0)], 0.001, run);
+    expect(ran.map((c) => c.name)).toEqual([`${full.name}-confirmation`]);
+    expect(ran[0].seeds).toEqual([...FRESH_SEEDS]);
+    expect(confirmations).toHaveLength(1);
+    expect(confirmations[0].found.method).toBe(first.method);
+    expect(confirmations[0].fresh).toMatchObject({ method: first.method, control: first.control });
+    expect(confirmations[0].fresh.overControl.n).toBe(FRESH_SEEDS.length);
+    expect(confirmations[0].fresh.overControl.verdict).toBe("equivalent");
+    await expect(confirmCandidates(full, [verdict(second, 0)], 0.001, run)).resolves.toEqual([]);
   });
 });

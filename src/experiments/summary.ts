@@ -12,7 +12,7 @@ import * as pc from "./configs/positive-control";
 import { chooseForConfirmation, positiveControlVerdicts } from "./positive-control-verdicts";
 import { MissingRunsError, runExperiment } from "./runner";
 import { type ExperimentConfig, type ExperimentResult } from "./records";
-import { candidatesToConfirm, confirmationOf, mergedVerdicts, smallestEffectOf, type SmallestEffect, type VariantVerdict, variantVerdicts } from "./verdicts";
+import { confirmCandidates, mergedVerdicts, smallestEffectOf, type SmallestEffect, type VariantVerdict, variantVerdicts } from "./verdicts";
 
 /** One scenario's comparisons: where they come from, its δ, its variants' verdicts and its references' results. */
 export interface ScenarioComparisons {
@@ -92,11 +92,8 @@ async function notebook03(): Promise<ScenarioComparisons[]> {
     const [f, m] = [await read(config, "03"), await read(cm.mainComparisons(config), "03")];
     const delta = cm.deltaOf(m);
     const verdicts = mergedVerdicts(m, f, delta.delta);
-    const confirmed: VariantVerdict[] = [];
-    for (const candidate of candidatesToConfirm(verdicts)) {
-      const fresh = await read(confirmationOf(config, candidate), "03");
-      confirmed.push(...variantVerdicts(fresh, delta.delta, { only: [candidate.method] }).map((v) => ({ ...v, method: `${v.method} (confirmation, seeds 10–19)` })));
-    }
+    const confirmed = (await confirmCandidates(config, verdicts, delta.delta, (c) => read(c, "03")))
+      .map(({ fresh }) => ({ ...fresh, method: `${fresh.method} (confirmation, seeds 10–19)` }));
     out.push({ notebook: "03", scenario: label, delta, verdicts: [...verdicts, ...confirmed], references: [{ result: m, methods: KD_METHODS }, { result: f, methods: ["mutual learning"] }] });
   }
   return out;

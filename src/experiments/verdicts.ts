@@ -10,7 +10,7 @@
 import type { MethodSpec } from "./methods";
 import { pairedDifference, pairedDifferences } from "./results";
 import { ALPHA, binomialAtLeast, classify, intervalText, signedNumber, verdictText, type Comparison, type Verdict } from "./statistics";
-import { stableStringify } from "./runner";
+import { runExperiment, stableStringify } from "./runner";
 import { type ExperimentConfig, type ExperimentResult } from "./records";
 
 /** The smallest effect worth calling transfer in one scenario, and why that size. */
@@ -150,6 +150,34 @@ export function confirmationOf(config: ExperimentConfig, candidate: MatchedContr
   const missing = names.filter((name) => !config.methods.some((m) => m.name === name));
   if (missing.length) throw new Error(`confirmationOf: experiment '${config.name}' has no method ${missing.map((m) => `'${m}'`).join(", ")}`);
   return { ...config, name: `${config.name}-confirmation`, methods: config.methods.filter((m) => names.includes(m.name)), seeds: [...(options.seeds ?? FRESH_SEEDS)] };
+}
+
+/** A candidate as its seeds found it, and the same variant judged on its confirmation's fresh seeds. */
+export interface Confirmation {
+  found: VariantVerdict;
+  fresh: VariantVerdict;
+}
+
+/**
+ * Confirms on fresh seeds every candidate among `verdicts` (candidatesToConfirm): runs each one's
+ * confirmation experiment (confirmationOf `config`) with `run` and judges the variant there
+ * against its matched control with the same δ. `run` is runExperiment by default; notebook 06's
+ * summary passes one that only reads cached runs. Candidates come in the order of `verdicts`.
+ */
+export async function confirmCandidates(
+  config: ExperimentConfig,
+  verdicts: VariantVerdict[],
+  delta: number,
+  run: (config: ExperimentConfig) => Promise<ExperimentResult> = (c) => runExperiment(c),
+): Promise<Confirmation[]> {
+  const confirmations: Confirmation[] = [];
+  for (const found of candidatesToConfirm(verdicts)) {
+    const confirmation = await run(confirmationOf(config, found));
+    const [fresh] = variantVerdicts(confirmation, delta, { only: [found.method] });
+    if (!fresh) throw new Error(`confirmCandidates: experiment '${confirmation.config.name}' holds no paired runs of '${found.method}' and '${found.control}'`);
+    confirmations.push({ found, fresh });
+  }
+  return confirmations;
 }
 
 // ---- counts against chance -----------------------------------------------------------------

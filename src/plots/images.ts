@@ -7,17 +7,22 @@
  *   (tiles on a white background), with each tile's caption as text annotations below it: one
  *   trace exports quickly and keeps every tile at the same scale, where one subplot per tile
  *   would need dozens of axes.
+ * - The mosaic is stored as an image: a PNG data URI in the trace's `source` (plotly's image
+ *   trace draws it as it would draw `z`), encoded with pngjs. As `z`, nested lists of RGB
+ *   triples, a 500 × 150 mosaic took 3.4 MB of notebook JSON (one line per number); as a PNG it
+ *   takes a few kilobytes. No hover values: the figure shows pictures, not data.
  * - Pixels stay square and sharp: the figure's size is the mosaic's size times `scale` screen
  *   pixels per image pixel, with the axes pinned to the mosaic's extent.
  * - Spectrogram panels share one colour scale (`zmin`/`zmax` over all panels), so panels can be
  *   compared by colour; the lowest mel band is drawn at the bottom, as in any spectrogram.
  */
+import { PNG } from "pngjs";
 import type { PlotlyFigure } from "./render";
 import { wrapTitle } from "./specs";
 
 /** One picture of a mosaic. */
 export interface ImageTile {
-  /** RGB bytes 0..255, row-major [height, width, 3]. */
+  /** RGB bytes 0..255 (rounded and clamped to that range), row-major [height, width, 3]. */
   pixels: ArrayLike<number>;
   width: number;
   height: number;
@@ -61,8 +66,9 @@ export function imageMosaic(tiles: ImageTile[], options: MosaicOptions = {}): Pl
   const rows = Math.ceil(tiles.length / columns);
   const mosaicWidth = columns * cellWidth;
   const mosaicHeight = rows * cellHeight;
-  // [mosaicHeight][mosaicWidth][3], white background.
-  const z: number[][][] = Array.from({ length: mosaicHeight }, () => Array.from({ length: mosaicWidth }, () => [255, 255, 255]));
+  // RGBA, row-major, white and opaque.
+  const mosaic = new PNG({ width: mosaicWidth, height: mosaicHeight });
+  mosaic.data.fill(255);
   const annotations: Record<string, unknown>[] = [];
   tiles.forEach((tile, i) => {
     const left = (i % columns) * cellWidth + Math.floor(gap / 2);
@@ -70,7 +76,8 @@ export function imageMosaic(tiles: ImageTile[], options: MosaicOptions = {}): Pl
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
         const p = (y * width + x) * 3;
-        z[top + y][left + x] = [tile.pixels[p], tile.pixels[p + 1], tile.pixels[p + 2]];
+        const q = ((top + y) * mosaicWidth + left + x) * 4;
+        for (let c = 0; c < 3; c++) mosaic.data[q + c] = Math.max(0, Math.min(255, Math.round(tile.pixels[p + c])));
       }
     }
     (tile.caption ?? []).forEach((text, line) => {
@@ -84,7 +91,7 @@ export function imageMosaic(tiles: ImageTile[], options: MosaicOptions = {}): Pl
   const title = options.title ? wrapTitle(options.title, mosaicWidth * scale + 10) : undefined;
   const margin = { l: 5, r: 5, t: title ? 40 + 22 * (title.split("<br>").length - 1) : 5, b: 5 };
   return {
-    data: [{ type: "image", z, hoverinfo: "skip" }],
+    data: [{ type: "image", source: pngDataUri(mosaic), hoverinfo: "skip" }],
     layout: {
       ...(title ? { title: { text: title } } : {}),
       xaxis: { visible: false, range: [-0.5, mosaicWidth - 0.5] },
@@ -95,6 +102,11 @@ export function imageMosaic(tiles: ImageTile[], options: MosaicOptions = {}): Pl
       height: mosaicHeight * scale + margin.t + margin.b,
     },
   };
+}
+
+/** An RGBA picture as a PNG data URI (what plotly's image trace reads from `source`). */
+function pngDataUri(picture: PNG): string {
+  return `data:image/png;base64,${PNG.sync.write(picture, { colorType: 2 }).toString("base64")}`;
 }
 
 /** One spectrogram: `matrix` is [bands][frames], row 0 the LOWEST band. */

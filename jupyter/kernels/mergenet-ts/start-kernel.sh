@@ -3,7 +3,8 @@
 #
 # Design choices:
 # - `cd` to the repo root first: tslab type-checks cells with rootDir set to the kernel's
-#   working directory, so notebooks import `./src/...` and that only compiles from the root.
+#   working directory, so notebooks import `./src` (src.ts, which forwards to src/index.ts)
+#   and that only compiles and resolves from the root.
 # - The repo root is found from this file's place (jupyter/kernels/mergenet-ts/), so the
 #   spec works from any clone without an install step; Jupyter finds the spec through
 #   JUPYTER_PATH=<repo>/jupyter (scripts/lab.sh and scripts/run-notebooks.ts set it).
