@@ -8,7 +8,7 @@
 export { tf, initBackend, backendInfo, type BackendInfo, type BackendName } from "./backend/index";
 
 // Core: views, low-rank forms, adapter, write-back, trainer.
-export { paramRef, matrixParamNames, readMatrix, writeMatrix, toMatrix, fromMatrix, factorRefs, type ParamRef, type ViewKind } from "./core/params";
+export { paramRef, matrixParamNames, describeMatrices, readMatrix, writeMatrix, toMatrix, fromMatrix, factorRefs, type ParamRef, type ViewKind } from "./core/params";
 export { truncatedSvd, svdSplit, svdMerge, type SvdMethod, type TruncatedSvd } from "./core/lowrank";
 export { ParameterAdapter } from "./core/adapter/parameter-adapter";
 export { resolveAdapterConfig, type AdapterConfig } from "./core/adapter/config";
@@ -51,7 +51,7 @@ export { registerScenario, getScenario, scenarioNames, type Scenario, type Scena
 export { summarize, summaryTable, curveRows, barRows, transferRows, pairedDifference } from "./experiments/results";
 export { stats, confidenceInterval, classify, intervalText, verdictText, type Comparison, type Verdict } from "./experiments/statistics";
 export {
-  compare, matchedControls, variantVerdicts, verdictTable, effectRows, referenceEffectRows, smallestEffect, smallestEffectOf,
+  compare, matchedControls, variantVerdicts, variantWords, verdictTable, effectRows, referenceEffectRows, smallestEffect, smallestEffectOf,
   countVerdicts, countsText, seedCount, narrowed, mergedVerdicts, MAIN_SEEDS,
   type VariantVerdict, type SmallestEffect, type VerdictCounts, type MatchedControl,
 } from "./experiments/verdicts";
