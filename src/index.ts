@@ -72,7 +72,7 @@ export { sentimentSitePairs, brownPosGenrePairs } from "./experiments/scenarios/
 export { summarize, summaryTable, curveRows, barRows, transferRows, attentionOf, pairedDifference } from "./experiments/results";
 export { stats, formatStats, confidenceInterval, classify, intervalText, verdictText, type Stats, type Comparison, type Verdict } from "./experiments/statistics";
 export {
-  compare, matchedControls, variantVerdicts, verdictTable, effectRows, referenceEffectRows, smallestEffect, smallestEffectOf,
+  compare, matchedControls, variantVerdicts, variantWords, verdictTable, effectRows, referenceEffectRows, smallestEffect, smallestEffectOf,
   countVerdicts, countsText, seedCount, narrowed, mergedVerdicts, confirmCandidates, MAIN_SEEDS,
   type VariantVerdict, type SmallestEffect, type VerdictCounts, type MatchedControl, type Confirmation,
 } from "./experiments/verdicts";

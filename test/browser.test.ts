@@ -59,9 +59,9 @@ function left(cap: number): number {
   return Math.max(1, Math.min(cap, fileStart + BUDGET_MS - Date.now()));
 }
 
-/** Notebook 00 must be there; notebook 01 joins when it is saved executed (has outputs). */
+/** Notebook 00 must be there; notebooks 00b and 01 join when they are saved executed (have outputs). */
 const REQUIRED_NOTEBOOK = "00-setup-check.ipynb";
-const OPTIONAL_NOTEBOOKS = ["01-cross-architecture.ipynb"];
+const OPTIONAL_NOTEBOOKS = ["00b-your-own-models.ipynb", "01-cross-architecture.ipynb"];
 
 type ChartKind = "vega-lite" | "plotly";
 

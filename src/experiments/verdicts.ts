@@ -235,7 +235,7 @@ export interface VariantVerdict extends MatchedControl {
 }
 
 /** What a variant's comparisons mean. A gain its control also gets is never called transfer. */
-function variantWords(variant: Omit<VariantVerdict, "words">): string {
+export function variantWords(variant: Omit<VariantVerdict, "words">): string {
   const { overControl, overAlone, controlOverAlone, overPermuted } = variant;
   if (overControl.n < 2) return "One seed only (quick mode?): no verdict.";
   const interval = `${intervalText(overControl)}, δ = ${overControl.delta.toFixed(4)}`;
