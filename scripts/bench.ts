@@ -6,8 +6,8 @@
  * epochs (157 steps each); reports the median. Also: the per-phase time of a step in every
  * mode, the live tensor count before and after the timed epochs, peak RSS, the adapter's
  * forward and backward alone over a range of matrix shapes, and exact vs randomized SVD by
- * size. Prints a table (or one JSON object with --json, in the shape SPEC.md's
- * "bench-mnist" section fixes, with extra fields) and writes the JSON to results/bench.json
+ * size. Prints a table (or one JSON object with --json, in the shape that
+ * docs/METHOD.md §7 fixes, with extra fields) and writes the JSON to results/bench.json
  * (or --out). The machine's load average is recorded too: on a shared machine, read the
  * numbers next to it.
  *

@@ -1,4 +1,4 @@
-// The parameter adapter (SPEC 3): golden fixture, shapes, gradients, determinism, spectral
+// The parameter adapter (docs/METHOD.md §3): golden fixture, shapes, gradients, determinism, spectral
 // norm, ablations, tensor hygiene and config errors.
 import * as fs from "fs";
 import * as path from "path";

@@ -1,4 +1,4 @@
-// Write-back modes (SPEC 3b): formulas, the golden interp/matched numbers, gradients,
+// Write-back modes (docs/METHOD.md §3a): formulas, the golden interp/matched numbers, gradients,
 // the constant-output guard, tensor hygiene and errors.
 import * as fs from "fs";
 import * as path from "path";

@@ -1,5 +1,5 @@
 /**
- * Truncated SVD and the `svd` low-rank form (SPEC §2).
+ * Truncated SVD and the `svd` low-rank form (docs/METHOD.md §2).
  *
  * `svd` form: a full weight W [m, n] is handed to the adapter as two factors
  *   B = U_r Σ_r^{1/2} [m, r],   A = Σ_r^{1/2} V_rᵀ [r, n],

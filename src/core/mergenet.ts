@@ -1,5 +1,5 @@
 /**
- * The joint MergeNet trainer (SPEC.md section 4).
+ * The joint MergeNet trainer (docs/METHOD.md §4).
  *
  * Two models train at once, each with its own optimiser, data stream and loss. A global
  * step counter t drives the schedule; at each step:
@@ -49,7 +49,7 @@ export interface LayerPair {
   source: string;
   /** `layer/weight` in the target model (for `factorized`: the layer name). */
   target: string;
-  /** How the matrices are handed to the adapter (SPEC.md section 2). Default `full`. */
+  /** How the matrices are handed to the adapter (docs/METHOD.md §2). Default `full`. */
   form?: LowRankForm;
   /** Rank for `svd` (required there); ignored by `full`; `factorized` takes the layers' own rank. */
   rank?: number;
@@ -73,7 +73,7 @@ export interface MergeNetConfig {
   transferEpochs?: number;
   /**
    * What the adapter reads on the source side. `model`: the source's weight. `random`: the
-   * control of SPEC.md 3b, a fixed random matrix of the source weight's shape and std.
+   * control of docs/METHOD.md §3b, a fixed random matrix of the source weight's shape and std.
    * `permuted`: the second control, the source's live weight with its entries shuffled by one
    * fixed permutation: its values, scale and their drift over training are the source's, the
    * arrangement (which entry sits where) is not.
@@ -374,7 +374,7 @@ export class MergeNetTrainer extends JointLoop {
     return this.config.transferEpochs === undefined || this.epoch < this.config.transferEpochs;
   }
 
-  /** One global step (SPEC.md section 4, steps 1 to 4). */
+  /** One global step (docs/METHOD.md §4, steps 1 to 4). */
   protected stepOnce(): StepLosses {
     // Every link reads its inputs before any link writes (two-way transfers see pre-step weights).
     const inputs = this.transferActive() ? this.links.map((link, i) => this.timed("read_inputs", () => this.readInputs(link, i))) : [];

@@ -1,6 +1,6 @@
 /**
  * Parameter views: the named weights of a tfjs LayersModel seen as `[rows, cols] = [out, in]`
- * matrices, the orientation the adapter works in (SPEC §1, as the paper's PyTorch code does).
+ * matrices, the orientation the adapter works in (docs/METHOD.md §1; the paper's PyTorch code does the same).
  *
  * Addressing. A parameter is named `"<layerName>/<weightName>"`, the LayerVariable's
  * `originalName` in tfjs-layers (`"dense_2/kernel"`, `"conv1/kernel"`, `"embed/embeddings"`,

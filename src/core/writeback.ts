@@ -1,5 +1,5 @@
 /**
- * Writing the adapter's output back into the target weight (SPEC.md section 3b). The
+ * Writing the adapter's output back into the target weight (docs/METHOD.md §3a). The
  * adapter's last LayerNorm emits values with standard deviation about 1, far larger than a
  * trained layer's weights, so how the output becomes the new weight W' matters:
  *   replace   W' = out                                   (released code; needs a norm layer after)
@@ -26,7 +26,7 @@ import { freeVariablePrefix } from "./variables";
 export const OUTPUT_MODES = ["replace", "matched", "residual", "interp"] as const;
 export type OutputMode = (typeof OUTPUT_MODES)[number];
 
-/** SPEC 3b: interp is the default, because it does no harm. */
+/** interp is the default because it does no harm (docs/METHOD.md §3a). */
 export const DEFAULT_OUTPUT_MODE: OutputMode = "interp";
 /** Initial gate logit of interp: g = sigmoid(-6) ≈ 0.0025. */
 export const DEFAULT_INTERP_THETA = -6;
@@ -58,7 +58,7 @@ export function writeBackWarning(mode: OutputMode, followedByNormalisation: bool
   if (!needsFollowingNormalisation(mode) || followedByNormalisation) return undefined;
   return (
     `write-back mode 'replace' writes the adapter's raw output (std about 1) into ${layerName}, which no normalisation layer follows; ` +
-    `SPEC 3b measured a collapse to chance in that setting. Use 'interp' (the default) or 'matched'`
+    `in that setting the target was measured to collapse to chance (docs/METHOD.md §3a). Use 'interp' (the default) or 'matched'`
   );
 }
 

@@ -299,7 +299,7 @@ export async function loadImageDataset(name: ImageDatasetName, options: SplitOpt
 }
 
 /**
- * The bench-mnist training set (SPEC.md "bench-mnist"): the first 10,000 MNIST training
+ * The bench-mnist training set (docs/METHOD.md §7): the first 10,000 MNIST training
  * images in file order, [10000, 28, 28, 1] float32 in [0, 1], with int32 labels. The caller
  * disposes x and y.
  */

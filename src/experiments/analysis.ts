@@ -10,7 +10,7 @@
  *   d = 32,768 for a [128, 256] kernel) give an n×n eigenproblem instead of a d×d one. The
  *   principal directions are Xcᵀ·u / √λ; each is signed so that its largest-magnitude entry
  *   is positive, so the same runs always give the same picture.
- * - Singular values come from ml-matrix's SVD (float64, the library SPEC §2 names), without
+ * - Singular values come from ml-matrix's SVD (float64, the library docs/METHOD.md §2 names), without
  *   the singular vectors.
  * - Summaries are mean ± sample std over seeds (./statistics); a gain is paired by seed.
  * - The figures these rows are drawn with (spectrum lines, annotated heatmaps, tilted bars) are

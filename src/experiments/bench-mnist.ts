@@ -1,5 +1,5 @@
 /**
- * The fixed benchmark workload "bench-mnist" (SPEC.md), in code, so the benchmark, the
+ * The fixed benchmark workload "bench-mnist" (docs/METHOD.md §7), in code, so the benchmark, the
  * tests and anyone comparing implementations run exactly the same thing:
  *
  *   data    the first 10,000 MNIST training images in [0,1], fixed order, batch 64

@@ -1,5 +1,5 @@
 /**
- * The `factorized` low-rank form (SPEC §2): dense and 2-D convolution layers whose weight is a
+ * The `factorized` low-rank form (docs/METHOD.md §2): dense and 2-D convolution layers whose weight is a
  * product of two trained factors, W = scale · B·A, drop-in replacements for tf.layers.dense /
  * tf.layers.conv2d in Sequential or functional models.
  *

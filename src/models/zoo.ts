@@ -30,7 +30,7 @@
  *        Mean pooling instead of a class token (a choice): one fewer custom weight, and on
  *        small data it trains at least as well (Beyer et al. 2022, "Better plain ViT baselines").
  *
- * bench-mnist (SPEC.md): benchSource() is the CNN on [28, 28, 1] with 10 classes, benchTarget()
+ * bench-mnist (docs/METHOD.md §7): benchSource() is the CNN on [28, 28, 1] with 10 classes, benchTarget()
  * the MLP 784 -> 256 -> 128 -> 10; the pair is BENCH_PAIR: source "classifier/kernel"
  * ([128, 10], i.e. [10, 128] as [out, in]) -> target "fc2/kernel" ([256, 128], i.e. [128, 256]).
  *

@@ -126,7 +126,7 @@ export const ADAPTER_DEFAULTS = {
   name: "adapter",
 } as const satisfies Omit<ResolvedAdapterConfig, "sourceShape" | "targetShape">;
 
-/** The smallest projection width before the split into heads (SPEC 3). */
+/** The smallest projection width before the split into heads (docs/METHOD.md §3). */
 export const MIN_ATTENTION_WIDTH = 128;
 
 /** d = floor(max(floor((d_q + d_k)/2), 128) / h): the per-head width of one block. */

@@ -1,5 +1,5 @@
 /**
- * The MergeNet parameter adapter (SPEC.md section 3; the paper's "low-rank parametric
+ * The MergeNet parameter adapter (docs/METHOD.md §3; the paper's "low-rank parametric
  * knowledge adapter"). It reads a source weight matrix S [ms, ns] and the current target
  * weight matrix T [mt, nt] (both in [out, in] orientation) and produces a new matrix of
  * T's shape. The write-back of that matrix into the target lives in ../writeback.ts.

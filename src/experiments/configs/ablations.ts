@@ -35,7 +35,7 @@ export const ALONE = "target alone";
 export const PAIR_ONLY = "pair (no adapter)";
 export const REFERENCE = "MergeNet";
 export const CONTROL = "control: random source";
-/** The second control (SPEC.md 3b's "permuted source weight"): the live source weight, its entries shuffled by one fixed permutation. */
+/** The second control (docs/METHOD.md §3b, the permuted-source control): the live source weight, its entries shuffled by one fixed permutation. */
 export const PERMUTED = "control: permuted source";
 /** The reference's layer pair: source classifier [10, 128] → target fc2 [128, 256]. */
 export const REFERENCE_PAIR: LayerPair = { ...IMAGE_PAIRS.mlp.released };

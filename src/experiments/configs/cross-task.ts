@@ -12,7 +12,7 @@
  * apply": the two tasks share no label); naive sharing (copy) on the entry pair; and MergeNet
  * on each suggested layer pair (head→entry, the released code's kind; entry→entry; head→head)
  * and head→entry with the `matched` write-back, each beside its random-source control
- * (SPEC.md 3b: the same adapter fed a fixed random matrix). The sentiment experiments add
+ * (docs/METHOD.md §3b: the same adapter fed a fixed random matrix). The sentiment experiments add
  * MergeNet from a pre-trained, frozen source (a finished model lending knowledge; cheap
  * there) with its own control.
  *
@@ -26,7 +26,7 @@
  *     are where the target-alone curve has levelled off: Adam-trained text models overfit
  *     soon after. See `EPOCHS`.
  *   - MergeNet as notebook 01 runs it: one adapter layer, cycle 2, the `hypernet` rule and
- *     the `interp` write-back (SPEC.md 3b's default). Its gate starts at sigmoid(-6) ≈ 0.0025
+ *     the `interp` write-back (the default, docs/METHOD.md §3a). Its gate starts at sigmoid(-6) ≈ 0.0025
  *     and hardly opens in a few hundred steps (measured: each transfer moves the target weight
  *     by about 0.1 %), so head→entry is also run with the `matched` write-back, which
  *     replaces the target weight by the adapter's output rescaled to the weight's mean and

@@ -11,7 +11,7 @@
  * Options for ablations (notebook 04): the source CNN's size (`sourceFilters`,
  * `sourceHidden`), and `factorized`, which builds chosen dense layers of either model as
  * W = B·A at a given rank (src/models/lowrank-layers.ts), the models the `factorized`
- * low-rank form of SPEC §2 needs. A factorized model is the zoo's model rebuilt layer by
+ * low-rank form of docs/METHOD.md §2 needs. A factorized model is the zoo's model rebuilt layer by
  * layer with those layers swapped; every other layer keeps the zoo's seeded weights.
  */
 import { tf } from "../../backend/index";
@@ -165,7 +165,7 @@ export function withFactorizedDense(model: tf.LayersModel, layers: string[], ran
  * - `released`: the released code's kind of pair, the source's classifier into a hidden layer
  *   of the target; the hidden axes of two networks share no coordinate system.
  * - `classifier`: classifier ↔ classifier; the rows are the 10 classes in both models, the one
- *   axis whose meaning is shared (SPEC.md 3b).
+ *   axis whose meaning is shared (docs/METHOD.md §3b).
  */
 export const IMAGE_PAIRS = {
   mlp: {

@@ -198,7 +198,7 @@ export const EMOJI_TEXT_MODEL = { hidden: [128] };
  * Weight pairs worth trying, per direction, with why; shapes are [out, in] views at the
  * defaults (V = vocabulary size, 1000 at the default maxVocabulary).
  * - `classifier`: classifier ↔ classifier; rows are the 9 categories in both models, the one
- *   axis whose meaning is shared (SPEC.md 3b).
+ *   axis whose meaning is shared (docs/METHOD.md §3b).
  * - `released`: the released code's kind of pair, the source's classifier into a hidden
  *   weight of the target (a conv kernel in the image CNN, as the released code wrote into a
  *   conv; fc1 in the text MLP); the hidden axes share no coordinate system.
@@ -315,7 +315,7 @@ export const AUDIO_MODEL = { filters: [16, 32] as [number, number], hidden: 64 }
  * Weight pairs worth trying, by the TARGET's model, with why; shapes are [out, in] views
  * (source classifier: [10,128] from the MNIST models, [10,64] from the audio CNN).
  * - `classifier`: classifier ↔ classifier; rows are the digits 0..9 in both models, the one
- *   axis whose meaning is shared (SPEC.md 3b).
+ *   axis whose meaning is shared (docs/METHOD.md §3b).
  * - `released`: the released code's kind of pair, the source's classifier into a hidden weight
  *   of the target (a conv kernel in CNNs, fc2 in the MNIST MLP as in bench-mnist); the hidden
  *   axes share no coordinate system.
