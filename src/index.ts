@@ -63,8 +63,8 @@ export { readEmojiArrays, loadEmojiDataset, EMOJI_CATEGORIES, type EmojiArrays, 
 export { synthesizeSpokenDigits, loadSpokenDigits, type SpokenDigitsData } from "./data/audio";
 
 // Experiments.
-export { runExperiment, isQuick, pick, type RunOptions } from "./experiments/runner";
-export { costOf, costText, machineText, type CostEstimate } from "./experiments/cost";
+export { runExperiment, costOf, isQuick, pick, type RunOptions } from "./experiments/runner";
+export { costText, machineText, type CostEstimate } from "./experiments/cost";
 export type { ExperimentConfig, ExperimentResult, RunResult, AdapterDiagnostics } from "./experiments/records";
 export type { MethodSpec } from "./experiments/methods";
 export { registerScenario, getScenario, scenarioNames, type Scenario, type ScenarioInstance } from "./experiments/scenario";

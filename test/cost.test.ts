@@ -4,8 +4,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { costOf, costText, machineText } from "../src/experiments/cost";
-import { runExperiment, runFile } from "../src/experiments/runner";
+import { costText, machineText } from "../src/experiments/cost";
+import { costOf, runExperiment, runFile } from "../src/experiments/runner";
 import type { RunResult } from "../src/experiments/records";
 import { initBackend } from "../src/backend/index";
 import { registerTinyScenario } from "./helpers/tiny";
@@ -22,7 +22,17 @@ describe("costOf / costText", () => {
     expect(before.trainSeconds).toBeNaN();
     expect(costText(before)).toContain("an unknown time (4 of them have no recorded run");
 
-    const done = await runExperiment(config, { resultsDir: dir, progress: false, workers: 1 });
+    // The runner says the same before it trains anything.
+    const lines: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => (lines.push(String(chunk)), true)) as typeof process.stderr.write;
+    let done;
+    try {
+      done = await runExperiment(config, { resultsDir: dir, workers: 1 });
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(lines[0]).toBe(`[cost-test] ${costText(before)}\n`);
     // Set each saved run's recorded time, so the estimate can be checked exactly.
     const seconds: Record<string, number> = { "target alone": 10, MergeNet: 100, "control: random source": 120, KD: 30 };
     for (const method of config.methods) {

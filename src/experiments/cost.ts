@@ -15,9 +15,7 @@ import * as os from "os";
 import * as path from "path";
 import { backendInfo, tf } from "../backend/index";
 import type { ExperimentConfig, RunResult } from "./records";
-import { cachedRun, runFile } from "./runner";
-import { resolveWorkers } from "./pool";
-import { resultsRoot } from "../paths";
+import type { MethodSpec } from "./methods";
 import { duration } from "./progress";
 
 export interface CostEstimate {
@@ -58,36 +56,41 @@ function recordedSeconds(folder: string): number[] {
   return seconds;
 }
 
-/** The cost of running `configs` now, from the results folder (default: the mode's own). */
-export function costOf(configs: ExperimentConfig | ExperimentConfig[], options: { resultsDir?: string; workers?: number } = {}): CostEstimate {
-  const resultsDir = options.resultsDir ?? resultsRoot();
-  const estimate: CostEstimate = { runs: 0, cached: 0, toTrain: 0, cachedSeconds: 0, trainSeconds: 0, unknown: 0, workers: resolveWorkers(options.workers) };
-  for (const config of Array.isArray(configs) ? configs : [configs]) {
-    const isMergeNet = (kind: string) => kind === "mergenet";
-    const family = (mergenet: boolean) =>
-      config.methods.filter((m) => isMergeNet(m.kind) === mergenet).flatMap((m) => recordedSeconds(path.dirname(runFile(resultsDir, config, m, 0))));
-    const families = new Map<boolean, number>();
-    for (const method of config.methods) {
-      const sameMethod = median(recordedSeconds(path.dirname(runFile(resultsDir, config, method, 0))));
-      for (const seed of config.seeds) {
-        estimate.runs++;
-        const run = cachedRun(config, method, seed, resultsDir);
-        if (run) {
-          estimate.cached++;
-          estimate.cachedSeconds += run.wallSeconds;
-          continue;
-        }
-        estimate.toTrain++;
-        let seconds = sameMethod;
-        if (!Number.isFinite(seconds)) {
-          const key = isMergeNet(method.kind);
-          if (!families.has(key)) families.set(key, median(family(key)));
-          seconds = families.get(key)!;
-        }
-        if (Number.isFinite(seconds)) estimate.trainSeconds += seconds;
-        else estimate.unknown++;
-      }
+/** One planned run: its method and seed, and its saved result if there is one. */
+export interface PlannedRun {
+  method: MethodSpec;
+  seed: number;
+  cached?: Pick<RunResult, "wallSeconds">;
+}
+
+/** An empty estimate, to add experiments to with addToEstimate. */
+export const emptyEstimate = (workers: number): CostEstimate => ({ runs: 0, cached: 0, toTrain: 0, cachedSeconds: 0, trainSeconds: 0, unknown: 0, workers });
+
+/**
+ * Adds one experiment's planned runs to `estimate`. `folderOf(method)` is the folder holding that
+ * method's result files (one per seed, any configuration), whose recorded times are the basis.
+ */
+export function addToEstimate(estimate: CostEstimate, config: ExperimentConfig, plan: PlannedRun[], folderOf: (method: MethodSpec) => string): CostEstimate {
+  const isMergeNet = (method: MethodSpec) => method.kind === "mergenet";
+  const families = new Map<boolean, number>();
+  const familyMedian = (mergenet: boolean): number => {
+    if (!families.has(mergenet)) families.set(mergenet, median(config.methods.filter((m) => isMergeNet(m) === mergenet).flatMap((m) => recordedSeconds(folderOf(m)))));
+    return families.get(mergenet)!;
+  };
+  const sameMethod = new Map<string, number>();
+  for (const run of plan) {
+    estimate.runs++;
+    if (run.cached) {
+      estimate.cached++;
+      estimate.cachedSeconds += run.cached.wallSeconds;
+      continue;
     }
+    estimate.toTrain++;
+    if (!sameMethod.has(run.method.name)) sameMethod.set(run.method.name, median(recordedSeconds(folderOf(run.method))));
+    let seconds = sameMethod.get(run.method.name)!;
+    if (!Number.isFinite(seconds)) seconds = familyMedian(isMergeNet(run.method));
+    if (Number.isFinite(seconds)) estimate.trainSeconds += seconds;
+    else estimate.unknown++;
   }
   if (estimate.unknown) estimate.trainSeconds = NaN;
   return estimate;

@@ -68,6 +68,11 @@ export class Progress {
     this.workers = workers;
   }
 
+  /** A line of its own, before the runs start (what the experiment will cost, say). */
+  note(text: string): void {
+    this.write(`[${this.experiment}] ${text}\n`);
+  }
+
   /** A run starts (on `worker`, 1.., in a pool). */
   start(label: string, worker = 0): void {
     this.current = label;

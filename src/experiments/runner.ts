@@ -28,6 +28,7 @@ import { describeValue, unknownKeyProblems } from "../config-checks";
 import { label, LocalPool, resolveThreadsPerWorker, resolveWorkers, type PoolJob, type RunExecutor } from "./pool";
 import { RedisExecutor, resolveRedis } from "./queue";
 import { Progress } from "./progress";
+import { addToEstimate, costText, emptyEstimate, type CostEstimate } from "./cost";
 import { checkResultsFolder, codeOf, tryLockRun, waitForUnlock, type LockAttempt } from "./run-lock";
 import { getScenario, type ScenarioInstance } from "./scenario";
 import type { AdapterDiagnostics, ExperimentConfig, ExperimentResult, RecordingConfig, RunResult, WeightRecord } from "./records";
@@ -205,9 +206,18 @@ function readCached(file: string, hash: string, config: ExperimentConfig, method
   return mismatch ? undefined : run;
 }
 
-/** The run's cached result if one is saved for exactly this configuration (nothing is logged; see readCached). */
-export function cachedRun(config: ExperimentConfig, method: MethodSpec, seed: number, resultsDir = resultsRoot()): RunResult | undefined {
-  return readCached(runFile(resultsDir, config, method, seed), runHash(config, method, seed), config, method, seed, true);
+/**
+ * What running `configs` now will cost (src/experiments/cost.ts): saved runs, runs to train and
+ * their estimated time from the recorded times of earlier runs. Reads files only; trains nothing.
+ */
+export function costOf(configs: ExperimentConfig | ExperimentConfig[], options: { resultsDir?: string; workers?: number } = {}): CostEstimate {
+  const resultsDir = options.resultsDir ?? resultsRoot();
+  const estimate = emptyEstimate(resolveWorkers(options.workers));
+  for (const config of Array.isArray(configs) ? configs : [configs]) {
+    const plan = config.methods.flatMap((method) => config.seeds.map((seed) => ({ method, seed, cached: readCached(runFile(resultsDir, config, method, seed), runHash(config, method, seed), config, method, seed, true) })));
+    addToEstimate(estimate, config, plan, (method) => path.dirname(runFile(resultsDir, config, method, 0)));
+  }
+  return estimate;
 }
 
 /** How a result's content contradicts the configuration it claims (undefined: it agrees). */
@@ -480,7 +490,13 @@ async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; see
     const names = pending.slice(0, 5).map((job) => `'${job.method.name}' seed ${job.seed}`).join(", ");
     throw new MissingRunsError(`[${config.name}] ${pending.length} of ${planned.length} runs are not in ${resultsDir} (${names}${pending.length > 5 ? ", ..." : ""}) and this call trains nothing (cachedOnly); ${options.cachedOnlyHint ?? "run the experiment first"}`);
   }
-  if (pending.length) checkResultsFolder(resultsDir);
+  if (pending.length) {
+    checkResultsFolder(resultsDir);
+    // Before anything trains: what it will cost (saved runs, runs to train, time from recorded runs).
+    const workers = options.redis ?? process.env.MERGENET_REDIS ? 1 : resolveWorkers(options.workers);
+    const plan = planned.map(({ method, seed, cached }) => ({ method, seed, cached }));
+    progress.note(costText(addToEstimate(emptyEstimate(workers), config, plan, (method) => path.dirname(runFile(resultsDir, config, method, 0)))));
+  }
   const executor = pending.length ? await makeExecutor() : undefined; // before the preflight: an unreachable Redis fails at once
   if (pending.length) await preflight(config, [...new Set(pending.map((job) => job.method))], pending[0].seed);
   if (executor) return runWithExecutor(config, planned, resultsDir, progress, executor, stop, force);
