@@ -1,6 +1,6 @@
 /**
  * The one module that owns TensorFlow.js: every other file imports `tf` from here (the other
- * files of this folder, wasm-gradients.ts and native-kernels.ts, are the only other importers of tfjs).
+ * files of this folder, wasm-gradients.ts, native-kernels.ts and lazy-grad.ts, are the only other importers of tfjs).
  *
  * Backend order (first that works wins; `MERGENET_BACKEND` forces one):
  *   tensorflow-gpu  @tensorflow/tfjs-node-gpu installed and a CUDA device visible
