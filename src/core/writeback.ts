@@ -22,6 +22,7 @@
  */
 import { tf } from "../backend/index";
 import { customGradLazy } from "../backend/lazy-grad";
+import { fastMean, fastMoments } from "../backend/native-kernels";
 import { freeVariablePrefix } from "./variables";
 
 export const OUTPUT_MODES = ["replace", "matched", "residual", "interp"] as const;
@@ -66,8 +67,8 @@ export function writeBackWarning(mode: OutputMode, followedByNormalisation: bool
 /** mean(T) + std(T) (out - mean(out)) / sqrt(var(out) + 1e-12), statistics over all elements. */
 export function matchMoments(output: tf.Tensor2D, target: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
-    const out = tf.moments(output);
-    const tgt = tf.moments(target);
+    const out = fastMoments(output);
+    const tgt = fastMoments(target);
     const scale = tf.div(tf.sqrt(tgt.variance), tf.sqrt(tf.add(out.variance, MATCHED_VARIANCE_EPSILON)));
     return tf.add(tf.mul(tf.sub(output, out.mean), scale), tgt.mean);
   });
@@ -91,8 +92,8 @@ function blend(output: tf.Tensor2D, target: tf.Tensor2D, theta: tf.Scalar | unde
   const inputs = theta ? [output, target, theta] : [output, target];
   const run = customGradLazy((args, save) => {
     const [out, tgt, th] = args;
-    const outMoments = tf.moments(out);
-    const tgtMoments = tf.moments(tgt);
+    const outMoments = fastMoments(out);
+    const tgtMoments = fastMoments(tgt);
     const tgtStd = tf.sqrt(tgtMoments.variance);
     const outStd = tf.sqrt(tf.add(outMoments.variance, MATCHED_VARIANCE_EPSILON));
     const scale = tf.div(tgtStd, outStd);
@@ -106,7 +107,7 @@ function blend(output: tf.Tensor2D, target: tf.Tensor2D, theta: tf.Scalar | unde
       gradFunc: (dW: tf.Tensor, saved: tf.Tensor[]) => {
         const [normalised, k, sT, tgtCentred, g, d] = saved;
         const dM = g ? tf.mul(dW, g) : dW;
-        const meanDM = tf.mean(dM);
+        const meanDM = fastMean(dM);
         const projection = tf.sum(tf.mul(dM, normalised));
         const dOut = () => tf.mul(tf.sub(tf.sub(dM, meanDM), tf.mul(normalised, tf.div(projection, n))), k);
         // T's gradient only when asked for (the trainer passes T as a constant).
