@@ -16,6 +16,9 @@
  * TF_NUM_INTRAOP_THREADS says), with the local worker pool at 2 workers and through Redis (a
  * throwaway redis-server here) with 2 queue workers, one TensorFlow thread per worker.
  *
+ * TensorFlow's threads: `--threads N` (or "N,M": intra-op, inter-op) or MERGENET_THREADS, as
+ * src/backend/index.ts reads them; the setting in force is the JSON's `tf_threads`.
+ *
  * `--quick` is one timed epoch per mode, the small adapter and SVD shapes only, and 2 epochs
  * per run in `runs` (10 otherwise); `--largest` adds the adapter at 512x4096 -> 512x4096
  * (about 11 GB of memory).
@@ -38,6 +41,8 @@ interface Args {
   largest: boolean;
   repeats: number;
   out: string;
+  /** TensorFlow intra-op and inter-op threads (--threads N or N,M); undefined: the environment's. */
+  threads?: { intra: number; inter: number };
 }
 
 function parseArgs(argv: string[]): Args {
@@ -49,7 +54,12 @@ function parseArgs(argv: string[]): Args {
     else if (a === "--largest") args.largest = true;
     else if (a === "--repeats") args.repeats = Number(argv[++i]);
     else if (a === "--out") args.out = argv[++i];
-    else throw new Error(`unknown argument '${a}'; use --json, --quick, --largest, --repeats N, --out FILE`);
+    else if (a === "--threads") {
+      const counts: number[] = (argv[++i] ?? "").split(",").map(Number);
+      const [intra, inter = intra] = counts;
+      if (![intra, inter].every((n) => Number.isInteger(n) && n >= 1)) throw new Error(`--threads takes N or N,M (whole numbers >= 1)`);
+      args.threads = { intra, inter };
+    } else throw new Error(`unknown argument '${a}'; use --json, --quick, --largest, --repeats N, --out FILE, --threads N[,M]`);
   }
   if (!Number.isInteger(args.repeats) || args.repeats < 1) throw new Error(`--repeats takes a whole number >= 1`);
   if (args.quick) args.repeats = 1;
@@ -184,7 +194,7 @@ function benchSvd(size: number, rank: number, repeats: number) {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const info = await initBackend();
+  const info = await initBackend(undefined, { threads: args.threads });
   const loadAtStart = loadAverage();
   const tensorsAtStart = tf.memory().numTensors;
   const modes: Record<string, Awaited<ReturnType<typeof benchMode>>> = {};
@@ -212,6 +222,8 @@ async function main(): Promise<void> {
   const result = {
     backend: info.name,
     threads: info.cores,
+    // TensorFlow's intra-op and inter-op thread pools as set at load ("default": all cores).
+    tf_threads: info.threads ?? null,
     cpu: os.cpus()[0]?.model ?? "unknown",
     node: process.version,
     tfjs: tf.version.tfjs,
@@ -240,7 +252,8 @@ async function main(): Promise<void> {
   const phases = (m: string) => Object.entries(modes[m].step_ms).map(([k, v]) => `${k} ${v}`).join(", ");
   const lines = [
     `bench-mnist on ${result.backend} (${result.threads} cores, ${result.cpu}; node ${result.node}, tfjs ${result.tfjs}), ` +
-      `${result.samples} samples, batch ${result.batch}, median of ${result.repeats}; load average at start ${loadAtStart.join(" ")}`,
+      `${result.samples} samples, batch ${result.batch}, median of ${result.repeats}; ` +
+      `TensorFlow threads ${info.threads ? `${info.threads.intra} intra-op / ${info.threads.inter} inter-op` : "n/a"}; load average at start ${loadAtStart.join(" ")}`,
     ...BENCH_MODES.map((m) => `  ${m.padEnd(13)} ${modes[m].epoch_s.toFixed(2)} s/epoch  ${modes[m].samples_per_s.toFixed(0)} samples/s  tensors ${modes[m].tensors_before} -> ${modes[m].tensors_after}`),
     `  mergenet / pair: ${result.mergenet_over_pair}`,
     "  ms per step:",

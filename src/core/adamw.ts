@@ -12,11 +12,25 @@
  * vectors over all variables (in the order given), the gradients are concatenated into one
  * vector, and the whole update (norm, clip, moments, bias correction, decoupled decay via a
  * per-element decay vector, step) runs as about a dozen ops on it; the new values are split
- * back into the variables: about 60 ops per step. Every element sees the same float32
+ * back into the variables: about 60 ops per step. One more saving (issue 16): the flat vector
+ * of new weights is kept for the next step, which reuses it while every variable still holds
+ * the value this optimiser wrote (checked by identity of the variable's data, so a variable
+ * assigned elsewhere, by a checkpoint restore for example, is read afresh): 20 ops fewer
+ * (a Reshape per matrix and a Concat over all elements). Tried and not kept: flattening the
+ * gradients with one op (TensorFlow's DynamicStitch, 19 ops fewer) took longer, 3.8 ms against
+ * 2.4 ms for the reshapes and concat at bench-mnist's 584k elements (its copy goes element by
+ * element). Every element sees the same float32
  * operations in the same order as the per-variable form; only the global norm's summation
  * order differs (one sum over all elements instead of a sum of per-variable sums).
  */
 import { tf } from "../backend/index";
+
+/**
+ * Up to this many elements the flat weights are kept between steps (4 bytes per element);
+ * larger adapters, whose step is dominated by arithmetic, not by the op count, read them
+ * afresh and keep no extra copy.
+ */
+const KEEP_WEIGHTS_MAX_ELEMENTS = 1 << 24;
 
 export interface AdamWConfig {
   learningRate: number;
@@ -63,6 +77,8 @@ export class AdamW {
   private secondMoment: tf.Tensor1D;
   private stepCount = 0;
   private lr: number;
+  /** [total] the weights this optimiser last wrote, and the data each variable then held: reused while they match. */
+  private lastWeights: { flat: tf.Tensor1D; dataIds: object[] } | undefined;
 
   /**
    * `rateScales`: one learning-rate multiple per variable (default all 1), so one optimiser
@@ -142,11 +158,12 @@ export class AdamW {
       let m = tf.add(tf.mul(this.firstMoment, beta1), tf.mul(clipped, 1 - beta1));
       let s = tf.add(tf.mul(this.secondMoment, beta2), tf.mul(tf.square(clipped), 1 - beta2));
       const update = tf.div(tf.div(m, correction1), tf.add(tf.sqrt(tf.div(s, correction2)), epsilon));
-      const weights = tf.concat(this.variables.map((v) => flat(v))); // [total]
+      const weights = this.currentWeights(); // [total]
       // Decoupled weight decay on matrices only: w <- w - lr * (update + wd * w).
       const decayed = this.decay ? tf.add(update, tf.mul(weights, this.decay)) : update;
       const scaled = this.rateScale ? tf.mul(decayed, this.rateScale) : decayed;
-      const next = tf.split(tf.sub(weights, tf.mul(scaled, lr)), this.sizes);
+      const nextFlat = tf.sub(weights, tf.mul(scaled, lr)) as tf.Tensor1D;
+      const next = tf.split(nextFlat, this.sizes);
       if (!all) {
         // Absent variables keep their moments: select the old entries for them.
         const mask = new Uint8Array(g.size);
@@ -166,8 +183,19 @@ export class AdamW {
       this.secondMoment.dispose();
       this.firstMoment = tf.keep(m as tf.Tensor1D);
       this.secondMoment = tf.keep(s as tf.Tensor1D);
+      this.lastWeights?.flat.dispose();
+      // With a variable absent the flat vector holds a value it was not given: not kept.
+      const keep = all && g.size <= KEEP_WEIGHTS_MAX_ELEMENTS;
+      this.lastWeights = keep ? { flat: tf.keep(nextFlat), dataIds: this.variables.map((v) => v.dataId) } : undefined;
       return norm;
     });
+  }
+
+  /** [total] the variables' values: the vector of the last step while no variable was assigned since, else read afresh. */
+  private currentWeights(): tf.Tensor1D {
+    const last = this.lastWeights;
+    if (last && this.variables.every((v, i) => v.dataId === last.dataIds[i])) return last.flat;
+    return tf.concat(this.variables.map((v) => flat(v)));
   }
 
   /** A copy of the state (tensors owned by the caller). */
@@ -210,6 +238,7 @@ export class AdamW {
   }
 
   dispose(): void {
-    tf.dispose([this.firstMoment, this.secondMoment, this.decay ?? [], this.rateScale ?? []]);
+    tf.dispose([this.firstMoment, this.secondMoment, this.decay ?? [], this.rateScale ?? [], this.lastWeights?.flat ?? []]);
+    this.lastWeights = undefined;
   }
 }

@@ -21,6 +21,8 @@
  *   it; `writeBackWarning` gives it the text, so the rule lives here.
  */
 import { tf } from "../backend/index";
+import { customGradLazy } from "../backend/lazy-grad";
+import { fastMean, fastMoments } from "../backend/native-kernels";
 import { freeVariablePrefix } from "./variables";
 
 export const OUTPUT_MODES = ["replace", "matched", "residual", "interp"] as const;
@@ -65,8 +67,8 @@ export function writeBackWarning(mode: OutputMode, followedByNormalisation: bool
 /** mean(T) + std(T) (out - mean(out)) / sqrt(var(out) + 1e-12), statistics over all elements. */
 export function matchMoments(output: tf.Tensor2D, target: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
-    const out = tf.moments(output);
-    const tgt = tf.moments(target);
+    const out = fastMoments(output);
+    const tgt = fastMoments(target);
     const scale = tf.div(tf.sqrt(tgt.variance), tf.sqrt(tf.add(out.variance, MATCHED_VARIANCE_EPSILON)));
     return tf.add(tf.mul(tf.sub(output, out.mean), scale), tgt.mean);
   });
@@ -74,7 +76,8 @@ export function matchMoments(output: tf.Tensor2D, target: tf.Tensor2D): tf.Tenso
 
 /**
  * `interp` (gate = theta) or `matched` (no gate): T + g (matched(out) − T) with g =
- * sigmoid(theta), or matched(out), with a hand-written gradient (tf.customGrad). A speed
+ * sigmoid(theta), or matched(out), with a hand-written gradient (customGradLazy: tf.customGrad
+ * with one gradient function per input, so T's runs only when asked for). A speed
  * choice: autodiff through the two moments and the blend took about seventy ops per call
  * (each op's inputs copied for the tape, each mean's gradient a broadcast); this takes about
  * thirty. With s_o = sqrt(var(out) + 1e-12), ô = (out − mean(out)) / s_o, s_T = std(T),
@@ -87,11 +90,10 @@ export function matchMoments(output: tf.Tensor2D, target: tf.Tensor2D): tf.Tenso
 function blend(output: tf.Tensor2D, target: tf.Tensor2D, theta: tf.Scalar | undefined): tf.Tensor2D {
   const n = output.size;
   const inputs = theta ? [output, target, theta] : [output, target];
-  const run = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [out, tgt, th] = args.slice(0, inputs.length) as tf.Tensor[];
-    const save = args[inputs.length] as tf.GradSaveFunc;
-    const outMoments = tf.moments(out);
-    const tgtMoments = tf.moments(tgt);
+  const run = customGradLazy((args, save) => {
+    const [out, tgt, th] = args;
+    const outMoments = fastMoments(out);
+    const tgtMoments = fastMoments(tgt);
     const tgtStd = tf.sqrt(tgtMoments.variance);
     const outStd = tf.sqrt(tf.add(outMoments.variance, MATCHED_VARIANCE_EPSILON));
     const scale = tf.div(tgtStd, outStd);
@@ -105,13 +107,16 @@ function blend(output: tf.Tensor2D, target: tf.Tensor2D, theta: tf.Scalar | unde
       gradFunc: (dW: tf.Tensor, saved: tf.Tensor[]) => {
         const [normalised, k, sT, tgtCentred, g, d] = saved;
         const dM = g ? tf.mul(dW, g) : dW;
-        const meanDM = tf.mean(dM);
+        const meanDM = fastMean(dM);
         const projection = tf.sum(tf.mul(dM, normalised));
-        const dOut = tf.mul(tf.sub(tf.sub(dM, meanDM), tf.mul(normalised, tf.div(projection, n))), k);
-        const fromStats = tf.add(meanDM, tf.mul(tgtCentred, tf.div(projection, tf.mul(sT, n))));
-        const dTarget = g ? tf.add(tf.mul(dW, tf.sub(1, g)), fromStats) : fromStats;
+        const dOut = () => tf.mul(tf.sub(tf.sub(dM, meanDM), tf.mul(normalised, tf.div(projection, n))), k);
+        // T's gradient only when asked for (the trainer passes T as a constant).
+        const dTarget = () => {
+          const fromStats = tf.add(meanDM, tf.mul(tgtCentred, tf.div(projection, tf.mul(sT, n))));
+          return g ? tf.add(tf.mul(dW, tf.sub(1, g)), fromStats) : fromStats;
+        };
         if (!g || !d) return [dOut, dTarget];
-        const dTheta = tf.mul(tf.sum(tf.mul(dW, d)), tf.mul(g, tf.sub(1, g)));
+        const dTheta = () => tf.mul(tf.sum(tf.mul(dW, d)), tf.mul(g, tf.sub(1, g)));
         return [dOut, dTarget, dTheta];
       },
     };

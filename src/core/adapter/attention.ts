@@ -10,6 +10,7 @@
  *   1/√d scale (q' = q τ/√d). A scalar, so AdamW gives it no weight decay (matrices only).
  */
 import { tf } from "../../backend/index";
+import { customGradLazy } from "../../backend/lazy-grad";
 import type { BlockName } from "./config";
 import { dense, type Dense, type Norm } from "./ops";
 
@@ -42,7 +43,8 @@ export interface AttentionInputs {
  * One block's attention, before its residual and LayerNorm: [nq, dq] queries, [nk, dk]
  * keys/values -> [nq, dq]. Records the head-averaged attention map when asked.
  *
- * Hand-written gradient (tf.customGrad), a speed choice: the forward pass is some twenty
+ * Hand-written gradient (customGradLazy, tf.customGrad with one gradient function per input,
+ * so that the queries' and keys' gradients are computed only where asked for), a speed choice: the forward pass is some twenty
  * small ops, and autodiff through them costs about three times as many again (each op's
  * inputs copied for the tape, each broadcast's and reshape's gradient its own op). With
  * s = q kᵀ (q already scaled by c = 1/√d, or c = τ/√d with a learned temperature
@@ -82,9 +84,7 @@ export function attend(block: AttentionInputs): tf.Tensor2D {
     maps[name] = tf.mean(result.probs, 0) as tf.Tensor2D; // [h, nq, nk] -> [nq, nk]
     return result.out;
   }
-  const attention = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const tensors = args.slice(0, inputs.length) as tf.Tensor[];
-    const save = args[inputs.length] as tf.GradSaveFunc;
+  const attention = customGradLazy((tensors, save) => {
     const [x, kv, wq, , wk, , wv, , wo] = tensors;
     const r = forward(tensors);
     const learnedScale = typeof r.queryScale === "number" ? [] : [r.queryScale];
@@ -103,14 +103,15 @@ export function attend(block: AttentionInputs): tf.Tensor2D {
         const dScaled = tf.matMul(dScores, kh); // [h, nq, d], the scaled queries' gradient
         const dQ = tf.mul(merge(dScaled, nq), queryScale); // [nq, h*d], before the scaling
         const dK = merge(tf.matMul(dScores, qh, true, false), nk); // [nk, h*d]
+        // One function per input: the queries' and keys' gradients run only when asked for.
         return [
-          tf.matMul(dQ, wqs, false, true), // the queries' gradient [nq, dq]
-          tf.add(tf.matMul(dK, wks, false, true), tf.matMul(dV, wvs, false, true)), // the keys' gradient [nk, dk]
-          tf.matMul(xs, dQ, true, false), tf.sum(dQ, 0),
-          tf.matMul(ks, dK, true, false), tf.sum(dK, 0),
-          tf.matMul(ks, dV, true, false), tf.sum(dV, 0),
-          tf.matMul(mg, dOut, true, false), tf.sum(dOut, 0),
-          ...(logTemperature ? [tf.sum(tf.mul(dScaled, qh))] : []), // log τ's gradient []
+          () => tf.matMul(dQ, wqs, false, true), // the queries' gradient [nq, dq]
+          () => tf.add(tf.matMul(dK, wks, false, true), tf.matMul(dV, wvs, false, true)), // the keys' gradient [nk, dk]
+          () => tf.matMul(xs, dQ, true, false), () => tf.sum(dQ, 0),
+          () => tf.matMul(ks, dK, true, false), () => tf.sum(dK, 0),
+          () => tf.matMul(ks, dV, true, false), () => tf.sum(dV, 0),
+          () => tf.matMul(mg, dOut, true, false), () => tf.sum(dOut, 0),
+          ...(logTemperature ? [() => tf.sum(tf.mul(dScaled, qh))] : []), // log τ's gradient []
         ];
       },
     };

@@ -23,6 +23,7 @@
  *   exactly; without it the masks are fresh random draws.
  */
 import { tf } from "../../backend/index";
+import { fastMean } from "../../backend/native-kernels";
 
 /** LayerNorm epsilon, as in the released code (PyTorch's BERT-style 1e-12). */
 export const LAYER_NORM_EPSILON = 1e-12;
@@ -76,9 +77,9 @@ export function layerNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.
   const normalise = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [input, scale, shift] = args as tf.Tensor[];
     const save = args[3] as tf.GradSaveFunc;
-    const mean = tf.mean(input, -1, true);
+    const mean = fastMean(input, -1, true);
     const centred = tf.sub(input, mean);
-    const variance = tf.mean(tf.square(centred), -1, true);
+    const variance = fastMean(tf.square(centred), -1, true);
     const inverseStd = tf.rsqrt(tf.add(variance, LAYER_NORM_EPSILON));
     const normalised = tf.mul(centred, inverseStd); // x̂
     save([normalised, inverseStd, scale]);
@@ -87,7 +88,7 @@ export function layerNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.
       gradFunc: (d: tf.Tensor, saved: tf.Tensor[]) => {
         const [xHat, rstd, g] = saved;
         const dxHat = tf.mul(d, g);
-        const inner = tf.sub(tf.sub(dxHat, tf.mean(dxHat, -1, true)), tf.mul(xHat, tf.mean(tf.mul(dxHat, xHat), -1, true)));
+        const inner = tf.sub(tf.sub(dxHat, fastMean(dxHat, -1, true)), tf.mul(xHat, fastMean(tf.mul(dxHat, xHat), -1, true)));
         return [tf.mul(inner, rstd), sumToShape(tf.mul(d, xHat), g.shape), sumToShape(d, shift.shape)];
       },
     };
