@@ -371,6 +371,11 @@ describe("readable figures: whole labels, one colour per method, MergeNet beside
     expect(line.color.scale?.domain.slice(0, 2)).toEqual(["MergeNet, after training", "control: random source, after training"]);
     expect(new Set(line.color.scale?.range).size).toBe(4);
     expect(new Set(line.strokeDash.scale.range.map((d) => d.join(","))).size).toBe(4);
+    // Each series its own width, the first drawn widest (an ordinal scale: vega would otherwise interpolate).
+    const widths = (layers(spec)[1].encoding as unknown as { strokeWidth: { scale: { type: string; range: number[] } } }).strokeWidth.scale;
+    expect(widths.type).toBe("ordinal");
+    expect(new Set(widths.range).size).toBe(4);
+    expect([...widths.range].sort((a, b) => b - a)).toEqual(widths.range);
     expect(line.color.legend?.labelLimit).toBe(0);
   });
 
