@@ -377,6 +377,8 @@ describe("readable figures: whole labels, one colour per method, MergeNet beside
     expect(new Set(widths.range).size).toBe(4);
     expect([...widths.range].sort((a, b) => b - a)).toEqual(widths.range);
     expect(line.color.legend?.labelLimit).toBe(0);
+    // The y axis spans the data, not whole decades around it.
+    expect((layers(spec)[1].encoding as unknown as { y: { scale: { nice: boolean } } }).y.scale.nice).toBe(false);
   });
 
   it("scatterPath: every method its own colour, marker and dash, MergeNet beside its control", () => {

@@ -562,7 +562,7 @@ export function spectrumChart(rows: SpectrumRow[], options: { title?: string; wi
   const dashes = [[1, 0], [8, 4], [2, 3], [12, 3, 3, 3], [4, 4], [1, 5]];
   const strokeDash = { field: "series", type: "nominal" as const, title: "weight", sort: order, scale: { domain: order, range: order.map((_, i) => dashes[i % dashes.length]) } };
   const strokeWidth = { field: "series", type: "nominal" as const, title: "weight", sort: order, scale: { type: "ordinal" as const, domain: order, range: order.map((_, i) => Math.max(1.5, 6 - 1.5 * i)) } };
-  const y = { type: "log" as const };
+  const y = { type: "log" as const, nice: false }; // the data's range, not whole decades (0.1 to 10 for values 0.35 to 2.5)
   // Drawn in legend order (vega draws the series in the order the data holds them): widest first, below.
   values.sort((a, b) => order.indexOf(a.series) - order.indexOf(b.series) || a.index - b.index);
   return {
