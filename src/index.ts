@@ -93,7 +93,8 @@ export {
 
 // Plots and notebook display.
 export {
-  learningCurves, groupedBars, heatmap, annotatedHeatmap, scatterPath, effectsPlot, spectrumChart, readableBars,
+  learningCurves, groupedBars, heatmap, attentionHeatmap, annotatedHeatmap, scatterPath, effectsPlot, spectrumChart, readableBars,
+  methodOrder,
   type CurveRow, type BarRow, type EffectRow, type PathRow, type SpectrumRow,
 } from "./plots/specs";
 export { imageMosaic, spectrogramPanels, type ImageTile } from "./plots/images";

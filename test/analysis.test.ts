@@ -115,7 +115,7 @@ describe("summaries", () => {
     const tilted = readableBars(bars, -45) as unknown as { data: unknown; layer: { encoding: { x: { axis: { labelAngle: number } }; color?: { legend: { labelLimit: number } } } }[] };
     expect(tilted.data).toEqual((bars as unknown as { data: unknown }).data);
     tilted.layer.forEach((layer) => expect(layer.encoding.x.axis.labelAngle).toBe(-45));
-    expect(tilted.layer[0].encoding.color?.legend.labelLimit).toBe(320);
+    expect(tilted.layer[0].encoding.color?.legend.labelLimit).toBe(0); // legend labels whole
     expect(() => readableBars({ mark: "bar" } as never)).toThrow(/must be a layered chart/);
   });
 

@@ -16,7 +16,10 @@ import {
   vegaLiteToSvg,
   type VegaLiteSpec,
 } from "../src/plots/render";
-import { effectsPlot, groupedBars, heatmap, learningCurves, scatterPath, summarizeOverSeeds, wrapTitle, type CurveRow } from "../src/plots/specs";
+import {
+  attentionHeatmap, categoryColors, effectsPlot, groupedBars, heatmap, integerTicks, learningCurves, methodOrder, readableBars, scatterPath,
+  spectrumChart, summarizeOverSeeds, wrapTitle, type CurveRow,
+} from "../src/plots/specs";
 import { imageMosaic, type ImageTile } from "../src/plots/images";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -192,7 +195,8 @@ describe("plotly builders", () => {
     ]);
     expect(fig.data.map((t) => t.name)).toEqual(["a", "b"]);
     expect(fig.data[1].x).toEqual([0, 1]);
-    expect((fig.data[1].marker as { symbol: string[] }).symbol[0]).toBe("circle-open");
+    expect((fig.data[0].marker as { symbol: string[] }).symbol[0]).toBe("circle-open");
+    expect((fig.data[1].marker as { symbol: string[] }).symbol).toEqual(["square-open", "square"]);
   });
 });
 
@@ -280,6 +284,123 @@ describe("saving figures", () => {
     expectPng(fs.readFileSync(saved.png));
     await expect(saveVegaLite(learningCurves(curveRows, { metric: "loss" }), "../escape", dir)).rejects.toThrow(/plain file name/);
     fs.rmSync(dir, { recursive: true });
+  });
+});
+
+/** Notebook 01's methods: 14 names, long ones among them. */
+const MANY_METHODS = [
+  "target alone", "logit KD", "logit KD (pre-trained source)", "mutual learning", "naive sharing (copy)", "naive sharing (average)",
+  "MergeNet hypernet", "control: random source", "MergeNet exact", "control: exact, random source", "MergeNet classifier pair",
+  "control: classifier pair, random source", "MergeNet classifier pair (pre-trained source)", "control: classifier pair (pre-trained source), random source",
+];
+type ColorEncoding = { sort?: string[]; scale?: { domain: string[]; range: string[] }; legend?: { labelLimit?: number; symbolOpacity?: number } };
+const colorOf = (spec: VegaLiteSpec, layer = 0): ColorEncoding => (layers(spec)[layer].encoding as unknown as { color: ColorEncoding }).color;
+const curveRowsOf = (methods: string[], epochs: number): CurveRow[] =>
+  methods.flatMap((method, k) => Array.from({ length: epochs }, (_, e) => ({ method, seed: 0, epoch: e + 1, value: 0.5 + 0.01 * k + 0.01 * e })));
+
+describe("readable figures: whole labels, one colour per method, MergeNet beside its control", () => {
+  it("methodOrder puts each control right after the variant it controls", () => {
+    const order = methodOrder(MANY_METHODS);
+    expect(order).toHaveLength(MANY_METHODS.length);
+    for (const [variant, control] of [
+      ["MergeNet hypernet", "control: random source"],
+      ["MergeNet exact", "control: exact, random source"],
+      ["MergeNet classifier pair", "control: classifier pair, random source"],
+      ["MergeNet classifier pair (pre-trained source)", "control: classifier pair (pre-trained source), random source"],
+    ]) expect(order.indexOf(control)).toBe(order.indexOf(variant) + 1);
+    // Notebook 02's write-back variants, notebook 04's reference, notebook 05's "X: random source".
+    expect(methodOrder(["control: head->entry, random source (matched write-back)", "MergeNet head->entry (matched write-back)", "MergeNet head->entry", "control: head->entry, random source"]))
+      .toEqual(["MergeNet head->entry", "control: head->entry, random source", "MergeNet head->entry (matched write-back)", "control: head->entry, random source (matched write-back)"]);
+    expect(methodOrder(["target alone", "control: random source", "MergeNet"])).toEqual(["MergeNet", "control: random source", "target alone"]);
+    expect(methodOrder(["faithful: random source", "target alone", "faithful"])).toEqual(["faithful", "faithful: random source", "target alone"]);
+  });
+
+  it("categoryColors gives distinct colours up to 20", () => {
+    for (const n of [1, 6, 10, 11, 14, 20]) expect(new Set(categoryColors(n)).size).toBe(n);
+  });
+
+  it("learningCurves: legend labels whole and opaque, colour domain without duplicates, pairs adjacent", () => {
+    const spec = learningCurves(curveRowsOf(MANY_METHODS, 3), { metric: "acc", x: "epoch" });
+    expect(() => compile(spec)).not.toThrow();
+    for (const layer of [0, 1]) {
+      const color = colorOf(spec, layer);
+      expect(color.legend?.labelLimit).toBe(0);
+      expect(color.legend?.symbolOpacity).toBe(1);
+      expect(color.scale?.domain).toEqual(methodOrder(MANY_METHODS));
+      expect(new Set(color.scale?.range).size).toBe(MANY_METHODS.length);
+    }
+  });
+
+  it("learningCurves labels epochs with whole numbers only, also for short runs", async () => {
+    const spec = learningCurves(curveRowsOf(["a", "b"], 3), { metric: "acc", x: "epoch" });
+    const axis = (layers(spec)[0].encoding as unknown as { x: { axis?: { values?: number[] } } }).x.axis;
+    expect(axis?.values).toEqual([1, 2, 3]);
+    const svg = await vegaLiteToSvg(spec);
+    expect(svg).not.toMatch(/>1\.[0-9]</);
+    expect(integerTicks([1, 20])).toEqual([2, 4, 6, 8, 10, 12, 14, 16, 18, 20]);
+    expect(integerTicks([1, 15])).toHaveLength(15);
+    for (const ticks of [integerTicks([0, 317]), integerTicks([1, 40])]) expect(ticks.every(Number.isInteger)).toBe(true);
+  });
+
+  it("no legend label is cut: the rendered SVG holds every full method name", async () => {
+    const svg = await vegaLiteToSvg(groupedBars(MANY_METHODS.map((method, i) => ({ group: "CNN → MLP", method, mean: 0.8 + i / 100 }))));
+    for (const name of MANY_METHODS) expect(svg).toContain(`>${name.replace(/&/g, "&amp;")}<`);
+    expect(svg).not.toContain("…");
+  });
+
+  it("groupedBars: 14 methods get 14 colours, bars in the legend's order, whole labels (also through readableBars)", () => {
+    const spec = readableBars(groupedBars(MANY_METHODS.map((method) => ({ group: "g", method, mean: 1 }))));
+    const color = colorOf(spec);
+    expect(new Set(color.scale?.range).size).toBe(14);
+    expect(color.legend?.labelLimit).toBe(0);
+    expect((layers(spec)[0].encoding as unknown as { xOffset: { sort: string[] } }).xOffset.sort).toEqual(color.scale?.domain);
+  });
+
+  it("effectsPlot keeps long row labels and series whole", async () => {
+    const label = "MergeNet classifier pair (confirmation, seeds 10–19)";
+    const svg = await vegaLiteToSvg(effectsPlot([{ label, series: "MergeNet − its control", mean: 0.01, low: 0, high: 0.02, delta: 0.01 }]));
+    expect(svg).toContain(`${label}: MergeNet − its control`);
+    expect(svg).not.toContain("…");
+  });
+
+  it("spectrumChart: MergeNet beside its control, each series its own colour and dash", () => {
+    const series = ["before training", "MergeNet, after training", "control: random source, after training", "target alone, after training"];
+    const spec = spectrumChart(series.flatMap((s) => [1, 2, 3].map((index) => ({ series: s, index, mean: 3 - index / 2, std: 0.1, n: 3 }))));
+    expect(() => compile(spec)).not.toThrow();
+    const line = layers(spec)[1].encoding as unknown as { color: ColorEncoding; strokeDash: { scale: { range: number[][] } } };
+    expect(line.color.scale?.domain.slice(0, 2)).toEqual(["MergeNet, after training", "control: random source, after training"]);
+    expect(new Set(line.color.scale?.range).size).toBe(4);
+    expect(new Set(line.strokeDash.scale.range.map((d) => d.join(","))).size).toBe(4);
+    // Each series its own width, the first drawn widest (an ordinal scale: vega would otherwise interpolate).
+    const widths = (layers(spec)[1].encoding as unknown as { strokeWidth: { scale: { type: string; range: number[] } } }).strokeWidth.scale;
+    expect(widths.type).toBe("ordinal");
+    expect(new Set(widths.range).size).toBe(4);
+    expect([...widths.range].sort((a, b) => b - a)).toEqual(widths.range);
+    expect(line.color.legend?.labelLimit).toBe(0);
+    // The y axis spans the data, not whole decades around it.
+    expect((layers(spec)[1].encoding as unknown as { y: { scale: { nice: boolean } } }).y.scale.nice).toBe(false);
+  });
+
+  it("scatterPath: every method its own colour, marker and dash, MergeNet beside its control", () => {
+    const fig = scatterPath(["target alone", "MergeNet", "control: random source"].flatMap((method) => [0, 1].map((step) => ({ method, x: step, y: step, step }))));
+    expect(fig.data.map((t) => t.name)).toEqual(["MergeNet", "control: random source", "target alone"]);
+    const styles = fig.data.map((t) => [(t.line as { color: string }).color, (t.line as { dash: string }).dash, (t.marker as { symbol: string[] }).symbol[1]]);
+    for (const k of [0, 1, 2]) expect(new Set(styles.map((s) => s[k])).size).toBe(3);
+  });
+
+  it("attentionHeatmap: fixed scale centred on uniform, which the colour bar names", () => {
+    const near = Array.from({ length: 10 }, (_, r) => Array.from({ length: 10 }, (_, c) => 0.1 + 0.003 * Math.sin(r + c)));
+    const trace = attentionHeatmap(near).data[0] as { zmin: number; zmax: number; zauto: boolean; colorbar: { tickvals: number[]; ticktext: string[] } };
+    expect(trace.zauto).toBe(false);
+    expect(trace.zmin).toBeCloseTo(0, 12);
+    expect(trace.zmax).toBeCloseTo(0.2, 12);
+    expect(trace.colorbar.tickvals[1]).toBeCloseTo(0.1, 12);
+    expect(trace.colorbar.ticktext[1]).toMatch(/uniform/);
+    // A weight beyond 2/n widens the scale symmetrically, so uniform stays in the middle.
+    const peaked = attentionHeatmap([[0.9, 0.05, 0.05], [1 / 3, 1 / 3, 1 / 3]]).data[0] as { zmin: number; zmax: number };
+    expect((peaked.zmin + peaked.zmax) / 2).toBeCloseTo(1 / 3, 12);
+    expect(peaked.zmax).toBeCloseTo(0.9, 12);
+    expect(() => heatmap([[1]], { zmin: 0 })).toThrow(/together/);
   });
 });
 

@@ -57,7 +57,8 @@ export function vendorTiles(examples: EmojiVendorExample[]): ImageTile[] {
   return EMOJI_VENDORS.flatMap((vendor) =>
     examples.map((e) => ({
       pixels: e.pictures[vendor], width: EMOJI_SIDE, height: EMOJI_SIDE,
-      caption: vendor === EMOJI_VENDORS[0] ? [vendor, EMOJI_CATEGORY_SHORT[e.category]] : [vendor, e.label.length > 18 ? `${e.label.slice(0, 17)}…` : e.label],
+      // The same three lines under every picture: vendor, category, the emoji's name.
+      caption: [vendor, EMOJI_CATEGORY_SHORT[e.category], e.label.length > 24 ? `${e.label.slice(0, 23)}…` : e.label],
     })),
   );
 }

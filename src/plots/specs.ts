@@ -23,6 +23,70 @@ const DEFAULT_HEIGHT = 250;
 /** Vega's default categorical palette (`tableau10`), given to plotly so methods match. */
 const METHOD_COLORS = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac"];
 
+/** Tableau's 20-colour palette (vega's `tableau20`): 20 distinct colours for figures with more than 10 methods. */
+const METHOD_COLORS_20 = ["#4c78a8", "#9ecae9", "#f58518", "#ffbf79", "#54a24b", "#88d27a", "#b79a20", "#f2cf5b", "#439894", "#83bcb6",
+  "#e45756", "#ff9d98", "#79706e", "#bab0ac", "#d67195", "#fcbfd2", "#b279a2", "#d6a5c9", "#9e765f", "#d8b5a5"];
+
+/** Is `name` a random-source (or permuted) control? ("control: …", or "… : random source"). */
+function isControl(name: string): boolean {
+  return /^control:/.test(name) || /: random source$/.test(name);
+}
+
+/** What a control's name says it controls: its words minus "control", "random source" and punctuation. */
+function controlKey(name: string): string {
+  return name.replace(/^control:\s*/, "").replace(/:?,?\s*random source/, "").replace(/^MergeNet\s*/, "").replace(/[,:]/g, " ").replace(/\s+/g, " ").trim();
+}
+
+function variantKey(name: string): string {
+  return name.replace(/^MergeNet\s*/, "").replace(/[,:]/g, " ").replace(/\s+/g, " ").trim();
+}
+
+/**
+ * Methods in sorted order with each random-source control moved right after the MergeNet
+ * variant it controls, so that the two sit side by side in legends and bars. A control is
+ * matched by name ("control: classifier pair, random source" ↔ "MergeNet classifier pair";
+ * "X: random source" ↔ "X"); the bare "control: random source" goes with the reference
+ * ("MergeNet", else "MergeNet hypernet", else the only variant left without a control).
+ */
+export function methodOrder(methods: string[]): string[] {
+  const sorted = [...new Set(methods.map(String))].sort();
+  const controls = sorted.filter(isControl);
+  const others = sorted.filter((m) => !isControl(m));
+  const controlFor = new Map<string, string>();
+  const bare: string[] = [];
+  for (const control of controls) {
+    const key = controlKey(control);
+    const variant = key ? others.find((m) => variantKey(m) === key && !controlFor.has(m)) : undefined;
+    if (variant) controlFor.set(variant, control);
+    else bare.push(control);
+  }
+  const unpaired: string[] = [];
+  for (const control of bare) {
+    if (controlKey(control)) { unpaired.push(control); continue; }
+    const free = others.filter((m) => /^MergeNet\b/.test(m) && !controlFor.has(m));
+    const variant = free.find((m) => m === "MergeNet") ?? free.find((m) => m === "MergeNet hypernet") ?? (free.length === 1 ? free[0] : undefined);
+    if (variant) controlFor.set(variant, control);
+    else unpaired.push(control);
+  }
+  return [...others.flatMap((m) => (controlFor.has(m) ? [m, controlFor.get(m) as string] : [m])), ...unpaired];
+}
+
+/** `n` distinct colours: tableau10 up to 10 categories, tableau20 up to 20 (shapes or dashes must tell more apart). */
+export function categoryColors(n: number): string[] {
+  const palette = n <= METHOD_COLORS.length ? METHOD_COLORS : METHOD_COLORS_20;
+  return Array.from({ length: n }, (_, i) => palette[i % palette.length]);
+}
+
+/** A vega-lite colour encoding for methods: MergeNet beside its control, one colour each, full legend labels. */
+function methodColor(field: string, title: string | null, names: string[], legend: Record<string, unknown> = {}): Record<string, unknown> {
+  const domain = methodOrder(names);
+  return {
+    field, type: "nominal", title, sort: domain,
+    scale: { domain, range: categoryColors(domain.length) },
+    legend: { labelLimit: 0, symbolOpacity: 1, ...legend },
+  };
+}
+
 /** One measurement of a metric along training. Give `step` or `epoch`. */
 export interface CurveRow {
   method: string;
@@ -106,6 +170,16 @@ export function summarizeOverSeeds(rows: CurveRow[], x: "step" | "epoch"): Curve
     .sort((a, b) => (a.method < b.method ? -1 : a.method > b.method ? 1 : a.x - b.x));
 }
 
+/** Whole-number ticks over the values' range, at most 16, on a step of 1, 2, 5, 10, 20, … */
+export function integerTicks(values: number[]): number[] {
+  const lo = Math.floor(Math.min(...values));
+  const hi = Math.ceil(Math.max(...values));
+  let step = 1;
+  for (let k = 1; (hi - lo) / step > 15; k++) step = [1, 2, 5][k % 3] * 10 ** Math.floor(k / 3);
+  const first = Math.ceil(lo / step) * step;
+  return Array.from({ length: Math.floor((hi - first) / step) + 1 }, (_, i) => first + i * step);
+}
+
 /** What every vega-lite chart here starts with: schema, optional title, size and inline data. */
 function frame(options: { title?: string; width?: number; height?: number }, values: unknown[]): Record<string, unknown> {
   return {
@@ -130,8 +204,9 @@ export function learningCurves(rows: CurveRow[], options: LearningCurveOptions):
   const yScale = logY ? { type: "log" as const } : { zero: false };
   // On a log axis mean - std can be <= 0: the band's lower edge is then clipped at mean / 10.
   const values = points.map((p) => ({ ...p, bandLo: logY ? Math.max(p.lo, p.mean / 10) : p.lo }));
-  const x = { field: "x", type: "quantitative" as const, title: xField };
-  const color = { field: "method", type: "nominal" as const, title: "method", legend: { labelLimit: 320 } };
+  // Epochs are whole numbers: no tick at 1.2 epochs.
+  const x = { field: "x", type: "quantitative" as const, title: xField, ...(xField === "epoch" ? { axis: { values: integerTicks(points.map((p) => p.x)), format: "d" } } : {}) };
+  const color = methodColor("method", "method", points.map((p) => p.method), { symbolType: "stroke", symbolStrokeWidth: 3 });
   const line = {
     mark: { type: "line" as const, point: points.length <= 60 },
     encoding: {
@@ -187,7 +262,8 @@ export function groupedBars(rows: BarRow[], options: GroupedBarOptions = {}): Ve
   });
   const groups = [...new Set(values.map((v) => v.group))];
   const x = { field: "group", type: "nominal" as const, title: options.groupTitle ?? "group", sort: groups, axis: { labelAngle: 0 } };
-  const xOffset = { field: "method", type: "nominal" as const };
+  const color = methodColor("method", "method", values.map((v) => v.method));
+  const xOffset = { field: "method", type: "nominal" as const, sort: color.sort };
   const metric = options.metric ?? "value";
   return {
     ...frame(options, values),
@@ -198,7 +274,7 @@ export function groupedBars(rows: BarRow[], options: GroupedBarOptions = {}): Ve
           x,
           xOffset,
           y: { field: "mean", type: "quantitative", title: metric },
-          color: { field: "method", type: "nominal", title: "method" },
+          color,
           tooltip: [
             { field: "group", type: "nominal" },
             { field: "method", type: "nominal" },
@@ -273,9 +349,9 @@ export function effectsPlot(rows: EffectRow[], options: EffectsPlotOptions = {})
   const grouped = values.some((v) => v.group !== "");
   const step = options.rowStep ?? 22;
   // Rows keep the order given within each panel (a sort list would follow first appearance across panels).
-  const y = { field: "key", type: "nominal" as const, title: null, sort: { field: "order", op: "min" as const }, axis: { labelLimit: 600 } };
+  const y = { field: "key", type: "nominal" as const, title: null, sort: { field: "order", op: "min" as const }, axis: { labelLimit: 0 } };
   const x = { type: "quantitative" as const, title: options.metric ?? "difference in target accuracy (paired by seed)" };
-  const color = { field: "series", type: "nominal" as const, title: null, sort: series, legend: { orient: "top" as const, labelLimit: 420, direction: "vertical" as const } };
+  const color = { field: "series", type: "nominal" as const, title: null, sort: series, scale: { domain: series, range: categoryColors(series.length) }, legend: { orient: "top" as const, labelLimit: 0, direction: "vertical" as const } };
   const layer = [
     { transform: [{ filter: "datum.band" }], mark: { type: "bar" as const, color: "#bbbbbb", opacity: 0.35 }, encoding: { y, x: { ...x, field: "bandLow" }, x2: { field: "bandHigh" } } },
     { mark: { type: "rule" as const, color: "black" }, encoding: { x: { ...x, datum: 0 } } },
@@ -323,6 +399,12 @@ export interface HeatmapOptions {
   colorscale?: string;
   /** Value at the middle of the colour scale (e.g. 0 for weights). */
   zmid?: number;
+  /** A fixed colour range (both, or neither): colours then mean the same in every figure. */
+  zmin?: number;
+  zmax?: number;
+  /** Colour bar: its title, and ticks with their labels (e.g. the uniform level). */
+  colorbarTitle?: string;
+  colorbarTicks?: { values: number[]; labels: string[] };
   width?: number;
   height?: number;
 }
@@ -360,6 +442,8 @@ export function heatmap(matrix: number[][], options: HeatmapOptions = {}): Plotl
   });
   if (options.xTicks && options.xTicks.length !== cols) throw new Error(`heatmap: ${options.xTicks.length} xTicks for ${cols} columns`);
   if (options.yTicks && options.yTicks.length !== matrix.length) throw new Error(`heatmap: ${options.yTicks.length} yTicks for ${matrix.length} rows`);
+  if ((options.zmin === undefined) !== (options.zmax === undefined)) throw new Error("heatmap: give zmin and zmax together");
+  if (options.zmin !== undefined && !(options.zmin < (options.zmax as number))) throw new Error(`heatmap: zmin (${options.zmin}) must be below zmax (${options.zmax})`);
   const trace: Record<string, unknown> = {
     type: "heatmap",
     z: matrix,
@@ -367,6 +451,11 @@ export function heatmap(matrix: number[][], options: HeatmapOptions = {}): Plotl
     ...(options.xTicks ? { x: options.xTicks } : {}),
     ...(options.yTicks ? { y: options.yTicks } : {}),
     ...(options.zmid !== undefined ? { zmid: options.zmid } : {}),
+    ...(options.zmin !== undefined && options.zmax !== undefined ? { zmin: options.zmin, zmax: options.zmax, zauto: false } : {}),
+    ...(options.colorbarTitle || options.colorbarTicks ? { colorbar: {
+      ...(options.colorbarTitle ? { title: { text: options.colorbarTitle } } : {}),
+      ...(options.colorbarTicks ? { tickmode: "array", tickvals: options.colorbarTicks.values, ticktext: options.colorbarTicks.labels } : {}),
+    } } : {}),
   };
   return {
     data: [trace],
@@ -397,7 +486,7 @@ export interface ScatterPathOptions {
   height?: number;
 }
 
-/** 2-D trajectories, one line with markers per method; the start is an open circle, the end a filled one. */
+/** 2-D trajectories, one line with markers per method (own colour, shape and dash); the start is an open marker, the end a large filled one. */
 export function scatterPath(rows: PathRow[], options: ScatterPathOptions = {}): PlotlyFigure {
   requireRows(rows, "scatterPath");
   const paths = new Map<string, { step: number; x: number; y: number }[]>();
@@ -410,9 +499,16 @@ export function scatterPath(rows: PathRow[], options: ScatterPathOptions = {}): 
     const method = String(row.method);
     paths.set(method, [...(paths.get(method) ?? []), point]);
   });
-  const data = [...paths.keys()].sort().map((method) => {
+  // Paths that run on top of each other (MergeNet and its control) stay visible: each method has
+  // its own colour, marker shape and dash, and the first drawn is the widest.
+  const order = methodOrder([...paths.keys()]);
+  const colors = categoryColors(order.length);
+  const symbols = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "triangle-down"];
+  const dashes = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"];
+  const data = order.map((method, k) => {
     const points = [...(paths.get(method) ?? [])].sort((a, b) => a.step - b.step);
     const last = points.length - 1;
+    const symbol = symbols[k % symbols.length];
     return {
       type: "scatter",
       mode: "lines+markers",
@@ -421,9 +517,11 @@ export function scatterPath(rows: PathRow[], options: ScatterPathOptions = {}): 
       y: points.map((p) => p.y),
       text: points.map((p) => `step ${p.step}`),
       hovertemplate: "%{text}<br>(%{x:.4g}, %{y:.4g})",
+      line: { color: colors[k], dash: dashes[k % dashes.length], width: Math.max(1.5, 5 - 1.5 * k) },
       marker: {
-        size: points.map((_, i) => (i === 0 || i === last ? 10 : 5)),
-        symbol: points.map((_, i) => (i === 0 ? "circle-open" : "circle")),
+        color: colors[k],
+        size: points.map((_, i) => (i === 0 || i === last ? 12 : 7) + Math.max(0, 2 * (order.length - 1 - k))),
+        symbol: points.map((_, i) => (i === 0 ? `${symbol}-open` : symbol)),
       },
     };
   });
@@ -457,8 +555,16 @@ export function spectrumChart(rows: SpectrumRow[], options: { title?: string; wi
   if (rows.length === 0) throw new Error("spectrumChart: rows must be a non-empty array");
   const values = rows.map((r) => ({ ...r, lo: Math.max(r.mean - r.std, r.mean / 10), hi: r.mean + r.std }));
   const x = { field: "index", type: "quantitative" as const, title: "singular value index (1 = largest)" };
-  const color = { field: "series", type: "nominal" as const, title: "weight", legend: { labelLimit: 320 } };
-  const y = { type: "log" as const };
+  const color = methodColor("series", "weight", rows.map((r) => r.series), { symbolType: "stroke", symbolStrokeWidth: 3 });
+  // Lines that coincide (MergeNet, its control and target alone end with nearly one spectrum)
+  // stay visible: each series has its own dash pattern, and the first drawn is the widest.
+  const order = color.sort as string[];
+  const dashes = [[1, 0], [8, 4], [2, 3], [12, 3, 3, 3], [4, 4], [1, 5]];
+  const strokeDash = { field: "series", type: "nominal" as const, title: "weight", sort: order, scale: { domain: order, range: order.map((_, i) => dashes[i % dashes.length]) } };
+  const strokeWidth = { field: "series", type: "nominal" as const, title: "weight", sort: order, scale: { type: "ordinal" as const, domain: order, range: order.map((_, i) => Math.max(1.5, 6 - 1.5 * i)) } };
+  const y = { type: "log" as const, nice: false }; // the data's range, not whole decades (0.1 to 10 for values 0.35 to 2.5)
+  // Drawn in legend order (vega draws the series in the order the data holds them): widest first, below.
+  values.sort((a, b) => order.indexOf(a.series) - order.indexOf(b.series) || a.index - b.index);
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     ...(options.title ? { title: options.title } : {}),
@@ -473,6 +579,8 @@ export function spectrumChart(rows: SpectrumRow[], options: { title?: string; wi
           x,
           y: { field: "mean", type: "quantitative", title: "singular value", scale: y },
           color,
+          strokeDash,
+          strokeWidth,
           tooltip: [
             { field: "series", type: "nominal" },
             { field: "index", type: "quantitative" },
@@ -485,7 +593,7 @@ export function spectrumChart(rows: SpectrumRow[], options: { title?: string; wi
   } as VegaLiteSpec;
 }
 
-/** A vega-lite layered chart with its x labels tilted by `angle` degrees and no label or legend truncation below 320 px. */
+/** A vega-lite layered chart with its x labels tilted by `angle` degrees, x labels kept up to 320 px and legend labels whole. */
 export function readableBars(spec: VegaLiteSpec, angle = -30): VegaLiteSpec {
   type Encoding = { x?: { axis?: object }; color?: { legend?: object } };
   const layers = (spec as { layer?: { encoding?: Encoding }[] }).layer;
@@ -493,7 +601,7 @@ export function readableBars(spec: VegaLiteSpec, angle = -30): VegaLiteSpec {
   const tilt = (encoding: Encoding = {}): Encoding => ({
     ...encoding,
     ...(encoding.x ? { x: { ...encoding.x, axis: { ...encoding.x.axis, labelAngle: angle, labelAlign: "right", labelLimit: 320 } } } : {}),
-    ...(encoding.color ? { color: { ...encoding.color, legend: { ...encoding.color.legend, labelLimit: 320 } } } : {}),
+    ...(encoding.color ? { color: { ...encoding.color, legend: { ...encoding.color.legend, labelLimit: 0 } } } : {}),
   });
   return { ...spec, layer: layers.map((layer) => ({ ...layer, encoding: tilt(layer.encoding) })) } as VegaLiteSpec;
 }
@@ -506,4 +614,30 @@ export function annotatedHeatmap(matrix: number[][], labels: string[][], options
   const figure = heatmap(matrix, options);
   const [trace, ...rest] = figure.data;
   return { ...figure, data: [{ ...(trace as Record<string, unknown>), text: labels, texttemplate: "%{text}", hovertemplate: "%{y} × %{x}<br>%{text}<extra></extra>" }, ...rest] };
+}
+
+
+/**
+ * An attention matrix (each row a distribution over its columns) on a fixed scale centred on
+ * the uniform level 1/columns: white is uniform, red above, blue below, and the scale spans
+ * 0 to 2/columns (wider only if a weight lies outside). Auto-scaled colours would stretch
+ * 0.097–0.103 over the whole palette and show stripes that are not there.
+ */
+export function attentionHeatmap(matrix: number[][], options: Omit<HeatmapOptions, "zmin" | "zmax" | "zmid" | "colorscale" | "colorbarTicks"> = {}): PlotlyFigure {
+  const cols = Array.isArray(matrix) && Array.isArray(matrix[0]) ? matrix[0].length : 0;
+  if (cols === 0) throw new Error("attentionHeatmap: matrix must be a non-empty array of non-empty rows (number[][])");
+  const uniform = 1 / cols;
+  const finite = matrix.flat().filter((v) => Number.isFinite(v));
+  const reach = Math.max(uniform, ...finite.map((v) => Math.abs(v - uniform)));
+  const zmin = uniform - reach;
+  const zmax = uniform + reach;
+  const fmt = (v: number) => Number(v.toPrecision(3)).toString();
+  return heatmap(matrix, {
+    ...options,
+    colorscale: "RdBu",
+    zmin,
+    zmax,
+    colorbarTitle: options.colorbarTitle ?? "attention",
+    colorbarTicks: { values: [zmin, uniform, zmax], labels: [fmt(zmin), `uniform (1/${cols} = ${fmt(uniform)})`, fmt(zmax)] },
+  });
 }

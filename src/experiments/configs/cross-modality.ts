@@ -69,7 +69,9 @@ export const CURVE_METHODS: string[] = [
   METHOD.released,
   METHOD.releasedControl,
   METHOD.classifier,
+  METHOD.classifierControl,
   METHOD.classifierPretrained,
+  METHOD.classifierPretrainedControl,
   METHOD.kd,
   METHOD.kdPretrained,
 ];
