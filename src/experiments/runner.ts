@@ -28,7 +28,7 @@ import { describeValue, unknownKeyProblems } from "../config-checks";
 import { label, LocalPool, resolveThreadsPerWorker, resolveWorkers, type PoolJob, type RunExecutor } from "./pool";
 import { RedisExecutor, resolveRedis } from "./queue";
 import { Progress } from "./progress";
-import { addToEstimate, costText, emptyEstimate, type CostEstimate } from "./cost";
+import { addToEstimate, costText, emptyEstimate, type CostEstimate, type PlannedRun } from "./cost";
 import { checkResultsFolder, codeOf, tryLockRun, waitForUnlock, type LockAttempt } from "./run-lock";
 import { getScenario, type ScenarioInstance } from "./scenario";
 import type { AdapterDiagnostics, ExperimentConfig, ExperimentResult, RecordingConfig, RunResult, WeightRecord } from "./records";
@@ -165,8 +165,18 @@ function slug(text: string): string {
   return text.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
 }
 
+/** The folder of one method's result files, one per seed. */
+function methodFolder(resultsDir: string, config: ExperimentConfig, method: MethodSpec): string {
+  return path.join(resultsDir, "runs", config.name, slug(method.name));
+}
+
 export function runFile(resultsDir: string, config: ExperimentConfig, method: MethodSpec, seed: number): string {
-  return path.join(resultsDir, "runs", config.name, slug(method.name), `seed-${seed}.json`);
+  return path.join(methodFolder(resultsDir, config, method), `seed-${seed}.json`);
+}
+
+/** Adds one experiment's planned runs to `estimate`, each method's recorded times read from its folder. */
+function estimateRuns(estimate: CostEstimate, config: ExperimentConfig, plan: PlannedRun[], resultsDir: string): CostEstimate {
+  return addToEstimate(estimate, config, plan, (method) => methodFolder(resultsDir, config, method));
 }
 
 /** Writes JSON atomically: a temporary file beside the target, then a rename; a failed write leaves no temporary file behind (a full disk stays no fuller). */
@@ -215,7 +225,7 @@ export function costOf(configs: ExperimentConfig | ExperimentConfig[], options: 
   const estimate = emptyEstimate(resolveWorkers(options.workers));
   for (const config of Array.isArray(configs) ? configs : [configs]) {
     const plan = config.methods.flatMap((method) => config.seeds.map((seed) => ({ method, seed, cached: readCached(runFile(resultsDir, config, method, seed), runHash(config, method, seed), config, method, seed, true) })));
-    addToEstimate(estimate, config, plan, (method) => path.dirname(runFile(resultsDir, config, method, 0)));
+    estimateRuns(estimate, config, plan, resultsDir);
   }
   return estimate;
 }
@@ -428,7 +438,9 @@ export async function runExperiment(config: ExperimentConfig, options: RunOption
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    return await runJobs(config, jobs, options, resultsDir, progress, makeExecutor, stop.signal);
+    // The cost line spreads the time over the pool's workers; Redis workers are not known here, so it gives the serial time.
+    const costWorkers = redis ? 1 : workers;
+    return await runJobs(config, jobs, options, resultsDir, progress, makeExecutor, stop.signal, costWorkers);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -479,7 +491,7 @@ export function messageOf(err: unknown): string {
   return message.replace(/^Invalid TF_Status: \d+\s*Message:\s*/, "TensorFlow: ");
 }
 
-async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; seed: number }[], options: RunOptions, resultsDir: string, progress: Progress, makeExecutor: () => Promise<RunExecutor | undefined>, stop: AbortSignal): Promise<ExperimentResult> {
+async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; seed: number }[], options: RunOptions, resultsDir: string, progress: Progress, makeExecutor: () => Promise<RunExecutor | undefined>, stop: AbortSignal, costWorkers: number): Promise<ExperimentResult> {
   const force = options.force ?? process.env.MERGENET_FORCE === "1";
   const planned = jobs.map((job) => {
     const file = runFile(resultsDir, config, job.method, job.seed);
@@ -493,9 +505,7 @@ async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; see
   if (pending.length) {
     checkResultsFolder(resultsDir);
     // Before anything trains: what it will cost (saved runs, runs to train, time from recorded runs).
-    const workers = options.redis ?? process.env.MERGENET_REDIS ? 1 : resolveWorkers(options.workers);
-    const plan = planned.map(({ method, seed, cached }) => ({ method, seed, cached }));
-    progress.note(costText(addToEstimate(emptyEstimate(workers), config, plan, (method) => path.dirname(runFile(resultsDir, config, method, 0)))));
+    progress.note(costText(estimateRuns(emptyEstimate(costWorkers), config, planned, resultsDir)));
   }
   const executor = pending.length ? await makeExecutor() : undefined; // before the preflight: an unreachable Redis fails at once
   if (pending.length) await preflight(config, [...new Set(pending.map((job) => job.method))], pending[0].seed);
