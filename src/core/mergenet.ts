@@ -123,12 +123,21 @@ export const MERGENET_DEFAULTS: Omit<MergeNetConfig, "pairs"> = {
   updatesPerTransfer: 1,
 };
 
+/** One of the two models, by its role. */
+type SideName = "source" | "target";
+
+/** The order the sides step in, within each phase of a global step. */
+const SIDE_ORDER: readonly SideName[] = ["source", "target"];
+
+/** What each side's step returned in one global step; a side that did not step (frozen) is absent. */
+type SideSteps = Partial<Record<SideName, StepResult>>;
+
 /** A pair resolved against the models, in one direction. */
 interface Link {
   pairIndex: number;
   direction: "forward" | "backward";
-  from: SideState;
-  to: SideState;
+  /** The side whose matrices the adapters write (the target, or the source for a backward link). */
+  receiver: SideName;
   form: LowRankForm;
   rank: number;
   /** Source parameters read (one, or B and A for `factorized`). */
@@ -339,7 +348,8 @@ export class MergeNetTrainer extends JointLoop {
     const gateScale = this.config.gateLearningRate === undefined ? 1 : this.config.gateLearningRate / adapterRate;
     const rateScales = [...adapterVariables.map(() => 1), ...gateVariables.map(() => gateScale)];
     const optimizer = new AdamW(variables, this.config.adapterOptimizer, { rateScales });
-    return { pairIndex, direction, from, to, form, rank, sourceRefs, targetRefs, adapters, writebacks, variables, optimizer };
+    const receiver: SideName = to === this.target ? "target" : "source";
+    return { pairIndex, direction, receiver, form, rank, sourceRefs, targetRefs, adapters, writebacks, variables, optimizer };
   }
 
   /** All adapters (for plots and inspection). */
@@ -374,69 +384,71 @@ export class MergeNetTrainer extends JointLoop {
     return this.config.transferEpochs === undefined || this.epoch < this.config.transferEpochs;
   }
 
-  /** One global step (docs/METHOD.md §4, steps 1 to 4). */
+  /** One global step (docs/METHOD.md §4), phase by phase. */
   protected stepOnce(): StepLosses {
-    // Every link reads its inputs before any link writes (two-way transfers see pre-step weights).
+    // Read: every link copies its inputs before any link writes (two-way transfers see pre-step weights).
     const inputs = this.transferActive() ? this.links.map((link, i) => this.timed("read_inputs", () => this.readInputs(link, i))) : [];
-    const source = this.requireSource();
-    const sides = [source, this.target];
-    const results = new Map<SideState, StepResult>();
-    const stepSide = (side: SideState, pending: PendingTransfer[]): void => {
-      if (side.frozen) return;
-      const batch = side.spec.data.next();
-      const r = this.timed(side === this.target ? "target_step" : "source_step", () =>
-        trainStep({ ...side.spec, weightDecay: side.weightDecay }, batch.x, batch.y, this.keepSet(pending, side)),
-      );
-      tf.dispose([batch.x, batch.y]);
-      // Kept: inside the adapter's gradient call these would otherwise die with its scope.
-      tf.keep(r.loss);
-      Object.values(r.kept).forEach((g) => tf.keep(g));
-      results.set(side, r);
-    };
-    const receives = (side: SideState): boolean => inputs.some((input) => input.link.to === side);
-    for (const side of sides) if (!receives(side)) stepSide(side, []);
-    if (inputs.length > 0) this.transferAndUpdate(inputs, (pending) => sides.filter(receives).forEach((side) => stepSide(side, pending)), results);
-    for (const r of results.values()) tf.dispose(r.kept);
-    return { source: results.get(source)?.loss, target: results.get(this.target)!.loss };
+    const receivers = SIDE_ORDER.filter((side) => inputs.some((input) => input.link.receiver === side));
+    // Step the sides that receive nothing, off the adapter's gradient tape.
+    const alone: SideSteps = {};
+    for (const side of SIDE_ORDER) if (!receivers.includes(side)) alone[side] = this.stepSide(side, []);
+    // Transfer: write W_gen, step the receivers, form the adapter's objective, update the adapters.
+    const received = inputs.length > 0 ? this.transferAndUpdate(inputs, receivers) : {};
+    const steps: SideSteps = { ...alone, ...received };
+    for (const side of SIDE_ORDER) tf.dispose(steps[side]?.kept ?? {});
+    if (!steps.target) throw new Error("internal: the target did not step");
+    return { source: steps.source?.loss, target: steps.target.loss };
   }
 
   /**
-   * Steps 1 to 4 for every link of a transfer step, in one tf.variableGrads call: forward and
-   * write, `stepReceivers` (the receiving sides' steps), cotangents, then the vector-Jacobian
-   * product and one AdamW step per link.
+   * One training step of `side` on its next batch (nothing for a frozen side), keeping the
+   * plain-loss gradients the `exact` rule needs for the transfers in `pending`.
+   */
+  private stepSide(side: SideName, pending: PendingTransfer[]): StepResult | undefined {
+    const state = side === "source" ? this.requireSource() : this.target;
+    if (state.frozen) return undefined;
+    const batch = state.spec.data.next();
+    const keep = this.keepSet(pending, side);
+    const r = this.timed(`${side}_step`, () => trainStep({ ...state.spec, weightDecay: state.weightDecay }, batch.x, batch.y, keep));
+    tf.dispose([batch.x, batch.y]);
+    // Kept: inside the adapter's gradient call these would otherwise die with its scope.
+    tf.keep(r.loss);
+    Object.values(r.kept).forEach((g) => tf.keep(g));
+    return r;
+  }
+
+  /**
+   * The transfer of one global step, for every link: write W_gen, step the `receivers`, form
+   * the adapter's objective Σ ⟨W_gen, C⟩, update the adapters. Returns the receivers' steps.
    *
    * One forward pass per transfer (a speed choice, measured in scripts/bench.ts): the
-   * cotangent C exists only after step 3, but tfjs records its gradient tape only inside one
-   * tf.variableGrads call. So steps 1 to 3 of a transfer step run inside that call: W_gen is
-   * computed once, on the tape, written, the receiving side steps, and the call returns
-   * Σ ⟨W_gen, C⟩ with C built from tensors that do not depend on the adapter (W_gen read
-   * back from the written variable, the weight after the step, or step 3's kept gradient),
-   * so its gradient is exactly the file header's vector-Jacobian product, of the very function that
-   * produced the written weight. This replaces a second forward pass (same dropout seed,
-   * frozen spectral-norm vectors) that cost as much as the first. Only the receiving
-   * side's step runs on the tape; a side that receives nothing steps first, outside it (the
-   * two models' steps are independent, so the order between them changes no number).
+   * cotangent C exists only after the receiver's step, but tfjs records its gradient tape only
+   * inside one tf.variableGrads call. So the write, the receivers' steps and the objective run
+   * inside that call: W_gen is computed once, on the tape, written, the receiving side steps,
+   * and the call returns Σ ⟨W_gen, C⟩ with C built from tensors that do not depend on the
+   * adapter (W_gen read back from the written variable, the weight after the step, or the
+   * step's kept gradient), so its gradient is exactly the vector-Jacobian product of
+   * docs/METHOD.md §4, of the very function that produced the written weight. This replaces a
+   * second forward pass (same dropout seed, frozen spectral-norm vectors) that cost as much as
+   * the first. Only the receiving sides' steps run on the tape; a side that receives nothing
+   * has stepped before (stepOnce; the two models' steps are independent, so the order between
+   * them changes no number).
    */
-  private transferAndUpdate(inputs: TransferInput[], stepReceivers: (pending: PendingTransfer[]) => void, results: Map<SideState, StepResult>): void {
+  private transferAndUpdate(inputs: TransferInput[], receivers: readonly SideName[]): SideSteps {
     // Wall time of the adapter's two phases, added once per transfer step when profiling.
     const clock = (): number => (this.profiling ? performance.now() : 0);
-    let forwardMs = 0;
-    let updateMs = 0;
     let pending: PendingTransfer[] = [];
+    const received: SideSteps = {};
     const variables = inputs.flatMap((input) => input.link.variables);
     let start = clock();
+    let forwardMs = 0;
     inputs.forEach((input) => input.link.adapters.forEach((a) => a.refreshSpectral()));
     const { grads, value } = tf.variableGrads(() => {
       pending = inputs.map((input) => this.transfer(input));
-      forwardMs += clock() - start;
-      stepReceivers(pending);
+      forwardMs = clock() - start;
+      for (const side of receivers) received[side] = this.stepSide(side, pending);
       start = clock();
-      const products = pending.map((p) => {
-        const cotangents = this.cotangents(p, results.get(p.link.to)?.kept ?? {});
-        // Σ_k ⟨W_gen,k(θ), C_k⟩: its gradient in θ is the vector-Jacobian product the rule asks for.
-        return tf.addN(p.written.map((w, k) => tf.sum(tf.mul(w, cotangents[k]))));
-      });
-      return (products.length === 1 ? products[0] : tf.addN(products)) as tf.Scalar;
+      return this.adapterObjective(pending, received);
     }, variables);
     for (const p of pending) {
       // Each link's optimiser picks its own variables' gradients out of the shared map.
@@ -444,12 +456,21 @@ export class MergeNetTrainer extends JointLoop {
     }
     tf.dispose([grads, value]);
     for (let extra = 1; extra < this.config.updatesPerTransfer; extra++) {
-      for (const p of pending) this.extraUpdate(p, extra, results.get(p.link.to)?.kept ?? {});
+      for (const p of pending) this.extraUpdate(p, extra, received[p.link.receiver]?.kept ?? {});
     }
     for (const p of pending) tf.dispose([p.sourceParts, p.targetParts, p.written, p.writtenCopies, p.residual ?? []]);
-    updateMs += clock() - start;
     this.addPhaseTime("adapter_forward", forwardMs);
-    this.addPhaseTime("adapter_update", updateMs);
+    this.addPhaseTime("adapter_update", clock() - start);
+    return received;
+  }
+
+  /** Σ_links Σ_k ⟨W_gen,k(θ), C_k⟩: its gradient in θ is the vector-Jacobian product the rule asks for. */
+  private adapterObjective(pending: PendingTransfer[], received: SideSteps): tf.Scalar {
+    const products = pending.map((p) => {
+      const cotangents = this.cotangents(p, received[p.link.receiver]?.kept ?? {});
+      return tf.addN(p.written.map((w, k) => tf.sum(tf.mul(w, cotangents[k]))));
+    });
+    return (products.length === 1 ? products[0] : tf.addN(products)) as tf.Scalar;
   }
 
   /**
@@ -493,10 +514,10 @@ export class MergeNetTrainer extends JointLoop {
   }
 
   /** Variables whose plain-loss gradient the `exact` rule needs from this side's step. */
-  private keepSet(pending: PendingTransfer[], side: SideState): Set<string> {
+  private keepSet(pending: PendingTransfer[], side: SideName): Set<string> {
     const names = new Set<string>();
     if (this.config.rule !== "exact") return names;
-    for (const p of pending) if (p.link.to === side) for (const ref of p.link.targetRefs) names.add(variableOf(ref.variable).name);
+    for (const p of pending) if (p.link.receiver === side) for (const ref of p.link.targetRefs) names.add(variableOf(ref.variable).name);
     return names;
   }
 
