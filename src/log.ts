@@ -18,3 +18,9 @@ export const logger = {
     this[level](message);
   },
 };
+
+/** An error's message; native TensorFlow's "Invalid TF_Status: 3\nMessage: ..." becomes its message. */
+export function messageOf(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.replace(/^Invalid TF_Status: \d+\s*Message:\s*/, "TensorFlow: ");
+}

@@ -22,7 +22,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { backendInfo } from "../src/backend/index";
 import { freePort, startLocalRedis, startWorkerProcess, type LocalRedis, type QueueWorkerProcess } from "../src/experiments/local-redis";
 import { RedisExecutor, resolveRedis } from "../src/experiments/queue";
-import { RUNNER_VERSION, runExperiment, runHash } from "../src/experiments/runner";
+import { runExperiment } from "../src/experiments/runner";
+import { RUNNER_VERSION, runHash } from "../src/experiments/run-files";
 import { expectSameResultFiles, POOL_SCENARIOS, resultFiles, tinyExperiment, withoutTimes } from "./helpers/run-files";
 import "./fixtures/pool-scenarios";
 

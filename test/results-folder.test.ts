@@ -5,7 +5,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { runExperiment, runFile } from "../src/experiments/runner";
+import { runExperiment } from "../src/experiments/runner";
+import { runFile } from "../src/experiments/run-files";
 import { type ExperimentConfig } from "../src/experiments/records";
 import { registerTinyScenario } from "./helpers/tiny";
 

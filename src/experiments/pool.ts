@@ -39,8 +39,8 @@ import type { EpochRecord } from "../core/loop";
 import { backendInfo } from "../backend/index";
 import { logger } from "../log";
 import { REPO_ROOT } from "../paths";
-import type { MethodSpec } from "./methods";
 import type { ExperimentConfig, RunResult } from "./records";
+import type { RunJob } from "./train-run";
 
 /**
  * Worker processes of an experiment when neither RunOptions.workers nor MERGENET_WORKERS says:
@@ -60,14 +60,9 @@ const NATIVE_LOG_LINE = /^(WARNING: All log messages before absl::InitializeLog\
 const EXIT_GRACE_MS = 5000;
 
 /** One pending run, as the runner hands it to an executor. */
-export interface PoolJob {
+export interface PoolJob extends RunJob {
   /** The run's place in the experiment's plan (unique within one `run` call). */
   key: number;
-  config: ExperimentConfig;
-  method: MethodSpec;
-  seed: number;
-  resultsDir: string;
-  configHash: string;
   runnerVersion: number;
   /** The submitter's TensorFlow backend (BackendInfo.name): a worker on another backend refuses the run. */
   backend: string;

@@ -16,9 +16,10 @@
  */
 import * as os from "os";
 import { Queue, UnrecoverableError, Worker } from "bullmq";
-import { logger } from "../log";
+import type { EpochRecord } from "../core/loop";
+import { logger, messageOf } from "../log";
 import { JOBS_QUEUE, redisOptions, safeUrl, type QueueJobData, type QueueProgress, type QueueResultData } from "./queue";
-import { messageOf, trainOne } from "./runner";
+import { trainOne } from "./train-run";
 import { type RunResult } from "./records";
 import { prepareJob } from "./worker";
 
@@ -65,9 +66,9 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
       const data = job.data;
       const what = `'${data.methodName}' seed ${data.seed} of ${data.config?.name}`;
       logger.info(`worker ${name}: ${what}: started`);
-      let method;
+      let prepared;
       try {
-        method = prepareJob(data);
+        prepared = prepareJob(data);
       } catch (err) {
         logger.warn(`worker ${name}: refused ${what}: ${messageOf(err)}`);
         throw new UnrecoverableError(`worker ${name} refused the run: ${messageOf(err)}`);
@@ -76,7 +77,8 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
       progress({ worker: name });
       let run: RunResult;
       try {
-        run = await trainOne(data.config, method, data.seed, { epoch: (record, epochs) => progress({ worker: name, record, epochs }) }, data.resultsDir);
+        const hooks = { epoch: (record: EpochRecord, epochs: number) => progress({ worker: name, record, epochs }) };
+        run = await trainOne(prepared.scenario, { ...data, method: prepared.method }, hooks);
       } catch (err) {
         throw new UnrecoverableError(`${messageOf(err)} (on worker ${name})`);
       }

@@ -10,7 +10,7 @@
  *   submitter's own results queue; its id is the submitter's id and the run's configuration
  *   hash, so adding a run that is still queued or in training (a resumed submitter) adds nothing.
  * - A worker checks the job (runner version and configuration hash must be its own; otherwise
- *   it refuses the run, in words), trains it with the runner's trainOne, exactly as the local
+ *   it refuses the run, in words), trains it with trainOne (train-run.ts), exactly as the local
  *   pool's worker does, and adds the RunResult to the submitter's results queue under the
  *   run's job id. The submitter takes it from there by that id and writes the result file
  *   (atomically, as always): only the submitter writes files, and it writes each run once

@@ -10,19 +10,16 @@
  * `npm start -- --workers N`) in a pool of worker processes (pool.ts), or with `redis`
  * (MERGENET_REDIS, `npm start -- --redis URL`) on queue workers on any machine (queue.ts);
  * either way this process writes every result file.
+ *
+ * The call path goes down: runExperiment validates the configuration and resolves its
+ * scenario once, plans the runs against their files (run-files.ts), builds every method once
+ * (preflight), then trains each pending run here (train-run.ts) or hands it to an executor.
  */
-import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { backendInfo, initBackend, tf } from "../backend/index";
-import { logger } from "../log";
-import { IndependentTrainer } from "../baselines/independent";
-import { TrainingStopped, checkSideData, type EpochRecord, type JointLoop } from "../core/loop";
-import { MergeNetTrainer } from "../core/mergenet";
-import { paramRef, readMatrix } from "../core/params";
-import { WeightRecorder } from "./recorder";
-import { attentionRelativeEntropy } from "../core/diagnostics";
-import { checkpointExists } from "../core/checkpoint";
+import { backendInfo, initBackend } from "../backend/index";
+import { logger, messageOf } from "../log";
+import { checkSideData, type EpochRecord, type JointLoop } from "../core/loop";
 import { makeTrainer, methodNotApplicable, methodProblems, type MethodSpec } from "./methods";
 import { describeValue, unknownKeyProblems } from "../config-checks";
 import { label, LocalPool, resolveThreadsPerWorker, resolveWorkers, type PoolJob, type RunExecutor } from "./pool";
@@ -30,12 +27,12 @@ import { RedisExecutor, resolveRedis } from "./queue";
 import { Progress } from "./progress";
 import { addToEstimate, costText, emptyEstimate, type CostEstimate, type PlannedRun } from "./cost";
 import { checkResultsFolder, codeOf, tryLockRun, waitForUnlock, type LockAttempt } from "./run-lock";
-import { getScenario, type ScenarioInstance } from "./scenario";
-import type { AdapterDiagnostics, ExperimentConfig, ExperimentResult, RecordingConfig, RunResult, WeightRecord } from "./records";
+import { checkpointDir, methodFolder, readCached, RUNNER_VERSION, runFile, runHash, writeJsonAtomic } from "./run-files";
+import { trainOne } from "./train-run";
+import { getScenario, type Scenario, type ScenarioInstance } from "./scenario";
+import type { ExperimentConfig, ExperimentResult, RecordingConfig, RunResult } from "./records";
 import { resultsRoot } from "../paths";
 
-/** Bump when a change to the code makes earlier cached results wrong to reuse. */
-export const RUNNER_VERSION = 1;
 
 /** Thrown by runExperiment with `cachedOnly` when some runs are not in the results folder; the message names them and what trains them. */
 export class MissingRunsError extends Error {
@@ -79,24 +76,11 @@ export interface RunOptions {
   redis?: string;
 }
 
-/** JSON with sorted keys, so equal configurations hash equally. */
-export function stableStringify(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableStringify).join(",")}]`;
-  if (value && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableStringify(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
-}
-
-export function runHash(config: ExperimentConfig, method: MethodSpec, seed: number): string {
-  // Without `record` the plan is undefined, and stableStringify drops undefined keys: such hashes are unchanged.
-  const key = { runnerVersion: RUNNER_VERSION, scenario: config.scenario, scenarioOptions: config.scenarioOptions, method, epochs: config.epochs, seed, record: recordingPlan(config, method, seed) };
-  return crypto.createHash("sha256").update(stableStringify(key)).digest("hex").slice(0, 16);
-}
-
-/** Checks an experiment configuration before any training; messages say what to change. */
-export function validateExperiment(config: ExperimentConfig): void {
+/**
+ * Checks an experiment configuration before any training; messages say what to change.
+ * Returns its scenario, resolved once here for the whole experiment.
+ */
+export function validateExperiment(config: ExperimentConfig): Scenario {
   const problems: string[] = [];
   if (typeof config.name !== "string" || !/^[A-Za-z0-9_-]+$/.test(config.name)) problems.push(`name must use letters, digits, - and _ only (it names a folder); got ${JSON.stringify(config.name)}`);
   if (!Number.isInteger(config.epochs) || config.epochs < 1) problems.push(`epochs must be a whole number >= 1, got ${describeValue(config.epochs)}`);
@@ -109,39 +93,27 @@ export function validateExperiment(config: ExperimentConfig): void {
     if (config.record !== undefined) problems.push(...recordingProblems(config.record, config.methods));
   }
   problems.unshift(...unknownKeyProblems(config, EXPERIMENT_KEYS));
-  problems.push(...scenarioProblems(config));
-  if (problems.length) throw new Error(`invalid experiment '${config.name}':\n  - ${problems.join("\n  - ")}`);
+  const { scenario, problems: scenarioIssues } = checkScenario(config);
+  problems.push(...scenarioIssues);
+  if (problems.length || !scenario) throw new Error(`invalid experiment '${config.name}':\n  - ${problems.join("\n  - ")}`);
+  return scenario;
 }
 
 const EXPERIMENT_KEYS = ["name", "scenario", "scenarioOptions", "methods", "epochs", "seeds", "record"];
 
-/** An unknown scenario, or what the scenario's own check finds wrong with the options (where it has one). */
-function scenarioProblems(config: ExperimentConfig): string[] {
-  let scenario: ReturnType<typeof getScenario>;
+/** The experiment's scenario, with what its own check finds wrong with the options (where it has one); none if unknown. */
+function checkScenario(config: ExperimentConfig): { scenario?: Scenario; problems: string[] } {
+  let scenario: Scenario;
   try {
     scenario = getScenario(config.scenario);
   } catch (err) {
-    return [messageOf(err)];
+    return { problems: [messageOf(err)] };
   }
   const options = config.scenarioOptions;
-  if (!options || typeof options !== "object" || !scenario.optionProblems) return [];
-  return scenario.optionProblems(options).map((p) => `scenarioOptions: ${p}`);
+  if (!options || typeof options !== "object" || !scenario.optionProblems) return { scenario, problems: [] };
+  return { scenario, problems: scenario.optionProblems(options).map((p) => `scenarioOptions: ${p}`) };
 }
 
-/** What one run records (undefined: nothing); only this, not the whole `record`, enters the run's cache key. */
-interface RecordingPlan {
-  weights: string[];
-  trajectory: boolean;
-  phases: boolean;
-}
-
-function recordingPlan(config: ExperimentConfig, method: MethodSpec, seed: number): RecordingPlan | undefined {
-  const record = config.record;
-  if (!record || method.kind === "source-alone") return undefined;
-  const weights = record.weights ?? [];
-  const plan = { weights, trajectory: weights.length > 0 && (record.trajectories ?? []).includes(method.name) && seed === config.seeds[0], phases: record.phases ?? false };
-  return plan.weights.length > 0 || plan.phases ? plan : undefined;
-}
 
 function recordingProblems(record: RecordingConfig, methods: MethodSpec[]): string[] {
   if (!record || typeof record !== "object") return ["record must be an object such as { weights: [\"fc2/kernel\"], trajectories: [\"target alone\"], phases: true }"];
@@ -161,60 +133,11 @@ function recordingProblems(record: RecordingConfig, methods: MethodSpec[]): stri
   return problems;
 }
 
-function slug(text: string): string {
-  return text.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
-}
-
-/** The folder of one method's result files, one per seed. */
-function methodFolder(resultsDir: string, config: ExperimentConfig, method: MethodSpec): string {
-  return path.join(resultsDir, "runs", config.name, slug(method.name));
-}
-
-export function runFile(resultsDir: string, config: ExperimentConfig, method: MethodSpec, seed: number): string {
-  return path.join(methodFolder(resultsDir, config, method), `seed-${seed}.json`);
-}
-
 /** Adds one experiment's planned runs to `estimate`, each method's recorded times read from its folder. */
 function estimateRuns(estimate: CostEstimate, config: ExperimentConfig, plan: PlannedRun[], resultsDir: string): CostEstimate {
   return addToEstimate(estimate, config, plan, (method) => methodFolder(resultsDir, config, method));
 }
 
-/** Writes JSON atomically: a temporary file beside the target, then a rename; a failed write leaves no temporary file behind (a full disk stays no fuller). */
-export function writeJsonAtomic(file: string, value: unknown): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    fs.writeFileSync(tmp, `${JSON.stringify(value)}\n`);
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
-}
-
-/**
- * A cached result if the file holds a complete run of exactly this configuration. The hash
- * says which configuration the file claims; its content must agree (a file edited by hand,
- * or cut short, can keep the right hash with empty epochs), else it is damaged and redone.
- */
-function readCached(file: string, hash: string, config: ExperimentConfig, method: MethodSpec, seed: number, quiet = false): RunResult | undefined {
-  if (!fs.existsSync(file)) return undefined;
-  const log = quiet ? { info: () => undefined, warn: () => undefined } : logger;
-  let run: RunResult;
-  try {
-    run = JSON.parse(fs.readFileSync(file, "utf8")) as RunResult;
-  } catch {
-    log.warn(`result file ${file} is damaged (not valid JSON); rerunning that run only`);
-    return undefined;
-  }
-  if (run?.configHash !== hash || run.runnerVersion !== RUNNER_VERSION) {
-    log.info(`result ${file} belongs to another configuration; rerunning it`);
-    return undefined;
-  }
-  const mismatch = cachedMismatch(run, config, method, seed);
-  if (mismatch) log.warn(`result file ${file} is damaged (${mismatch}, though its hash is this configuration's); rerunning that run only`);
-  return mismatch ? undefined : run;
-}
 
 /**
  * What running `configs` now will cost (src/experiments/cost.ts): saved runs, runs to train and
@@ -230,187 +153,19 @@ export function costOf(configs: ExperimentConfig | ExperimentConfig[], options: 
   return estimate;
 }
 
-/** How a result's content contradicts the configuration it claims (undefined: it agrees). */
-function cachedMismatch(run: RunResult, config: ExperimentConfig, method: MethodSpec, seed: number): string | undefined {
-  if (run.seed !== seed) return `it holds seed ${run.seed}, not ${seed}`;
-  if (run.method !== method.name || run.kind !== method.kind) return `it holds method '${run.method}' (${run.kind}), not '${method.name}' (${method.kind})`;
-  if (!Array.isArray(run.epochs) || !run.final || typeof run.final.target !== "object") return "it lacks its epochs or final metrics";
-  const epochs = run.notApplicable ? 0 : config.epochs;
-  if (run.epochs.length !== epochs) return `it holds ${run.epochs.length} epochs, not ${epochs}`;
-  if (!run.notApplicable && !(run.metric in run.final.target)) return `its final metrics lack '${run.metric}'`;
-  return undefined;
-}
 
-/** The first pair's adapter attention maps for the current weights (layer 0, averaged over heads). */
-function attentionMaps(trainer: MergeNetTrainer, instance: ScenarioInstance): Record<string, number[][]> | undefined {
-  const pair = trainer.config.pairs[0];
-  if (!pair || (pair.form ?? "full") !== "full" || trainer.config.sourceInput !== "model") return undefined;
-  const adapter = trainer.adapters[0];
-  const source = readMatrix(paramRef(instance.source.model, pair.source));
-  const target = readMatrix(paramRef(instance.target.model, pair.target));
-  const trace = adapter.inspect(source, target);
-  const maps: Record<string, number[][]> = {};
-  for (const [block, map] of Object.entries(trace.attention[0])) {
-    if (map) maps[block] = (map.arraySync() as number[][]).map((row) => row.map((v) => Math.round(v * 1e4) / 1e4));
-  }
-  tf.dispose([source, target, trace]);
-  return maps;
-}
 
-/** The first pair's diagnostics after training (see AdapterDiagnostics). */
-function adapterDiagnostics(trainer: MergeNetTrainer): AdapterDiagnostics {
-  const trace = trainer.inspectLink(0);
-  const attentionEntropy: Record<string, number> = {};
-  for (const [block, map] of Object.entries(trace.attention[0])) {
-    if (map) attentionEntropy[block] = round4(attentionRelativeEntropy(map.arraySync() as number[][]));
-  }
-  tf.dispose(trace);
-  const first = trainer.history.transfers.filter((t) => t.pair === 0 && t.direction === "forward");
-  const summary = (values: number[]) => ({ mean: round4(values.reduce((a, b) => a + b, 0) / values.length), last: round4(values[values.length - 1]) });
-  const cosines = first.map((t) => t.towardSource).filter((v) => Number.isFinite(v));
-  const gates = Object.entries(trainer.history.epochs[trainer.history.epochs.length - 1]?.gates ?? {});
-  const gate = gates.find(([key]) => key === "0:forward:0")?.[1];
-  return {
-    attentionEntropy,
-    gate: gate === undefined ? undefined : Math.round(gate * 1e6) / 1e6,
-    writeSize: first.length ? summary(first.map((t) => t.relativeChange)) : { mean: NaN, last: NaN },
-    towardSource: cosines.length ? summary(cosines) : undefined,
-    adapterUpdates: trainer.adapterUpdates,
-    transfers: first.length,
-  };
-}
 
-const round4 = (v: number): number => Math.round(v * 1e4) / 1e4;
-
-/** Where an interrupted run's checkpoint lives; the run's hash is in the name, so a changed configuration never resumes from it. */
-export function checkpointDir(resultsDir: string, config: ExperimentConfig, method: MethodSpec, seed: number): string {
-  return path.join(resultsDir, "checkpoints", config.name, slug(method.name), `seed-${seed}-${runHash(config, method, seed)}`);
-}
 
 /** Set by the first SIGINT/SIGTERM while an experiment runs: the current run checkpoints at the end of its current step. */
 let stopRequested = false;
-
-/** Trains one run (in this process, or in a pool's worker: worker.ts) and returns its result; writes no result file. */
-export async function trainOne(config: ExperimentConfig, method: MethodSpec, seed: number, progress: Pick<Progress, "epoch">, resultsDir: string): Promise<RunResult> {
-  const started = Date.now();
-  const scenario = getScenario(config.scenario);
-  const instance = await scenario.build(seed, config.scenarioOptions);
-  const base = {
-    experiment: config.name, method: method.name, kind: method.kind, seed, configHash: runHash(config, method, seed),
-    runnerVersion: RUNNER_VERSION, backend: backendInfo()?.name ?? "unknown", threads: process.env.TF_NUM_INTRAOP_THREADS ?? "default",
-    createdAt: new Date().toISOString(), metric: instance.metric,
-  };
-  const reason = methodNotApplicable(method, instance);
-  if (reason) {
-    instance.dispose();
-    return { ...base, wallSeconds: 0, notApplicable: reason, epochs: [], targetLoss: [], transfers: { step: [], relativeChange: [], gradNorm: [] }, final: { target: {}, source: {} } };
-  }
-  let trainer: JointLoop | undefined;
-  try {
-    trainer = makeTrainer(method, instance);
-    const plan = recordingPlan(config, method, seed);
-    // Runs that record weights along training restart from scratch when interrupted; the others
-    // checkpoint at an epoch's end on SIGINT/SIGTERM and resume from there.
-    const resumable = !plan;
-    const ckpt = checkpointDir(resultsDir, config, method, seed);
-    await resumeOrStart(trainer, method, seed, instance, resumable ? ckpt : undefined);
-    const recorder = new WeightRecorder(instance.target.model, plan?.weights ?? [], plan?.trajectory ?? false);
-    if (plan?.phases) trainer.startProfiling();
-    const running = trainer;
-    const interrupt = async (): Promise<never> => {
-      if (!resumable) throw new Error(`interrupted: ${method.name} seed ${seed} records weights along training, so it starts over when run again`);
-      await running.saveCheckpoint(ckpt);
-      throw new Error(`interrupted: ${method.name} seed ${seed} saved at step ${running.steps} (${running.history.epochs.length} of ${config.epochs} epochs done) in ${ckpt}; run the same command again to resume`);
-    };
-    trainer.stopWhen = () => stopRequested;
-    while (trainer.history.epochs.length < config.epochs) {
-      let record: EpochRecord;
-      try {
-        record = await trainer.trainEpoch();
-      } catch (err) {
-        if (err instanceof TrainingStopped) await interrupt();
-        throw err;
-      }
-      recorder.epochEnded();
-      progress.epoch(record, config.epochs);
-      if (stopRequested && trainer.history.epochs.length < config.epochs) await interrupt();
-    }
-    // A non-finite loss that the trainer did not recover from (and record) is an error.
-    const recovered = new Set(trainer.history.divergences.map((d) => d.step));
-    for (const [i, loss] of trainer.history.targetLoss.entries()) {
-      if (!Number.isFinite(loss) && !recovered.has(i)) throw new Error(`the target's loss became ${loss} at step ${i}; lower a learning rate or use output 'interp'`);
-    }
-    const weights = recorder.finish();
-    return runResult(base, started, trainer, instance, seed === config.seeds[0], weights, plan?.phases ?? false);
-  } finally {
-    trainer?.dispose();
-    instance.dispose();
-  }
-}
-
-/**
- * Resumes `trainer` from the checkpoint in `ckpt` where there is a usable one (undefined: the
- * run is not resumable), and otherwise starts it: pre-trains the source where the method asks.
- */
-async function resumeOrStart(trainer: JointLoop, method: MethodSpec, seed: number, instance: ScenarioInstance, ckpt: string | undefined): Promise<void> {
-  let resumed = false;
-  if (ckpt !== undefined && checkpointExists(ckpt)) {
-    try {
-      await trainer.loadCheckpoint(ckpt);
-      resumed = true;
-      logger.info(`${method.name} seed ${seed}: resuming from the checkpoint at step ${trainer.steps} (after ${trainer.history.epochs.length} epochs)`);
-    } catch (err) {
-      // loadCheckpoint checks everything before it changes anything: the trainer is still fresh.
-      logger.warn(`checkpoint ${ckpt} cannot be used (${(err as Error).message.split("\n")[0]}); that run starts over`);
-      fs.rmSync(ckpt, { recursive: true, force: true });
-    }
-  }
-  if (method.pretrainSourceEpochs && !resumed) {
-    const pre = new IndependentTrainer(undefined, instance.source);
-    pre.stopWhen = () => stopRequested;
-    try {
-      await pre.fit(method.pretrainSourceEpochs);
-    } catch (err) {
-      if (err instanceof TrainingStopped) throw new Error(`interrupted: ${method.name} seed ${seed} stopped while pre-training its source, so it starts over when run again`);
-      throw err;
-    } finally {
-      pre.dispose();
-    }
-  }
-}
-
-/** A trained run's result file: `base` (what the run is) with what training left behind. */
-function runResult(base: Omit<RunResult, "wallSeconds" | "epochs" | "targetLoss" | "transfers" | "final">, started: number, trainer: JointLoop, instance: ScenarioInstance,
-  firstSeed: boolean, weights: Record<string, WeightRecord> | undefined, phases: boolean): RunResult {
-  const history = trainer.history;
-  const last = history.epochs[history.epochs.length - 1];
-  const attention = trainer instanceof MergeNetTrainer && firstSeed ? attentionMaps(trainer, instance) : undefined;
-  return {
-    ...base,
-    wallSeconds: (Date.now() - started) / 1000,
-    epochs: history.epochs,
-    targetLoss: history.targetLoss.map((v) => Math.round(v * 1e5) / 1e5),
-    transfers: {
-      step: history.transfers.map((t) => t.step),
-      relativeChange: history.transfers.map((t) => t.relativeChange),
-      gradNorm: history.transfers.map((t) => t.gradNorm),
-    },
-    attention,
-    divergences: history.divergences.length ? history.divergences : undefined,
-    final: { target: last?.target ?? {}, source: last?.source ?? {} },
-    adapterParameters: trainer instanceof MergeNetTrainer ? trainer.adapters.reduce((sum, a) => sum + a.variables.reduce((n, v) => n + v.size, 0), 0) : undefined,
-    diagnostics: trainer instanceof MergeNetTrainer && trainer.config.pairs.length > 0 ? adapterDiagnostics(trainer) : undefined,
-    weights,
-    phases: phases ? trainer.profile() : undefined,
-  };
-}
 
 /**
  * Runs every (method, seed) of an experiment, reusing cached results; returns them all.
  * The backend is initialised if it was not yet.
  */
 export async function runExperiment(config: ExperimentConfig, options: RunOptions = {}): Promise<ExperimentResult> {
-  validateExperiment(config);
+  const scenario = validateExperiment(config);
   const workers = resolveWorkers(options.workers);
   const threadsPerWorker = resolveThreadsPerWorker(options.threadsPerWorker);
   await initBackend();
@@ -440,7 +195,7 @@ export async function runExperiment(config: ExperimentConfig, options: RunOption
   try {
     // The cost line spreads the time over the pool's workers; Redis workers are not known here, so it gives the serial time.
     const costWorkers = redis ? 1 : workers;
-    return await runJobs(config, jobs, options, resultsDir, progress, makeExecutor, stop.signal, costWorkers);
+    return await runJobs(config, scenario, jobs, options, resultsDir, progress, makeExecutor, stop.signal, costWorkers);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -453,11 +208,11 @@ export async function runExperiment(config: ExperimentConfig, options: RunOption
  * scenario rejects) stops the experiment before its first run rather than after the runs
  * listed before the faulty method. Costs one scenario build.
  */
-async function preflight(config: ExperimentConfig, methods: MethodSpec[], seed: number): Promise<void> {
+async function preflight(config: ExperimentConfig, scenario: Scenario, methods: MethodSpec[], seed: number): Promise<void> {
   const problems: string[] = [];
   let instance: ScenarioInstance;
   try {
-    instance = await getScenario(config.scenario).build(seed, config.scenarioOptions);
+    instance = await scenario.build(seed, config.scenarioOptions);
   } catch (err) {
     throw new Error(`invalid experiment '${config.name}': scenario '${config.scenario}' cannot be built from its scenarioOptions: ${messageOf(err)}`, { cause: err });
   }
@@ -485,17 +240,20 @@ async function preflight(config: ExperimentConfig, methods: MethodSpec[], seed: 
   if (problems.length) throw new Error(`invalid experiment '${config.name}' (checked before any training; nothing was run):\n  - ${problems.join("\n  - ")}`);
 }
 
-/** An error's message; native TensorFlow's "Invalid TF_Status: 3\nMessage: ..." becomes its message. */
-export function messageOf(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  return message.replace(/^Invalid TF_Status: \d+\s*Message:\s*/, "TensorFlow: ");
+
+/** One (method, seed) of the experiment as planned: its result file, configuration hash and cached result (if reused). */
+interface RunPlan extends PlannedRun {
+  file: string;
+  hash: string;
+  cached?: RunResult;
 }
 
-async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; seed: number }[], options: RunOptions, resultsDir: string, progress: Progress, makeExecutor: () => Promise<RunExecutor | undefined>, stop: AbortSignal, costWorkers: number): Promise<ExperimentResult> {
+async function runJobs(config: ExperimentConfig, scenario: Scenario, jobs: { method: MethodSpec; seed: number }[], options: RunOptions, resultsDir: string, progress: Progress, makeExecutor: () => Promise<RunExecutor | undefined>, stop: AbortSignal, costWorkers: number): Promise<ExperimentResult> {
   const force = options.force ?? process.env.MERGENET_FORCE === "1";
-  const planned = jobs.map((job) => {
-    const file = runFile(resultsDir, config, job.method, job.seed);
-    return { ...job, file, cached: force ? undefined : readCached(file, runHash(config, job.method, job.seed), config, job.method, job.seed) };
+  const planned = jobs.map(({ method, seed }): RunPlan => {
+    const file = runFile(resultsDir, config, method, seed);
+    const hash = runHash(config, method, seed);
+    return { method, seed, file, hash, cached: force ? undefined : readCached(file, hash, config, method, seed) };
   });
   const pending = planned.filter((job) => !job.cached);
   if (pending.length && options.cachedOnly) {
@@ -508,17 +266,18 @@ async function runJobs(config: ExperimentConfig, jobs: { method: MethodSpec; see
     progress.note(costText(estimateRuns(emptyEstimate(costWorkers), config, planned, resultsDir)));
   }
   const executor = pending.length ? await makeExecutor() : undefined; // before the preflight: an unreachable Redis fails at once
-  if (pending.length) await preflight(config, [...new Set(pending.map((job) => job.method))], pending[0].seed);
+  if (pending.length) await preflight(config, scenario, [...new Set(pending.map((job) => job.method))], pending[0].seed);
   if (executor) return runWithExecutor(config, planned, resultsDir, progress, executor, stop, force);
   const runs: RunResult[] = [];
   let trainedHere = 0;
-  for (const { method, seed, file, cached } of planned) {
+  for (const plan of planned) {
+    const { method, seed, cached } = plan;
     if (cached) {
       runs.push(cached);
       progress.cached(`${method.name} seed ${seed}`, cached.wallSeconds);
       continue;
     }
-    const { run, trained } = await trainUnderLock(config, method, seed, file, resultsDir, progress, force);
+    const { run, trained } = await trainUnderLock(config, scenario, plan, resultsDir, progress, force);
     runs.push(run);
     if (trained) {
       trainedHere += 1;
@@ -552,7 +311,15 @@ function warnMixedThreads(config: ExperimentConfig, runs: RunResult[], trained: 
  * it, waits, then takes that process's result (`trained` false), or trains the run itself
  * if that process stopped without one.
  */
-async function trainUnderLock(config: ExperimentConfig, method: MethodSpec, seed: number, file: string, resultsDir: string, progress: Progress, force: boolean): Promise<{ run: RunResult; trained: boolean }> {
+async function trainUnderLock(
+  config: ExperimentConfig,
+  scenario: Scenario,
+  plan: RunPlan,
+  resultsDir: string,
+  progress: Progress,
+  force: boolean,
+): Promise<{ run: RunResult; trained: boolean }> {
+  const { method, seed, file, hash } = plan;
   const label = `${method.name} seed ${seed}`;
   let waited = false;
   for (;;) {
@@ -564,18 +331,19 @@ async function trainUnderLock(config: ExperimentConfig, method: MethodSpec, seed
     }
     try {
       // Another process may have finished the run since the plan was made (quiet: the plan reported what it found).
-      const done = waited || !force ? readCached(file, runHash(config, method, seed), config, method, seed, !waited) : undefined;
+      const done = waited || !force ? readCached(file, hash, config, method, seed, !waited) : undefined;
       if (done) return { run: done, trained: false };
       progress.start(label);
       let run: RunResult;
       try {
-        run = await trainOne(config, method, seed, progress, resultsDir);
+        const hooks = { epoch: (record: EpochRecord, epochs: number) => progress.epoch(record, epochs), stopped: () => stopRequested };
+        run = await trainOne(scenario, { config, method, seed, configHash: hash, resultsDir }, hooks);
       } catch (err) {
         if (err instanceof Error && err.message.startsWith("interrupted:")) throw err;
         // Name the run that failed; the original error (and its stack) is the cause.
         throw new Error(`[${config.name}] '${method.name}' seed ${seed} failed: ${messageOf(err)}`, { cause: err });
       }
-      saveRun(resultsDir, config, method, seed, file, run);
+      saveRun(resultsDir, config, plan, run);
       return { run, trained: true };
     } finally {
       lock.release();
@@ -594,13 +362,14 @@ function lockRun(file: string, label: string, resultsDir: string): LockAttempt {
 }
 
 /** Writes a finished run's result file (atomically, in this process); its checkpoint, if any, is no longer needed. */
-function saveRun(resultsDir: string, config: ExperimentConfig, method: MethodSpec, seed: number, file: string, run: RunResult): void {
+function saveRun(resultsDir: string, config: ExperimentConfig, plan: RunPlan, run: RunResult): void {
+  const { method, seed, file, hash } = plan;
   try {
     writeJsonAtomic(file, run);
   } catch (err) {
     throw new Error(`[${config.name}] '${method.name}' seed ${seed} trained, but its result could not be written to ${file} (${codeOf(err)}); the results folder must be writable with room to spare`, { cause: err });
   }
-  fs.rmSync(checkpointDir(resultsDir, config, method, seed), { recursive: true, force: true });
+  fs.rmSync(checkpointDir(resultsDir, config, method, seed, hash), { recursive: true, force: true });
 }
 
 function runSummary(run: RunResult): string {
@@ -616,7 +385,7 @@ function runSummary(run: RunResult): string {
  * live process holds are waited for meanwhile and read from its file; those it left without a
  * result (it stopped or died) go to the executor in a further round.
  */
-async function runWithExecutor(config: ExperimentConfig, planned: { method: MethodSpec; seed: number; file: string; cached?: RunResult }[], resultsDir: string, progress: Progress, executor: RunExecutor, stop: AbortSignal, force: boolean): Promise<ExperimentResult> {
+async function runWithExecutor(config: ExperimentConfig, planned: RunPlan[], resultsDir: string, progress: Progress, executor: RunExecutor, stop: AbortSignal, force: boolean): Promise<ExperimentResult> {
   const runs: (RunResult | undefined)[] = planned.map((job) => job.cached);
   for (const { method, seed, cached } of planned) if (cached) progress.cached(`${method.name} seed ${seed}`, cached.wallSeconds);
   const locks = new Map<number, () => void>();
@@ -634,7 +403,7 @@ async function runWithExecutor(config: ExperimentConfig, planned: { method: Meth
       const mine: PoolJob[] = [];
       const theirs: number[] = [];
       for (const key of todo) {
-        const { method, seed, file } = planned[key];
+        const { method, seed, file, hash } = planned[key];
         const name = `${method.name} seed ${seed}`;
         const lock = lockRun(file, name, resultsDir);
         if (!lock.release) {
@@ -642,7 +411,6 @@ async function runWithExecutor(config: ExperimentConfig, planned: { method: Meth
           continue;
         }
         // Another process may have finished the run since the plan was made (quiet: the plan reported what it found).
-        const hash = runHash(config, method, seed);
         const done = waited.has(key) || !force ? readCached(file, hash, config, method, seed, !waited.has(key)) : undefined;
         if (done) {
           lock.release();
@@ -661,7 +429,7 @@ async function runWithExecutor(config: ExperimentConfig, planned: { method: Meth
               started: (job, worker) => progress.start(label(job), worker),
               epoch: (job, record, epochs) => progress.epoch(record, epochs, label(job)),
               finished: (job, run) => {
-                saveRun(resultsDir, config, job.method, job.seed, planned[job.key].file, run);
+                saveRun(resultsDir, config, planned[job.key], run);
                 release(job.key);
                 runs[job.key] = run;
                 trainedHere += 1;

@@ -10,7 +10,8 @@
 import type { MethodSpec } from "./methods";
 import { pairedDifference, pairedDifferences } from "./results";
 import { ALPHA, binomialAtLeast, classify, intervalText, signedNumber, verdictText, type Comparison, type Verdict } from "./statistics";
-import { runExperiment, stableStringify } from "./runner";
+import { runExperiment } from "./runner";
+import { stableStringify } from "./run-files";
 import { type ExperimentConfig, type ExperimentResult } from "./records";
 
 /** The smallest effect worth calling transfer in one scenario, and why that size. */

@@ -2,7 +2,7 @@
  * A worker process of the local pool (pool.ts forks this file). It initialises the backend the
  * parent chose (MERGENET_BACKEND, with TF_NUM_INTRAOP_THREADS already in its environment),
  * registers the scenarios, says `ready`, then trains one run per `job` message with the
- * runner's own trainOne and sends back the RunResult, or the error's message. It writes no
+ * runner's own trainOne (train-run.ts) and sends back the RunResult, or the error's message. It writes no
  * result file: the parent does. It exits when the parent disconnects (also when the parent
  * dies), and ignores SIGINT: Ctrl-C in a terminal reaches the whole process group, and the
  * parent decides what stops.
@@ -13,23 +13,25 @@ import * as path from "path";
 import { backendInfo, initBackend, type BackendName } from "../backend/index";
 import type { EpochRecord } from "../core/loop";
 import { REPO_ROOT } from "../paths";
+import { messageOf } from "../log";
 import type { MethodSpec } from "./methods";
 import type { FromWorker, ToWorker, WorkerJob } from "./pool";
-import { RUNNER_VERSION, messageOf, runHash, trainOne } from "./runner";
+import { RUNNER_VERSION, runHash } from "./run-files";
+import { trainOne } from "./train-run";
 import { type RunResult } from "./records";
-import { scenarioNames } from "./scenario";
+import { getScenario, scenarioNames, type Scenario } from "./scenario";
 import "./scenarios/index";
 
 const imported = new Set<string>();
 
 /**
  * Checks that this process can run the job exactly as the submitter would and returns its
- * method; throws, in words, when it cannot (other code, another TensorFlow backend, a
+ * method and scenario (resolved here once for the job); throws, in words, when it cannot (other code, another TensorFlow backend, a
  * scenario it does not know). Module
  * paths may be relative to the repository (a queue's jobs travel to other machines, where the
  * repository lies elsewhere).
  */
-export function prepareJob(job: WorkerJob): MethodSpec {
+export function prepareJob(job: WorkerJob): { method: MethodSpec; scenario: Scenario } {
   for (const module of job.modules.map((m) => path.resolve(REPO_ROOT, m))) {
     if (imported.has(module)) continue;
     try {
@@ -56,12 +58,13 @@ export function prepareJob(job: WorkerJob): MethodSpec {
     throw new Error(`scenario '${job.config.scenario}' is not registered in the worker process, which imports src/experiments/scenarios and RunOptions.scenarioModules: name the module that registers it there, or use workers: 1`);
   }
   if (runHash(job.config, method, job.seed) !== job.configHash) throw new Error("the worker computes another configuration hash for this run than the submitter: its code differs; run the same code on both");
-  return method;
+  return { method, scenario: getScenario(job.config.scenario) };
 }
 
 /** Checks the job (prepareJob), then trains it. */
 export async function executeJob(job: WorkerJob, onEpoch: (record: EpochRecord, epochs: number) => void = () => undefined): Promise<RunResult> {
-  return trainOne(job.config, prepareJob(job), job.seed, { epoch: onEpoch }, job.resultsDir);
+  const { method, scenario } = prepareJob(job);
+  return trainOne(scenario, { ...job, method }, { epoch: onEpoch });
 }
 
 function send(message: FromWorker): void {
