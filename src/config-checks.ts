@@ -76,5 +76,6 @@ export function isWholeAtLeast(value: unknown, min: number): value is number {
 export function choiceProblem(key: string, value: unknown, choices: readonly unknown[]): string | undefined {
   if (choices.includes(value)) return undefined;
   const near = typeof value === "string" ? nearestName(value, choices.filter((c): c is string => typeof c === "string")) : undefined;
-  return `${key} must be one of ${choices.map((c) => JSON.stringify(c)).join(", ")}; got ${describeValue(value)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ""}`;
+  const hint = near ? ` (did you mean ${JSON.stringify(near)}?)` : "";
+  return `${key} must be one of ${choices.map((c) => JSON.stringify(c)).join(", ")}; got ${describeValue(value)}${hint}`;
 }

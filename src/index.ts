@@ -24,7 +24,18 @@ import "./experiments/scenarios/index";
 export { tf, initBackend, backendInfo, type BackendInfo, type BackendName } from "./backend/index";
 
 // Core: views, low-rank forms, adapter, write-back, trainer.
-export { paramRef, matrixParamNames, readMatrix, writeMatrix, toMatrix, fromMatrix, factorRefs, describeMatrices, type ParamRef, type ViewKind } from "./core/params";
+export {
+  paramRef,
+  matrixParamNames,
+  readMatrix,
+  writeMatrix,
+  toMatrix,
+  fromMatrix,
+  factorRefs,
+  describeMatrices,
+  type ParamRef,
+  type ViewKind,
+} from "./core/params";
 export { truncatedSvd, svdSplit, svdMerge, type SvdMethod, type TruncatedSvd } from "./core/lowrank";
 export { ParameterAdapter } from "./core/adapter/parameter-adapter";
 export { resolveAdapterConfig, type AdapterConfig } from "./core/adapter/config";
@@ -71,13 +82,29 @@ export type { MethodSpec } from "./experiments/methods";
 export { registerScenario, getScenario, scenarioNames, type Scenario, type ScenarioInstance } from "./experiments/scenario";
 export { sentimentSitePairs, brownPosGenrePairs } from "./experiments/scenarios/cross-task";
 export { summarize, summaryTable, curveRows, barRows, transferRows, attentionOf, pairedDifference } from "./experiments/results";
-export { stats, formatStats, confidenceInterval, classify, intervalText, verdictText, type Stats, type Comparison, type Verdict } from "./experiments/statistics";
+export {
+  stats,
+  formatStats,
+  confidenceInterval,
+  classify,
+  intervalText,
+  verdictText,
+  type Stats,
+  type Comparison,
+  type Verdict,
+} from "./experiments/statistics";
 export {
   compare, matchedControls, variantVerdicts, variantWords, verdictTable, effectRows, referenceEffectRows, smallestEffect, smallestEffectOf,
   countVerdicts, countsText, seedCount, narrowed, mergedVerdicts, confirmCandidates, MAIN_SEEDS,
   type VariantVerdict, type SmallestEffect, type VerdictCounts, type MatchedControl, type Confirmation,
 } from "./experiments/verdicts";
-export { positiveControlVerdicts, verdictRows, diagnosticsSummary, chooseForConfirmation, type CandidateVerdict } from "./experiments/positive-control-verdicts";
+export {
+  positiveControlVerdicts,
+  verdictRows,
+  diagnosticsSummary,
+  chooseForConfirmation,
+  type CandidateVerdict,
+} from "./experiments/positive-control-verdicts";
 export { projectComparisons, type ProjectComparisons, type ScenarioComparisons } from "./experiments/summary";
 export * as analysis from "./experiments/analysis";
 

@@ -70,7 +70,12 @@ export function parseWav(bytes: Uint8Array, name = "WAV data"): Waveform {
       const channels = view.getUint16(body + 2, true);
       const sampleRate = view.getUint32(body + 4, true);
       const bits = view.getUint16(body + 14, true);
-      if (code !== 1 || bits !== 16) throw new Error(`${name} holds format ${code} with ${bits}-bit samples; only 16-bit integer PCM (format 1) is supported (convert it, e.g. \`sox in.wav -b 16 -e signed-integer out.wav\`)`);
+      if (code !== 1 || bits !== 16) {
+        throw new Error(
+          `${name} holds format ${code} with ${bits}-bit samples; only 16-bit integer PCM (format 1) is supported ` +
+            "(convert it, e.g. `sox in.wav -b 16 -e signed-integer out.wav`)",
+        );
+      }
       if (channels < 1 || sampleRate < 1) throw new Error(`${name}: ${channels} channels at ${sampleRate} Hz is not a valid format`);
       format = { channels, sampleRate, bits };
     } else if (id === "data") {
@@ -490,7 +495,8 @@ export function spokenDigitFeatures(synthesis: SynthesisResult, features: LogMel
   const { manifest, folder } = synthesis;
   const plan = logMelPlan(features);
   const size = features.frames * features.mels;
-  const key = { format: 1, manifest: { espeakVersion: manifest.espeakVersion, request: manifest.request, files: manifest.utterances.map((u) => u.file) }, features };
+  const files = manifest.utterances.map((u) => u.file);
+  const key = { format: 1, manifest: { espeakVersion: manifest.espeakVersion, request: manifest.request, files }, features };
   const cacheFile = path.join(cacheDir, "spoken-digits-logmel.bin");
   const cached = readCache(cacheFile, key);
   if (cached && cached.length === 1 && cached[0].length === manifest.utterances.length * size * 4) {

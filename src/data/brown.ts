@@ -53,7 +53,17 @@
 import * as fs from "fs";
 import * as path from "path";
 import { tf } from "../backend/index";
-import { buildVocabulary, encodeTokens, normalizeToken, seededSample, stratifiedSplit, toIdTensor, toLabelTensor, type SplitIndices, type Vocabulary } from "./text";
+import {
+  buildVocabulary,
+  encodeTokens,
+  normalizeToken,
+  seededSample,
+  stratifiedSplit,
+  toIdTensor,
+  toLabelTensor,
+  type SplitIndices,
+  type Vocabulary,
+} from "./text";
 
 export const BROWN_PACKAGE_VERSION = "1.9.80";
 export const BROWN_FILE_COUNT = 500;
@@ -148,7 +158,9 @@ function parseDocument(file: string, id: string, genre: number): BrownDocument {
     const tags: number[] = [];
     for (const token of trimmed.split(/\s+/)) {
       const slash = token.lastIndexOf("/");
-      if (slash <= 0 || slash === token.length - 1) throw new Error(`${file}:${lineIndex + 1}: token '${token}' is not word/tag; the file is corrupt, reinstall with \`npm ci\``);
+      if (slash <= 0 || slash === token.length - 1) {
+        throw new Error(`${file}:${lineIndex + 1}: token '${token}' is not word/tag; the file is corrupt, reinstall with \`npm ci\``);
+      }
       words.push(normalizeToken(token.slice(0, slash)));
       tags.push(universalTag(token.slice(slash + 1)));
     }
@@ -200,13 +212,20 @@ export interface BrownSplitOptions extends BrownSourceOptions {
 export const BROWN_SPLIT_DEFAULTS = { splitSeed: 0, trainFraction: 0.7, validationFraction: 0.1, minFrequency: 2, maxVocab: 10000 } as const;
 
 /** Document indices of each split, stratified by the 15 genres (see the module comment). */
-export function brownSplit(docs: readonly BrownDocument[], options: Pick<BrownSplitOptions, "splitSeed" | "trainFraction" | "validationFraction"> = {}): SplitIndices {
+export function brownSplit(
+  docs: readonly BrownDocument[],
+  options: Pick<BrownSplitOptions, "splitSeed" | "trainFraction" | "validationFraction"> = {},
+): SplitIndices {
   const o = { ...BROWN_SPLIT_DEFAULTS, ...options };
   return stratifiedSplit(docs.map((d) => d.genre), { train: o.trainFraction, validation: o.validationFraction }, o.splitSeed);
 }
 
 /** The vocabulary of the training documents' tokens. */
-export function brownVocabulary(docs: readonly BrownDocument[], trainDocs: readonly number[], options: Pick<BrownSplitOptions, "minFrequency" | "maxVocab"> = {}): Vocabulary {
+export function brownVocabulary(
+  docs: readonly BrownDocument[],
+  trainDocs: readonly number[],
+  options: Pick<BrownSplitOptions, "minFrequency" | "maxVocab"> = {},
+): Vocabulary {
   const o = { ...BROWN_SPLIT_DEFAULTS, ...options };
   return buildVocabulary(trainDocs.flatMap((d) => docs[d].sentences.map((s) => s.words)), { minFrequency: o.minFrequency, maxSize: o.maxVocab });
 }

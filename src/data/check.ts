@@ -68,7 +68,8 @@ function checkLabels(y: tf.Tensor, spec: NonNullable<DataExpectation["labels"]>,
   if (y.rank !== rank) {
     if (spec.per === "example" && y.rank === 2 && y.shape[1] === classes) fail(`labels are one-hot ([${y.shape}]); ` +
         `give one class index per example ([${n}]), e.g. tf.argMax(y, 1)`);
-    fail(`labels have shape [${y.shape}]; this loss reads ${spec.per === "example" ? `one class index per example ([${n}])` : `one tag per token ([${n}, length], negative at padding)`}`);
+    const expected = spec.per === "example" ? `one class index per example ([${n}])` : `one tag per token ([${n}, length], negative at padding)`;
+    fail(`labels have shape [${y.shape}]; this loss reads ${expected}`);
   }
   const values = y.dataSync();
   const perRow = spec.per === "example" ? 1 : (y.shape[1] as number);

@@ -216,7 +216,11 @@ export function cropEmoji(sheet: RgbaImage, sheetX: number, sheetY: number): Uin
 }
 
 /** Parses emoji.json and emojibase's data into the kept items (see the module comment). */
-export function joinEmojiMetadata(datasource: DatasourceEntry[], emojibase: EmojibaseEntry[], groupNames: Map<number, string>): { items: EmojiItem[]; stats: EmojiStats } {
+export function joinEmojiMetadata(
+  datasource: DatasourceEntry[],
+  emojibase: EmojibaseEntry[],
+  groupNames: Map<number, string>,
+): { items: EmojiItem[]; stats: EmojiStats } {
   const byHexcode = new Map(emojibase.map((entry) => [entry.hexcode, entry]));
   const stats: EmojiStats = {
     entries: datasource.length, droppedNoImage: 0, droppedCategory: {}, droppedNoText: 0,
@@ -450,7 +454,8 @@ export async function loadEmojiDataset(options: EmojiDatasetOptions = {}): Promi
   const known = new Set(vocabulary);
   const emptyTextRows = test.filter((i) => !tokens[i].some((t) => known.has(t))).length;
   const side = o.imageSide;
-  const pixels = (vendor: EmojiVendor, indices: number[]) => tf.tensor4d(emojiPixels(arrays.images[vendor], indices, side), [indices.length, side, side, 3], "float32");
+  const pixels = (vendor: EmojiVendor, indices: number[]) =>
+    tf.tensor4d(emojiPixels(arrays.images[vendor], indices, side), [indices.length, side, side, 3], "float32");
   const words = (indices: number[]) => tf.tensor2d(bagOfWords(indices.map((i) => tokens[i]), vocabulary), [indices.length, vocabulary.length], "float32");
   const labelsOf = (indices: number[]) => indices.map((i) => arrays.items[i].category);
   const image = {

@@ -128,7 +128,10 @@ export function readSentimentSentences(options: SentimentSourceOptions = {}): Se
 }
 
 /** The stratified split of the 3000 sentence indices (see the module comment). */
-export function sentimentSplit(sentences: readonly SentimentSentence[], options: Pick<SentimentDatasetOptions, "splitSeed" | "trainFraction" | "validationFraction"> = {}): SplitIndices {
+export function sentimentSplit(
+  sentences: readonly SentimentSentence[],
+  options: Pick<SentimentDatasetOptions, "splitSeed" | "trainFraction" | "validationFraction"> = {},
+): SplitIndices {
   const o = { ...SENTIMENT_DEFAULTS, ...options };
   const groups = sentences.map((s) => s.site * SENTIMENT_CLASSES.length + s.sentiment); // 6 (site, sentiment) groups
   return stratifiedSplit(groups, { train: o.trainFraction, validation: o.validationFraction }, o.splitSeed);

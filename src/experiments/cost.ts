@@ -74,7 +74,10 @@ export function addToEstimate(estimate: CostEstimate, config: ExperimentConfig, 
   const isMergeNet = (method: MethodSpec) => method.kind === "mergenet";
   const families = new Map<boolean, number>();
   const familyMedian = (mergenet: boolean): number => {
-    if (!families.has(mergenet)) families.set(mergenet, median(config.methods.filter((m) => isMergeNet(m) === mergenet).flatMap((m) => recordedSeconds(folderOf(m)))));
+    if (!families.has(mergenet)) {
+      const family = config.methods.filter((m) => isMergeNet(m) === mergenet);
+      families.set(mergenet, median(family.flatMap((m) => recordedSeconds(folderOf(m)))));
+    }
     return families.get(mergenet)!;
   };
   const sameMethod = new Map<string, number>();
@@ -102,7 +105,8 @@ export function costText(estimate: CostEstimate): string {
   if (!estimate.toTrain) return `${estimate.runs} runs: ${saved}; nothing to train, this cell only loads them.`;
   const spread = estimate.workers > 1 ? ` in ${estimate.workers} workers` : "";
   const time = Number.isFinite(estimate.trainSeconds)
-    ? `about ${duration(estimate.trainSeconds / estimate.workers)}${spread}, judged by the times runs of these methods took when they last ran (on whatever machine and load that was)`
+    ? `about ${duration(estimate.trainSeconds / estimate.workers)}${spread}, ` +
+      "judged by the times runs of these methods took when they last ran (on whatever machine and load that was)"
     : `an unknown time (${estimate.unknown} of them ${estimate.unknown === 1 ? "has" : "have"} no recorded run to go by)`;
   return `${estimate.runs} runs: ${saved}; ${estimate.toTrain} to train, ${time}.`;
 }
@@ -115,6 +119,7 @@ export function machineText(now = new Date()): string {
   const native = versions["tfjs-node"] ? `, tfjs-node ${versions["tfjs-node"]}` : "";
   return (
     `backend ${info?.name ?? tf.getBackend()} (tfjs ${versions["tfjs-core"] ?? versions.tfjs}${native}); ` +
-    `${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB; Node ${process.versions.node}; ${os.platform()} ${os.release()}; ${now.toISOString().slice(0, 10)}`
+    `${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB; ` +
+    `Node ${process.versions.node}; ${os.platform()} ${os.release()}; ${now.toISOString().slice(0, 10)}`
   );
 }

@@ -19,7 +19,16 @@ import { tf } from "../backend/index";
 import { IndependentTrainer } from "../baselines/independent";
 import type { JointLoop } from "../core/loop";
 import { mulberry32 } from "../util/random";
-import { DIGIT_WORDS, LOG_MEL_DEFAULTS, fitDuration, logMelSpectrogram, parseWav, samplesNeeded, synthesizeSpokenDigits, type SpokenDigitSpeaker } from "../data/audio";
+import {
+  DIGIT_WORDS,
+  LOG_MEL_DEFAULTS,
+  fitDuration,
+  logMelSpectrogram,
+  parseWav,
+  samplesNeeded,
+  synthesizeSpokenDigits,
+  type SpokenDigitSpeaker,
+} from "../data/audio";
 import { EMOJI_CATEGORIES, EMOJI_SIDE, EMOJI_VENDORS, loadEmojiDataset, readEmojiArrays, type EmojiVendor } from "../data/emoji";
 import type { ImageTile } from "../plots/images";
 import { makeTrainer, methodNotApplicable, type MethodSpec } from "./methods";
@@ -142,10 +151,13 @@ async function trainAndPredict(method: MethodSpec, options: PredictionComparison
  * test emoji (see the module comment).
  */
 export async function emojiPredictionComparison(options: PredictionComparisonOptions): Promise<PredictionComparison> {
-  if (options.methods.length < 2) throw new Error("emojiPredictionComparison needs at least two methods: a reference (e.g. target alone) and one to compare with it");
+  if (options.methods.length < 2) {
+    throw new Error("emojiPredictionComparison needs at least two methods: a reference (e.g. target alone) and one to compare with it");
+  }
   if (!Number.isInteger(options.epochs) || options.epochs < 1) throw new Error(`epochs must be a whole number >= 1, got ${options.epochs}`);
   const o = { ...EMOJI_IMAGE_TEXT_DEFAULTS, ...options.scenarioOptions };
-  const data = await loadEmojiDataset({ seed: options.seed, testFraction: o.testFraction, trainVendor: o.trainVendor, imageSide: o.imageSide, maxVocabulary: o.maxVocabulary });
+  const { testFraction, trainVendor, imageSide, maxVocabulary } = o;
+  const data = await loadEmojiDataset({ seed: options.seed, testFraction, trainVendor, imageSide, maxVocabulary });
   try {
     const testX = o.direction === "text->image" ? data.image.test.x : data.text.test.x;
     const truth = Int32Array.from(data.image.test.y.dataSync());

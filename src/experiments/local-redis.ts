@@ -47,7 +47,8 @@ export async function startLocalRedis(): Promise<LocalRedis> {
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mergenet-redis-"));
   const port = await freePort();
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no"];
+  const child = spawn("redis-server", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.on("data", (chunk: Buffer) => (output = `${output}${chunk}`.slice(-4000)));
   child.stderr!.on("data", (chunk: Buffer) => (output = `${output}${chunk}`.slice(-4000)));
@@ -83,7 +84,11 @@ export interface QueueWorkerProcess {
 /** Starts `scripts/worker.ts --redis url` as a child process with `env` added to this process's. */
 export function startWorkerProcess(url: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): QueueWorkerProcess {
   const script = path.join(REPO_ROOT, "scripts", "worker.ts");
-  const child = spawn(process.execPath, ["--import", require.resolve("tsx"), script, "--redis", url, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "pipe"] });
+  const child = spawn(process.execPath, ["--import", require.resolve("tsx"), script, "--redis", url, ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "inherit", "pipe"],
+  });
   let stderr = "";
   const listeners = new Set<() => void>();
   child.stderr!.on("data", (chunk: Buffer) => {

@@ -71,7 +71,8 @@ export function methodProblems(methods: MethodSpec[]): string[] {
     if (!METHOD_KINDS.includes(m.kind)) {
       const kind: unknown = m.kind;
       const near = typeof kind === "string" ? nearestName(kind, METHOD_KINDS) : undefined;
-      problems.push(`${where} has kind ${typeof kind === "string" ? `'${kind}'` : describeValue(kind)}; use one of ${METHOD_KINDS.join(", ")}${near ? ` (did you mean '${near}'?)` : ""}`);
+      const shown = typeof kind === "string" ? `'${kind}'` : describeValue(kind);
+      problems.push(`${where} has kind ${shown}; use one of ${METHOD_KINDS.join(", ")}${near ? ` (did you mean '${near}'?)` : ""}`);
       return;
     }
     problems.push(...unknownKeyProblems(m, ["name", "kind", "pretrainSourceEpochs", ...KIND_KEYS[m.kind]], `${where}: `));
@@ -105,6 +106,8 @@ export function methodProblems(methods: MethodSpec[]): string[] {
  */
 export function makeTrainer(method: MethodSpec, instance: ScenarioInstance): JointLoop {
   const frozen = method.pretrainSourceEpochs !== undefined || instance.frozenSource === true;
+  // What the distillation methods need to know of the scenario's labels and inputs.
+  const pairing = { sharedLabels: instance.sharedLabels, pairedInput: instance.pairedInput };
   switch (method.kind) {
     case "target-alone":
       return new IndependentTrainer(undefined, instance.target);
@@ -115,9 +118,10 @@ export function makeTrainer(method: MethodSpec, instance: ScenarioInstance): Joi
     case "sharing":
       return new SharingTrainer(instance.source, instance.target, { ...method.sharing, freezeSource: frozen || method.sharing.freezeSource });
     case "kd":
-      return new DistillationTrainer(instance.source, instance.target, { ...method.distillation, freezeSource: frozen || method.distillation?.freezeSource, sharedLabels: instance.sharedLabels, pairedInput: instance.pairedInput });
+      const freezeSource = frozen || method.distillation?.freezeSource;
+      return new DistillationTrainer(instance.source, instance.target, { ...method.distillation, freezeSource, ...pairing });
     case "dml":
-      return new MutualLearningTrainer(instance.source, instance.target, { ...method.distillation, sharedLabels: instance.sharedLabels, pairedInput: instance.pairedInput });
+      return new MutualLearningTrainer(instance.source, instance.target, { ...method.distillation, ...pairing });
     case "mergenet":
       return new MergeNetTrainer(instance.source, instance.target, { ...method.mergenet, freezeSource: frozen || method.mergenet.freezeSource });
   }

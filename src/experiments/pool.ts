@@ -130,7 +130,11 @@ export function resolveWorkers(option?: number): number {
 
 /** Intra-op threads per worker: the option, else MERGENET_WORKER_THREADS, else DEFAULT_THREADS_PER_WORKER. */
 export function resolveThreadsPerWorker(option?: number): number {
-  return positiveInteger(option, "RunOptions.threadsPerWorker") ?? positiveInteger(process.env.MERGENET_WORKER_THREADS, "MERGENET_WORKER_THREADS") ?? DEFAULT_THREADS_PER_WORKER;
+  return (
+    positiveInteger(option, "RunOptions.threadsPerWorker") ??
+    positiveInteger(process.env.MERGENET_WORKER_THREADS, "MERGENET_WORKER_THREADS") ??
+    DEFAULT_THREADS_PER_WORKER
+  );
 }
 
 /** A failed run, worded as a serial run's failure. */
@@ -142,7 +146,16 @@ export const label = (job: PoolJob): string => `${job.method.name} seed ${job.se
 
 /** What a worker receives for `job`: plain JSON. */
 export function workerJob(job: PoolJob, modules: string[]): WorkerJob {
-  return { config: job.config, methodName: job.method.name, seed: job.seed, resultsDir: path.resolve(job.resultsDir), modules, runnerVersion: job.runnerVersion, configHash: job.configHash, backend: job.backend };
+  return {
+    config: job.config,
+    methodName: job.method.name,
+    seed: job.seed,
+    resultsDir: path.resolve(job.resultsDir),
+    modules,
+    runnerVersion: job.runnerVersion,
+    configHash: job.configHash,
+    backend: job.backend,
+  };
 }
 
 /**
@@ -196,7 +209,12 @@ class PoolSession {
   private ended = false;
   private settle!: (error?: Error) => void;
 
-  constructor(private readonly options: PoolOptions, private readonly jobs: PoolJob[], private readonly hooks: ExecutorHooks, private readonly stop: AbortSignal) {
+  constructor(
+    private readonly options: PoolOptions,
+    private readonly jobs: PoolJob[],
+    private readonly hooks: ExecutorHooks,
+    private readonly stop: AbortSignal,
+  ) {
     this.waiting = [...jobs];
   }
 
@@ -315,7 +333,10 @@ class PoolSession {
   private interrupted(): Error {
     const lost = [...this.live].flatMap((w) => (w.job ? [label(w.job)] : []));
     const runs = lost.length ? `; the runs they were training (${lost.join(", ")}) start over when run again` : "";
-    return new Error(`interrupted: stopped the ${this.live.size} worker processes${runs}; the ${this.finished} runs finished in this session are saved; run the same command again to resume`);
+    return new Error(
+      `interrupted: stopped the ${this.live.size} worker processes${runs}; ` +
+        `the ${this.finished} runs finished in this session are saved; run the same command again to resume`,
+    );
   }
 
   /** Ends the session once: stops every worker (killed on an error, let go otherwise), waits for their exits, then settles. */

@@ -101,13 +101,13 @@ export function positiveControlVerdicts(
     const clears = overAlone.n >= 2 && share >= 0.5 && overControl.verdict === "better";
     const diagnostics = diagnosticsSummary(search, mergenet);
     const controlDiagnostics = diagnosticsSummary(search, control);
+    const side = overControl.low > 0 ? " (above it, but too small)" : overControl.high < 0 ? " (below it)" : "";
     const words = clears
       ? `clears the bar: ${Math.round(share * 100)} % of the ${reference.method} gain, and above its control (${intervalText(overControl)})`
       : overAlone.n < 2
         ? "one seed: no verdict"
         : `does not clear the bar: ${Math.round(share * 100)} % of the ${reference.method} gain (half needed); over ` +
-            `its control ` +
-            `${intervalText(overControl)}${overControl.low > 0 ? " (above it, but too small)" : overControl.high < 0 ? " (below it)" : ""}; ${why(diagnostics, controlDiagnostics)}`;
+            `its control ${intervalText(overControl)}${side}; ${why(diagnostics, controlDiagnostics)}`;
     return { candidate: mergenet, control, overAlone, overControl, share, clears, diagnostics, controlDiagnostics, words };
   });
   return { reference, verdicts };
@@ -123,7 +123,9 @@ export function verdictRows(verdicts: CandidateVerdict[]): Record<string, string
     "attention entropy": v.diagnostics.attentionEntropy.toFixed(3),
     gate: Number.isFinite(v.diagnostics.gate) ? v.diagnostics.gate.toFixed(4) : "-",
     "write size": v.diagnostics.writeSize.toExponential(2),
-    "cos toward S (its control)": Number.isFinite(v.diagnostics.towardSource) ? `${v.diagnostics.towardSource.toFixed(3)} (${v.controlDiagnostics.towardSource.toFixed(3)})` : "-",
+    "cos toward S (its control)": Number.isFinite(v.diagnostics.towardSource)
+      ? `${v.diagnostics.towardSource.toFixed(3)} (${v.controlDiagnostics.towardSource.toFixed(3)})`
+      : "-",
     bar: v.clears ? "clears" : "no",
   }));
 }

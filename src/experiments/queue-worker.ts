@@ -46,7 +46,9 @@ export interface QueueWorker {
 
 function milliseconds(option: number | undefined, variable: string, fallback: number): number {
   const value = option ?? (process.env[variable] ? Number(process.env[variable]) : fallback);
-  if (!Number.isInteger(value) || value < 100) throw new Error(`${variable} must be a whole number of milliseconds >= 100, got ${JSON.stringify(process.env[variable])}`);
+  if (!Number.isInteger(value) || value < 100) {
+    throw new Error(`${variable} must be a whole number of milliseconds >= 100, got ${JSON.stringify(process.env[variable])}`);
+  }
   return value;
 }
 
@@ -82,7 +84,8 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
       } catch (err) {
         throw new UnrecoverableError(`${messageOf(err)} (on worker ${name})`);
       }
-      await reply(data.replyTo).add("result", { configHash: data.configHash, run, worker: name }, { jobId: job.id, removeOnComplete: true, removeOnFail: true });
+      const result: QueueResultData = { configHash: data.configHash, run, worker: name };
+      await reply(data.replyTo).add("result", result, { jobId: job.id, removeOnComplete: true, removeOnFail: true });
       logger.info(`worker ${name}: ${what}: done in ${run.wallSeconds.toFixed(1)} s`);
     },
     {

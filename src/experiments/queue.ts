@@ -63,6 +63,14 @@ export interface QueueJobData extends WorkerJob {
 }
 
 /** A result on a submitter's results queue. */
+/** How a run's job is added to the queue (BullMQ's job options that this module sets). */
+interface QueueJobOptions {
+  jobId: string;
+  attempts: number;
+  removeOnComplete: boolean;
+  removeOnFail: boolean;
+}
+
 export interface QueueResultData {
   configHash: string;
   run: RunResult;
@@ -116,7 +124,9 @@ export function redisOptions(url: string): RedisOptions {
   } catch {
     throw new Error(`'${url}' is not a Redis URL; write it as redis://host:port (for example redis://127.0.0.1:6379)`);
   }
-  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") throw new Error(`'${safeUrl(url)}' is not a Redis URL (it must start with redis:// or rediss://); for example redis://127.0.0.1:6379`);
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
+    throw new Error(`'${safeUrl(url)}' is not a Redis URL (it must start with redis:// or rediss://); for example redis://127.0.0.1:6379`);
+  }
   const db = parsed.pathname.replace(/^\//, "");
   if (db && !/^\d+$/.test(db)) throw new Error(`'${safeUrl(url)}': the path must be a database number (redis://host:port/0), got '${db}'`);
   return {
@@ -141,11 +151,17 @@ export async function checkRedis(url: string): Promise<void> {
   client.on("error", (err: Error) => (cause ||= err.message));
   let timer: NodeJS.Timeout | undefined;
   try {
-    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS + 500)));
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer in ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS + 500);
+    });
     await Promise.race([client.connect().then(() => client.ping()), timeout]);
   } catch (err) {
     const why = cause || (err instanceof Error ? err.message : String(err));
-    throw new Error(`cannot reach Redis at ${safeUrl(url)} (${why}): start a Redis server there (for example \`redis-server --port 6379\`) or give the right URL with --redis / MERGENET_REDIS`, { cause: err });
+    throw new Error(
+      `cannot reach Redis at ${safeUrl(url)} (${why}): start a Redis server there (for example \`redis-server --port 6379\`) ` +
+        "or give the right URL with --redis / MERGENET_REDIS",
+      { cause: err },
+    );
   } finally {
     clearTimeout(timer);
     client.disconnect();
@@ -160,7 +176,10 @@ export function watchConnection(url: string, onLost: (error: Error) => void): IO
   const client = new IORedis({ ...redisOptions(url), maxRetriesPerRequest: 1 });
   let last = "";
   client.on("error", (err: Error) => (last = err.message));
-  client.on("end", () => onLost(new Error(`lost the connection to Redis at ${safeUrl(url)} for ${RECONNECT_SECONDS} s (${last || "closed"}); check the server, then run the same command again to resume`)));
+  client.on("end", () => {
+    const why = `${RECONNECT_SECONDS} s (${last || "closed"})`;
+    onLost(new Error(`lost the connection to Redis at ${safeUrl(url)} for ${why}; check the server, then run the same command again to resume`));
+  });
   return client;
 }
 
@@ -188,7 +207,8 @@ export interface RedisExecutorOptions {
 export class RedisExecutor implements RunExecutor {
   private constructor(private readonly options: RedisExecutorOptions, readonly workers: number) {}
 
-  readonly stopping = "withdrawing the runs waiting in the Redis queue; runs in training finish on their workers and are collected next time; finished runs are kept";
+  readonly stopping =
+    "withdrawing the runs waiting in the Redis queue; runs in training finish on their workers and are collected next time; finished runs are kept";
 
   /**
    * Checks that Redis answers (fails fast otherwise) and counts the workers listening, for
@@ -205,7 +225,12 @@ export class RedisExecutor implements RunExecutor {
     } finally {
       await queue.close();
     }
-    if (workers === 0) logger.warn(`no worker listens to Redis at ${safeUrl(options.url)} yet; the runs wait in the queue until one does: start one with \`npm run worker -- --redis ${safeUrl(options.url)}\` on a machine with this repository`);
+    if (workers === 0) {
+      logger.warn(
+        `no worker listens to Redis at ${safeUrl(options.url)} yet; the runs wait in the queue until one does: ` +
+          `start one with \`npm run worker -- --redis ${safeUrl(options.url)}\` on a machine with this repository`,
+      );
+    }
     return new RedisExecutor(options, Math.max(workers, 1));
   }
 
@@ -241,7 +266,12 @@ class RedisSession {
   private settle!: () => void;
   private readonly ended = new Promise<void>((resolve) => (this.settle = resolve));
 
-  constructor(private readonly options: RedisExecutorOptions, private readonly jobs: PoolJob[], private readonly hooks: ExecutorHooks, private readonly stop: AbortSignal) {
+  constructor(
+    private readonly options: RedisExecutorOptions,
+    private readonly jobs: PoolJob[],
+    private readonly hooks: ExecutorHooks,
+    private readonly stop: AbortSignal,
+  ) {
     this.submitter = submitterId(options.experiment, options.resultsDir);
     this.replyTo = `mergenet-results-${this.submitter}`;
     for (const job of jobs) this.pending.set(this.jobId(job), job);
@@ -282,8 +312,14 @@ class RedisSession {
     await Promise.allSettled([queue.close(), results.close()]);
     health.disconnect();
     if (this.outcome === INTERRUPTED) {
-      const inTraining = training.length ? `; the ${training.length} runs in training on workers (${training.join(", ")}) finish there, and their results are collected when you run the same command again` : "";
-      throw new Error(`interrupted: withdrew the ${withdrawn} runs waiting in the Redis queue${inTraining}; the ${this.finished} runs finished in this session are saved; run the same command again to resume`);
+      const inTraining = training.length
+        ? `; the ${training.length} runs in training on workers (${training.join(", ")}) finish there, ` +
+          "and their results are collected when you run the same command again"
+        : "";
+      throw new Error(
+        `interrupted: withdrew the ${withdrawn} runs waiting in the Redis queue${inTraining}; ` +
+          `the ${this.finished} runs finished in this session are saved; run the same command again to resume`,
+      );
     }
     if (this.outcome) throw this.outcome;
   }
@@ -305,7 +341,10 @@ class RedisSession {
     events.on("failed", ({ jobId, failedReason }) => this.onFailed(jobId, failedReason));
     events.on("stalled", ({ jobId }) => {
       const job = this.pending.get(jobId);
-      if (job) logger.warn(`a worker stopped answering while training '${job.method.name}' seed ${job.seed} (it died, or lost Redis); BullMQ gives that run to another worker`);
+      if (job) {
+        const what = `'${job.method.name}' seed ${job.seed}`;
+        logger.warn(`a worker stopped answering while training ${what} (it died, or lost Redis); BullMQ gives that run to another worker`);
+      }
     });
     await Promise.all([events.waitUntilReady(), arrivals.waitUntilReady()]);
     for (const jobId of [...this.pending.keys()]) await this.collect(results, jobId);
@@ -330,7 +369,7 @@ class RedisSession {
   }
 
   /** A run as a job of the queue: named for people, its data the WorkerJob and where to reply. */
-  private entry(jobId: string, job: PoolJob): { name: string; data: QueueJobData; opts: { jobId: string; attempts: number; removeOnComplete: boolean; removeOnFail: boolean } } {
+  private entry(jobId: string, job: PoolJob): { name: string; data: QueueJobData; opts: QueueJobOptions } {
     const data = { ...workerJob(job, this.options.modules.map(portable)), replyTo: this.replyTo };
     return { name: `${job.config.name}: ${label(job)}`, data, opts: { jobId, attempts: 1, removeOnComplete: true, removeOnFail: true } };
   }
@@ -352,7 +391,9 @@ class RedisSession {
             missedOnce.add(jobId);
           } else if (this.pending.has(jobId) && !this.isEnded) {
             missedOnce.delete(jobId);
-            logger.warn(`'${job.method.name}' seed ${job.seed} is no longer in the Redis queue (Redis restarted, or its failure went unreported); queued again`);
+            logger.warn(
+              `'${job.method.name}' seed ${job.seed} is no longer in the Redis queue (Redis restarted, or its failure went unreported); queued again`,
+            );
             const { name, data, opts } = this.entry(jobId, job);
             await queue.add(name, data, opts);
           }

@@ -47,8 +47,12 @@ export class WeightRecorder {
   finish(): Record<string, WeightRecord> | undefined {
     const after = readWeights(this.model, this.names);
     const { before } = this;
-    return this.names.length
-      ? Object.fromEntries(this.names.map((name) => [name, { shape: before[name].shape, singularValues: { before: spectrum(before[name].rows), after: spectrum(after[name].rows) }, trajectory: this.trajectories.get(name) }]))
-      : undefined;
+    if (!this.names.length) return undefined;
+    const record = (name: string): WeightRecord => ({
+      shape: before[name].shape,
+      singularValues: { before: spectrum(before[name].rows), after: spectrum(after[name].rows) },
+      trajectory: this.trajectories.get(name),
+    });
+    return Object.fromEntries(this.names.map((name) => [name, record(name)]));
   }
 }

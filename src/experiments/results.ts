@@ -39,7 +39,9 @@ export function summarize(result: ExperimentResult, baseline = "target alone"): 
     // "source alone" trains the source in the target's slot: its numbers belong in the source column.
     const sourceOnly = runs.some((r) => r.kind === "source-alone");
     const target = sourceOnly ? [] : runs.map((r) => r.final.target[r.metric]);
-    const source = (sourceOnly ? runs.map((r) => r.final.target[r.metric]) : runs.map((r) => r.final.source[r.metric])).filter((v) => v !== undefined && Number.isFinite(v));
+    const source = runs
+      .map((r) => (sourceOnly ? r.final.target : r.final.source)[r.metric])
+      .filter((v) => v !== undefined && Number.isFinite(v));
     const paired = runs.filter((r) => base.has(r.seed)).map((r) => r.final.target[r.metric] - (base.get(r.seed) as number));
     const gain = base.size && method !== baseline && !sourceOnly ? stats(paired) : undefined;
     return { method, target: stats(target), source: stats(source), gain };
@@ -93,7 +95,13 @@ export interface PairedRun {
  * target's), paired by seed. `b` is read from `other` when given (another experiment on the
  * same seeds, e.g. the same scenario with another source).
  */
-export function pairedDifference(result: { runs: PairedRun[] }, a: string, b: string, other: { runs: PairedRun[] } = result, side: "target" | "source" = "target"): Stats {
+export function pairedDifference(
+  result: { runs: PairedRun[] },
+  a: string,
+  b: string,
+  other: { runs: PairedRun[] } = result,
+  side: "target" | "source" = "target",
+): Stats {
   return stats(pairedDifferences(result, a, b, other, side));
 }
 
@@ -102,7 +110,13 @@ export function pairedDifference(result: { runs: PairedRun[] }, a: string, b: st
  * from `other` when given. Runs that did not apply, or lack a finite metric on that side (a
  * method that trains no source), are left out.
  */
-export function pairedDifferences(result: { runs: PairedRun[] }, a: string, b: string, other: { runs: PairedRun[] } = result, side: "target" | "source" = "target"): number[] {
+export function pairedDifferences(
+  result: { runs: PairedRun[] },
+  a: string,
+  b: string,
+  other: { runs: PairedRun[] } = result,
+  side: "target" | "source" = "target",
+): number[] {
   const value = (r: PairedRun): number => r.final[side][r.metric];
   const finals = (from: { runs: PairedRun[] }, method: string): PairedRun[] =>
     from.runs.filter((r) => r.method === method && !r.notApplicable && Number.isFinite(value(r)));

@@ -25,7 +25,15 @@ export function stableStringify(value: unknown): string {
 
 export function runHash(config: ExperimentConfig, method: MethodSpec, seed: number): string {
   // Without `record` the plan is undefined, and stableStringify drops undefined keys: such hashes are unchanged.
-  const key = { runnerVersion: RUNNER_VERSION, scenario: config.scenario, scenarioOptions: config.scenarioOptions, method, epochs: config.epochs, seed, record: recordingPlan(config, method, seed) };
+  const key = {
+    runnerVersion: RUNNER_VERSION,
+    scenario: config.scenario,
+    scenarioOptions: config.scenarioOptions,
+    method,
+    epochs: config.epochs,
+    seed,
+    record: recordingPlan(config, method, seed),
+  };
   return crypto.createHash("sha256").update(stableStringify(key)).digest("hex").slice(0, 16);
 }
 
@@ -41,7 +49,8 @@ export function recordingPlan(config: ExperimentConfig, method: MethodSpec, seed
   const record = config.record;
   if (!record || method.kind === "source-alone") return undefined;
   const weights = record.weights ?? [];
-  const plan = { weights, trajectory: weights.length > 0 && (record.trajectories ?? []).includes(method.name) && seed === config.seeds[0], phases: record.phases ?? false };
+  const trajectory = weights.length > 0 && (record.trajectories ?? []).includes(method.name) && seed === config.seeds[0];
+  const plan = { weights, trajectory, phases: record.phases ?? false };
   return plan.weights.length > 0 || plan.phases ? plan : undefined;
 }
 

@@ -32,7 +32,10 @@ export function checkResultsFolder(dir: string): void {
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(probe, "ok\n");
   } catch (err) {
-    throw new Error(`the results folder ${dir} is not writable (${codeOf(err)}); fix its permissions or free space, or choose another folder (RunOptions.resultsDir)`, { cause: err });
+    throw new Error(
+      `the results folder ${dir} is not writable (${codeOf(err)}); fix its permissions or free space, or choose another folder (RunOptions.resultsDir)`,
+      { cause: err },
+    );
   } finally {
     try {
       fs.rmSync(probe, { force: true });
@@ -43,7 +46,10 @@ export function checkResultsFolder(dir: string): void {
   const stats = fs.statfsSync?.(dir);
   const free = stats ? stats.bavail * stats.bsize : Infinity;
   if (free < MIN_FREE_BYTES) {
-    throw new Error(`the results folder ${dir} has ${(free / 1e6).toFixed(1)} MB free, less than the ${MIN_FREE_BYTES / 1e6} MB a run's files may need; free some space or choose another folder (RunOptions.resultsDir)`);
+    throw new Error(
+      `the results folder ${dir} has ${(free / 1e6).toFixed(1)} MB free, less than the ${MIN_FREE_BYTES / 1e6} MB a run's files may need; ` +
+        "free some space or choose another folder (RunOptions.resultsDir)",
+    );
   }
 }
 

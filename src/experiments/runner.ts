@@ -82,10 +82,13 @@ export interface RunOptions {
  */
 export function validateExperiment(config: ExperimentConfig): Scenario {
   const problems: string[] = [];
-  if (typeof config.name !== "string" || !/^[A-Za-z0-9_-]+$/.test(config.name)) problems.push(`name must use letters, digits, - and _ only (it names a folder); got ${JSON.stringify(config.name)}`);
+  if (typeof config.name !== "string" || !/^[A-Za-z0-9_-]+$/.test(config.name)) {
+    problems.push(`name must use letters, digits, - and _ only (it names a folder); got ${JSON.stringify(config.name)}`);
+  }
   if (!Number.isInteger(config.epochs) || config.epochs < 1) problems.push(`epochs must be a whole number >= 1, got ${describeValue(config.epochs)}`);
-  if (!Array.isArray(config.seeds) || config.seeds.length === 0 || !config.seeds.every(Number.isInteger)) problems.push(`seeds must be a non-empty list of integers, got ${JSON.stringify(config.seeds)}`);
-  else if (new Set(config.seeds).size !== config.seeds.length) problems.push("seeds must not repeat");
+  if (!Array.isArray(config.seeds) || config.seeds.length === 0 || !config.seeds.every(Number.isInteger)) {
+    problems.push(`seeds must be a non-empty list of integers, got ${JSON.stringify(config.seeds)}`);
+  } else if (new Set(config.seeds).size !== config.seeds.length) problems.push("seeds must not repeat");
   if (!config.scenarioOptions || typeof config.scenarioOptions !== "object") problems.push("scenarioOptions must be an object (use {} for none)");
   if (!Array.isArray(config.methods) || config.methods.length === 0) problems.push("methods must be a non-empty list");
   else {
@@ -116,10 +119,14 @@ function checkScenario(config: ExperimentConfig): { scenario?: Scenario; problem
 
 
 function recordingProblems(record: RecordingConfig, methods: MethodSpec[]): string[] {
-  if (!record || typeof record !== "object") return ["record must be an object such as { weights: [\"fc2/kernel\"], trajectories: [\"target alone\"], phases: true }"];
+  if (!record || typeof record !== "object") {
+    return ['record must be an object such as { weights: ["fc2/kernel"], trajectories: ["target alone"], phases: true }'];
+  }
   const problems: string[] = unknownKeyProblems(record, ["weights", "trajectories", "phases"], "record: ");
   const weights = record.weights ?? [];
-  if (!Array.isArray(weights) || !weights.every((w) => typeof w === "string" && w.includes("/"))) problems.push(`record.weights must be a list of 'layer/weight' names, got ${JSON.stringify(record.weights)}`);
+  if (!Array.isArray(weights) || !weights.every((w) => typeof w === "string" && w.includes("/"))) {
+    problems.push(`record.weights must be a list of 'layer/weight' names, got ${JSON.stringify(record.weights)}`);
+  }
   if (record.trajectories !== undefined) {
     if (!Array.isArray(record.trajectories)) problems.push("record.trajectories must be a list of method names");
     else {
@@ -129,7 +136,9 @@ function recordingProblems(record: RecordingConfig, methods: MethodSpec[]): stri
       if (unknown.length) problems.push(`record.trajectories names methods that are not in the experiment: ${unknown.join(", ")}`);
     }
   }
-  if (record.phases !== undefined && typeof record.phases !== "boolean") problems.push(`record.phases must be true or false, got ${JSON.stringify(record.phases)}`);
+  if (record.phases !== undefined && typeof record.phases !== "boolean") {
+    problems.push(`record.phases must be true or false, got ${JSON.stringify(record.phases)}`);
+  }
   return problems;
 }
 
@@ -146,10 +155,7 @@ function estimateRuns(estimate: CostEstimate, config: ExperimentConfig, plan: Pl
 export function costOf(configs: ExperimentConfig | ExperimentConfig[], options: { resultsDir?: string; workers?: number } = {}): CostEstimate {
   const resultsDir = options.resultsDir ?? resultsRoot();
   const estimate = emptyEstimate(resolveWorkers(options.workers));
-  for (const config of Array.isArray(configs) ? configs : [configs]) {
-    const plan = config.methods.flatMap((method) => config.seeds.map((seed) => ({ method, seed, cached: readCached(runFile(resultsDir, config, method, seed), runHash(config, method, seed), config, method, seed, true) })));
-    estimateRuns(estimate, config, plan, resultsDir);
-  }
+  for (const config of Array.isArray(configs) ? configs : [configs]) estimateRuns(estimate, config, planRuns(config, resultsDir, { quiet: true }), resultsDir);
   return estimate;
 }
 
@@ -170,8 +176,7 @@ export async function runExperiment(config: ExperimentConfig, options: RunOption
   const threadsPerWorker = resolveThreadsPerWorker(options.threadsPerWorker);
   await initBackend();
   const resultsDir = options.resultsDir ?? resultsRoot();
-  const jobs = config.methods.flatMap((method) => config.seeds.map((seed) => ({ method, seed })));
-  const progress = new Progress(config.name, jobs.length, options.progress ?? true);
+  const progress = new Progress(config.name, config.methods.length * config.seeds.length, options.progress ?? true);
   const redis = resolveRedis(options.redis, options.workers);
   const modules = (options.scenarioModules ?? []).map((m) => path.resolve(m));
   let executor: RunExecutor | undefined;
@@ -195,7 +200,7 @@ export async function runExperiment(config: ExperimentConfig, options: RunOption
   try {
     // The cost line spreads the time over the pool's workers; Redis workers are not known here, so it gives the serial time.
     const costWorkers = redis ? 1 : workers;
-    return await runJobs(config, scenario, jobs, options, resultsDir, progress, makeExecutor, stop.signal, costWorkers);
+    return await runJobs(config, scenario, options, resultsDir, progress, makeExecutor, stop.signal, costWorkers);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -214,11 +219,13 @@ async function preflight(config: ExperimentConfig, scenario: Scenario, methods: 
   try {
     instance = await scenario.build(seed, config.scenarioOptions);
   } catch (err) {
-    throw new Error(`invalid experiment '${config.name}': scenario '${config.scenario}' cannot be built from its scenarioOptions: ${messageOf(err)}`, { cause: err });
+    const why = messageOf(err);
+    throw new Error(`invalid experiment '${config.name}': scenario '${config.scenario}' cannot be built from its scenarioOptions: ${why}`, { cause: err });
   }
   try {
     try {
-      for (const [label, side] of [["source", instance.source], ["target", instance.target]] as const) if (label === "target" || !instance.frozenSource) checkSideData(label, side);
+      if (!instance.frozenSource) checkSideData("source", instance.source);
+      checkSideData("target", instance.target);
     } catch (err) {
       problems.push(messageOf(err)); // once, rather than once per method
       methods = [];
@@ -248,17 +255,36 @@ interface RunPlan extends PlannedRun {
   cached?: RunResult;
 }
 
-async function runJobs(config: ExperimentConfig, scenario: Scenario, jobs: { method: MethodSpec; seed: number }[], options: RunOptions, resultsDir: string, progress: Progress, makeExecutor: () => Promise<RunExecutor | undefined>, stop: AbortSignal, costWorkers: number): Promise<ExperimentResult> {
+/** Every (method, seed) of `config` against its result file: the cached result where one is reused (none with `force`). */
+function planRuns(config: ExperimentConfig, resultsDir: string, options: { force?: boolean; quiet?: boolean } = {}): RunPlan[] {
+  return config.methods.flatMap((method) =>
+    config.seeds.map((seed) => {
+      const file = runFile(resultsDir, config, method, seed);
+      const hash = runHash(config, method, seed);
+      return { method, seed, file, hash, cached: options.force ? undefined : readCached(file, hash, config, method, seed, options.quiet) };
+    }),
+  );
+}
+
+async function runJobs(
+  config: ExperimentConfig,
+  scenario: Scenario,
+  options: RunOptions,
+  resultsDir: string,
+  progress: Progress,
+  makeExecutor: () => Promise<RunExecutor | undefined>,
+  stop: AbortSignal,
+  costWorkers: number,
+): Promise<ExperimentResult> {
   const force = options.force ?? process.env.MERGENET_FORCE === "1";
-  const planned = jobs.map(({ method, seed }): RunPlan => {
-    const file = runFile(resultsDir, config, method, seed);
-    const hash = runHash(config, method, seed);
-    return { method, seed, file, hash, cached: force ? undefined : readCached(file, hash, config, method, seed) };
-  });
+  const planned = planRuns(config, resultsDir, { force });
   const pending = planned.filter((job) => !job.cached);
   if (pending.length && options.cachedOnly) {
     const names = pending.slice(0, 5).map((job) => `'${job.method.name}' seed ${job.seed}`).join(", ");
-    throw new MissingRunsError(`[${config.name}] ${pending.length} of ${planned.length} runs are not in ${resultsDir} (${names}${pending.length > 5 ? ", ..." : ""}) and this call trains nothing (cachedOnly); ${options.cachedOnlyHint ?? "run the experiment first"}`);
+    throw new MissingRunsError(
+      `[${config.name}] ${pending.length} of ${planned.length} runs are not in ${resultsDir} (${names}${pending.length > 5 ? ", ..." : ""}) ` +
+        `and this call trains nothing (cachedOnly); ${options.cachedOnlyHint ?? "run the experiment first"}`,
+    );
   }
   if (pending.length) {
     checkResultsFolder(resultsDir);
@@ -300,9 +326,17 @@ function warnMixedThreads(config: ExperimentConfig, runs: RunResult[], trained: 
   const counts = new Map<string, number>();
   for (const run of runs) if (!run.notApplicable) counts.set(run.threads ?? "unrecorded", (counts.get(run.threads ?? "unrecorded") ?? 0) + 1);
   if (counts.size < 2) return;
-  const setting = (threads: string): string => (threads === "default" ? "the default setting (all cores)" : threads === "unrecorded" ? "an unrecorded setting (older results)" : `${threads} thread${threads === "1" ? "" : "s"}`);
+  const setting = (threads: string): string => {
+    if (threads === "default") return "the default setting (all cores)";
+    if (threads === "unrecorded") return "an unrecorded setting (older results)";
+    return `${threads} thread${threads === "1" ? "" : "s"}`;
+  };
   const list = [...counts].map(([threads, n]) => `${n} with ${setting(threads)}`).join(", ");
-  logger.warn(`[${config.name}] the runs mix TensorFlow thread settings (${list}): results of different settings differ in their last bits, so these runs are not bit-identical to a run of one setting; retrain them all with one setting with RunOptions.force (MERGENET_FORCE=1) if that matters`);
+  logger.warn(
+    `[${config.name}] the runs mix TensorFlow thread settings (${list}): results of different settings differ in their last bits, ` +
+      "so these runs are not bit-identical to a run of one setting; " +
+      "retrain them all with one setting with RunOptions.force (MERGENET_FORCE=1) if that matters",
+  );
 }
 
 /**
@@ -356,7 +390,10 @@ function lockRun(file: string, label: string, resultsDir: string): LockAttempt {
   const lock = tryLockRun(file, (owner) => logger.warn(`${label}: taking over the lock of process ${owner.pid}, which no longer runs`));
   if (!lock.release) {
     const owner = lock.owner ?? { pid: NaN, host: "unknown", since: "unknown" };
-    logger.warn(`${label}: another process (pid ${owner.pid} on ${owner.host}, since ${owner.since}) is training this run into ${resultsDir}; waiting for its result rather than training it twice`);
+    logger.warn(
+      `${label}: another process (pid ${owner.pid} on ${owner.host}, since ${owner.since}) is training this run into ${resultsDir}; ` +
+        "waiting for its result rather than training it twice",
+    );
   }
   return lock;
 }
@@ -367,7 +404,11 @@ function saveRun(resultsDir: string, config: ExperimentConfig, plan: RunPlan, ru
   try {
     writeJsonAtomic(file, run);
   } catch (err) {
-    throw new Error(`[${config.name}] '${method.name}' seed ${seed} trained, but its result could not be written to ${file} (${codeOf(err)}); the results folder must be writable with room to spare`, { cause: err });
+    throw new Error(
+      `[${config.name}] '${method.name}' seed ${seed} trained, but its result could not be written to ${file} (${codeOf(err)}); ` +
+        "the results folder must be writable with room to spare",
+      { cause: err },
+    );
   }
   fs.rmSync(checkpointDir(resultsDir, config, method, seed, hash), { recursive: true, force: true });
 }
@@ -385,7 +426,15 @@ function runSummary(run: RunResult): string {
  * live process holds are waited for meanwhile and read from its file; those it left without a
  * result (it stopped or died) go to the executor in a further round.
  */
-async function runWithExecutor(config: ExperimentConfig, planned: RunPlan[], resultsDir: string, progress: Progress, executor: RunExecutor, stop: AbortSignal, force: boolean): Promise<ExperimentResult> {
+async function runWithExecutor(
+  config: ExperimentConfig,
+  planned: RunPlan[],
+  resultsDir: string,
+  progress: Progress,
+  executor: RunExecutor,
+  stop: AbortSignal,
+  force: boolean,
+): Promise<ExperimentResult> {
   const runs: (RunResult | undefined)[] = planned.map((job) => job.cached);
   for (const { method, seed, cached } of planned) if (cached) progress.cached(`${method.name} seed ${seed}`, cached.wallSeconds);
   const locks = new Map<number, () => void>();

@@ -94,7 +94,8 @@ async function notebook03(): Promise<ScenarioComparisons[]> {
     const verdicts = mergedVerdicts(m, f, delta.delta);
     const confirmed = (await confirmCandidates(config, verdicts, delta.delta, (c) => read(c, "03")))
       .map(({ fresh }) => ({ ...fresh, method: `${fresh.method} (confirmation, seeds 10–19)` }));
-    out.push({ notebook: "03", scenario: label, delta, verdicts: [...verdicts, ...confirmed], references: [{ result: m, methods: KD_METHODS }, { result: f, methods: ["mutual learning"] }] });
+    const references = [{ result: m, methods: KD_METHODS }, { result: f, methods: ["mutual learning"] }];
+    out.push({ notebook: "03", scenario: label, delta, verdicts: [...verdicts, ...confirmed], references });
   }
   return out;
 }
@@ -108,13 +109,23 @@ async function notebook04(): Promise<ScenarioComparisons[]> {
     const res = await read(config, "04");
     extra.push(...variantVerdicts(res, abDelta.delta).map((v) => ({ ...v, method: `${v.method} (${config.name.replace(/^04-/, "")})` })));
   }
-  return [{ notebook: "04", scenario: "ablations on CNN → MLP", delta: abDelta, verdicts: [...mergedVerdicts(abMain, abFull, abDelta.delta), ...extra], references: [{ result: abMain, methods: [ab.KD] }] }];
+  return [{
+    notebook: "04",
+    scenario: "ablations on CNN → MLP",
+    delta: abDelta,
+    verdicts: [...mergedVerdicts(abMain, abFull, abDelta.delta), ...extra],
+    references: [{ result: abMain, methods: [ab.KD] }],
+  }];
 }
 
 /** 05: the positive control (source A): the faithful adapter and the search (screening on 3 seeds, confirmation on 10). */
 async function notebook05(): Promise<ScenarioComparisons[]> {
   const refA = await read(pc.referencesAligned(), "05");
-  const pcDelta = smallestEffectOf(refA, { distillation: ["logit KD"], testItems: Number(refA.config.scenarioOptions.testImages), fallback: { delta: 0.005, reason: "half an accuracy point" } });
+  const pcDelta = smallestEffectOf(refA, {
+    distillation: ["logit KD"],
+    testItems: Number(refA.config.scenarioOptions.testImages),
+    fallback: { delta: 0.005, reason: "half an accuracy point" },
+  });
   const faithful = await read(pc.faithfulAligned(), "05");
   const search = await read(pc.search(), "05");
   // The candidates notebook 05 confirmed on ten seeds: chosen from the screening as it chooses them.

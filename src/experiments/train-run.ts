@@ -100,7 +100,8 @@ export async function trainOne(scenario: Scenario, job: RunJob, hooks: RunHooks)
   const reason = methodNotApplicable(method, instance);
   if (reason) {
     instance.dispose();
-    return { ...base, wallSeconds: 0, notApplicable: reason, epochs: [], targetLoss: [], transfers: { step: [], relativeChange: [], gradNorm: [] }, final: { target: {}, source: {} } };
+    const transfers = { step: [], relativeChange: [], gradNorm: [] };
+    return { ...base, wallSeconds: 0, notApplicable: reason, epochs: [], targetLoss: [], transfers, final: { target: {}, source: {} } };
   }
   let trainer: JointLoop | undefined;
   try {
@@ -117,7 +118,8 @@ export async function trainOne(scenario: Scenario, job: RunJob, hooks: RunHooks)
     const interrupt = async (): Promise<never> => {
       if (!resumable) throw new Error(`interrupted: ${method.name} seed ${seed} records weights along training, so it starts over when run again`);
       await running.saveCheckpoint(ckpt);
-      throw new Error(`interrupted: ${method.name} seed ${seed} saved at step ${running.steps} (${running.history.epochs.length} of ${config.epochs} epochs done) in ${ckpt}; run the same command again to resume`);
+      const done = `${running.history.epochs.length} of ${config.epochs} epochs done`;
+      throw new Error(`interrupted: ${method.name} seed ${seed} saved at step ${running.steps} (${done}) in ${ckpt}; run the same command again to resume`);
     };
     trainer.stopWhen = stopped;
     while (trainer.history.epochs.length < config.epochs) {
@@ -135,7 +137,9 @@ export async function trainOne(scenario: Scenario, job: RunJob, hooks: RunHooks)
     // A non-finite loss that the trainer did not recover from (and record) is an error.
     const recovered = new Set(trainer.history.divergences.map((d) => d.step));
     for (const [i, loss] of trainer.history.targetLoss.entries()) {
-      if (!Number.isFinite(loss) && !recovered.has(i)) throw new Error(`the target's loss became ${loss} at step ${i}; lower a learning rate or use output 'interp'`);
+      if (!Number.isFinite(loss) && !recovered.has(i)) {
+        throw new Error(`the target's loss became ${loss} at step ${i}; lower a learning rate or use output 'interp'`);
+      }
     }
     const weights = recorder.finish();
     return runResult(base, started, trainer, instance, seed === config.seeds[0], weights, plan?.phases ?? false);
@@ -175,7 +179,9 @@ async function resumeOrStart(
     try {
       await pre.fit(method.pretrainSourceEpochs);
     } catch (err) {
-      if (err instanceof TrainingStopped) throw new Error(`interrupted: ${method.name} seed ${seed} stopped while pre-training its source, so it starts over when run again`);
+      if (err instanceof TrainingStopped) {
+        throw new Error(`interrupted: ${method.name} seed ${seed} stopped while pre-training its source, so it starts over when run again`);
+      }
       throw err;
     } finally {
       pre.dispose();
@@ -183,9 +189,21 @@ async function resumeOrStart(
   }
 }
 
+/** The adapters' trainable parameters, all links together. */
+function adapterParameters(trainer: MergeNetTrainer): number {
+  return trainer.adapters.reduce((sum, a) => sum + a.variables.reduce((n, v) => n + v.size, 0), 0);
+}
+
 /** A trained run's result file: `base` (what the run is) with what training left behind. */
-function runResult(base: Omit<RunResult, "wallSeconds" | "epochs" | "targetLoss" | "transfers" | "final">, started: number, trainer: JointLoop, instance: ScenarioInstance,
-  firstSeed: boolean, weights: Record<string, WeightRecord> | undefined, phases: boolean): RunResult {
+function runResult(
+  base: Omit<RunResult, "wallSeconds" | "epochs" | "targetLoss" | "transfers" | "final">,
+  started: number,
+  trainer: JointLoop,
+  instance: ScenarioInstance,
+  firstSeed: boolean,
+  weights: Record<string, WeightRecord> | undefined,
+  phases: boolean,
+): RunResult {
   const history = trainer.history;
   const last = history.epochs[history.epochs.length - 1];
   const attention = trainer instanceof MergeNetTrainer && firstSeed ? attentionMaps(trainer, instance) : undefined;
@@ -202,7 +220,7 @@ function runResult(base: Omit<RunResult, "wallSeconds" | "epochs" | "targetLoss"
     attention,
     divergences: history.divergences.length ? history.divergences : undefined,
     final: { target: last?.target ?? {}, source: last?.source ?? {} },
-    adapterParameters: trainer instanceof MergeNetTrainer ? trainer.adapters.reduce((sum, a) => sum + a.variables.reduce((n, v) => n + v.size, 0), 0) : undefined,
+    adapterParameters: trainer instanceof MergeNetTrainer ? adapterParameters(trainer) : undefined,
     diagnostics: trainer instanceof MergeNetTrainer && trainer.config.pairs.length > 0 ? adapterDiagnostics(trainer) : undefined,
     weights,
     phases: phases ? trainer.profile() : undefined,

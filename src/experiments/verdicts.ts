@@ -146,11 +146,20 @@ export function candidatesToConfirm(verdicts: VariantVerdict[]): VariantVerdict[
  * runs): the same scenario, options and epochs, narrowed to the baseline, the variant and its
  * matched control, on FRESH_SEEDS.
  */
-export function confirmationOf(config: ExperimentConfig, candidate: MatchedControl, options: { baseline?: string; seeds?: readonly number[] } = {}): ExperimentConfig {
+export function confirmationOf(
+  config: ExperimentConfig,
+  candidate: MatchedControl,
+  options: { baseline?: string; seeds?: readonly number[] } = {},
+): ExperimentConfig {
   const names = [options.baseline ?? "target alone", candidate.method, candidate.control];
   const missing = names.filter((name) => !config.methods.some((m) => m.name === name));
   if (missing.length) throw new Error(`confirmationOf: experiment '${config.name}' has no method ${missing.map((m) => `'${m}'`).join(", ")}`);
-  return { ...config, name: `${config.name}-confirmation`, methods: config.methods.filter((m) => names.includes(m.name)), seeds: [...(options.seeds ?? FRESH_SEEDS)] };
+  return {
+    ...config,
+    name: `${config.name}-confirmation`,
+    methods: config.methods.filter((m) => names.includes(m.name)),
+    seeds: [...(options.seeds ?? FRESH_SEEDS)],
+  };
 }
 
 /** A candidate as its seeds found it, and the same variant judged on its confirmation's fresh seeds. */

@@ -42,22 +42,34 @@ export function prepareJob(job: WorkerJob): { method: MethodSpec; scenario: Scen
     }
     imported.add(module);
   }
-  if (job.runnerVersion !== RUNNER_VERSION) throw new Error(`the worker's runner version ${RUNNER_VERSION} differs from the submitter's ${job.runnerVersion}; run the same code on both`);
+  if (job.runnerVersion !== RUNNER_VERSION) {
+    throw new Error(`the worker's runner version ${RUNNER_VERSION} differs from the submitter's ${job.runnerVersion}; run the same code on both`);
+  }
   const backend = backendInfo()?.name ?? "none";
-  if (typeof job.backend !== "string") throw new Error(`the submitter did not name its TensorFlow backend (its code is older than the worker's, which runs on '${backend}'); run the same code on both`);
+  if (typeof job.backend !== "string") {
+    throw new Error(
+      `the submitter did not name its TensorFlow backend (its code is older than the worker's, which runs on '${backend}'); run the same code on both`,
+    );
+  }
   if (job.backend !== backend) {
     throw new Error(
       `the worker runs TensorFlow on the '${backend}' backend, the submitter on '${job.backend}', and a run's results differ between backends; ` +
-        `start the worker on '${job.backend}' (MERGENET_BACKEND=${job.backend}; if it cannot load there, fix that backend as the README's 'Backends' says, e.g. \`npm ci\` for the native one), ` +
+        `start the worker on '${job.backend}' (MERGENET_BACKEND=${job.backend}; if it cannot load there, ` +
+        "fix that backend as the README's 'Backends' says, e.g. `npm ci` for the native one), " +
         `or submit from a process on '${backend}'`,
     );
   }
   const method = job.config.methods.find((m) => m.name === job.methodName);
   if (!method) throw new Error(`the experiment has no method '${job.methodName}'`);
   if (!scenarioNames().includes(job.config.scenario)) {
-    throw new Error(`scenario '${job.config.scenario}' is not registered in the worker process, which imports src/experiments/scenarios and RunOptions.scenarioModules: name the module that registers it there, or use workers: 1`);
+    throw new Error(
+      `scenario '${job.config.scenario}' is not registered in the worker process, which imports src/experiments/scenarios and ` +
+        "RunOptions.scenarioModules: name the module that registers it there, or use workers: 1",
+    );
   }
-  if (runHash(job.config, method, job.seed) !== job.configHash) throw new Error("the worker computes another configuration hash for this run than the submitter: its code differs; run the same code on both");
+  if (runHash(job.config, method, job.seed) !== job.configHash) {
+    throw new Error("the worker computes another configuration hash for this run than the submitter: its code differs; run the same code on both");
+  }
   return { method, scenario: getScenario(job.config.scenario) };
 }
 

@@ -281,7 +281,12 @@ function tokenCounts(logits: tf.Tensor, labels: tf.Tensor): [tf.Scalar, tf.Scala
  * Per-token accuracy of a tagger on a held-out set (x [n, l] ids, y [n, l] labels with
  * negative labels at padding), over real tokens only, batched to bound memory.
  */
-export function tokenAccuracyEvaluator(x: tf.Tensor, y: tf.Tensor, batchSize = 500, key = "accuracy"): (model: tf.LayersModel) => Promise<Record<string, number>> {
+export function tokenAccuracyEvaluator(
+  x: tf.Tensor,
+  y: tf.Tensor,
+  batchSize = 500,
+  key = "accuracy",
+): (model: tf.LayersModel) => Promise<Record<string, number>> {
   return async (model) => {
     const n = x.shape[0];
     let correct = 0;

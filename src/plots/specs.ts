@@ -205,7 +205,8 @@ export function learningCurves(rows: CurveRow[], options: LearningCurveOptions):
   // On a log axis mean - std can be <= 0: the band's lower edge is then clipped at mean / 10.
   const values = points.map((p) => ({ ...p, bandLo: logY ? Math.max(p.lo, p.mean / 10) : p.lo }));
   // Epochs are whole numbers: no tick at 1.2 epochs.
-  const x = { field: "x", type: "quantitative" as const, title: xField, ...(xField === "epoch" ? { axis: { values: integerTicks(points.map((p) => p.x)), format: "d" } } : {}) };
+  const epochAxis = { axis: { values: integerTicks(points.map((p) => p.x)), format: "d" } };
+  const x = { field: "x", type: "quantitative" as const, title: xField, ...(xField === "epoch" ? epochAxis : {}) };
   const color = methodColor("method", "method", points.map((p) => p.method), { symbolType: "stroke", symbolStrokeWidth: 3 });
   const line = {
     mark: { type: "line" as const, point: points.length <= 60 },
@@ -292,7 +293,13 @@ export function groupedBars(rows: BarRow[], options: GroupedBarOptions = {}): Ve
 }
 
 /** The point shape of each verdict of src/experiments/statistics.ts, the same in every effects figure. */
-const VERDICT_SHAPES = new Map([["better", "triangle-up"], ["worse", "triangle-down"], ["equivalent", "square"], ["inconclusive", "circle"], ["one seed", "diamond"]]);
+const VERDICT_SHAPES = new Map([
+  ["better", "triangle-up"],
+  ["worse", "triangle-down"],
+  ["equivalent", "square"],
+  ["inconclusive", "circle"],
+  ["one seed", "diamond"],
+]);
 
 /** One effect with its 95 % interval: a gain over a reference, paired by seed. */
 export interface EffectRow {
@@ -351,9 +358,20 @@ export function effectsPlot(rows: EffectRow[], options: EffectsPlotOptions = {})
   // Rows keep the order given within each panel (a sort list would follow first appearance across panels).
   const y = { field: "key", type: "nominal" as const, title: null, sort: { field: "order", op: "min" as const }, axis: { labelLimit: 0 } };
   const x = { type: "quantitative" as const, title: options.metric ?? "difference in target accuracy (paired by seed)" };
-  const color = { field: "series", type: "nominal" as const, title: null, sort: series, scale: { domain: series, range: categoryColors(series.length) }, legend: { orient: "top" as const, labelLimit: 0, direction: "vertical" as const } };
+  const color = {
+    field: "series",
+    type: "nominal" as const,
+    title: null,
+    sort: series,
+    scale: { domain: series, range: categoryColors(series.length) },
+    legend: { orient: "top" as const, labelLimit: 0, direction: "vertical" as const },
+  };
   const layer = [
-    { transform: [{ filter: "datum.band" }], mark: { type: "bar" as const, color: "#bbbbbb", opacity: 0.35 }, encoding: { y, x: { ...x, field: "bandLow" }, x2: { field: "bandHigh" } } },
+    {
+      transform: [{ filter: "datum.band" }],
+      mark: { type: "bar" as const, color: "#bbbbbb", opacity: 0.35 },
+      encoding: { y, x: { ...x, field: "bandLow" }, x2: { field: "bandHigh" } },
+    },
     { mark: { type: "rule" as const, color: "black" }, encoding: { x: { ...x, datum: 0 } } },
     { mark: { type: "rule" as const, strokeWidth: 2 }, encoding: { y, color, x: { ...x, field: "low" }, x2: { field: "high" } } },
     {
@@ -361,7 +379,13 @@ export function effectsPlot(rows: EffectRow[], options: EffectsPlotOptions = {})
       encoding: {
         y, color, x: { ...x, field: "mean" },
         // One shape per verdict in every figure (not by order of appearance).
-        shape: { field: "verdict", type: "nominal" as const, title: "verdict", legend: { orient: "top" as const }, scale: { domain: [...VERDICT_SHAPES.keys()], range: [...VERDICT_SHAPES.values()] } },
+        shape: {
+          field: "verdict",
+          type: "nominal" as const,
+          title: "verdict",
+          legend: { orient: "top" as const },
+          scale: { domain: [...VERDICT_SHAPES.keys()], range: [...VERDICT_SHAPES.values()] },
+        },
         tooltip: [
           { field: "label", type: "nominal" as const, title: "comparison" },
           { field: "series", type: "nominal" as const },
@@ -382,7 +406,15 @@ export function effectsPlot(rows: EffectRow[], options: EffectsPlotOptions = {})
     $schema: VEGA_LITE_SCHEMA,
     ...(options.title ? { title: options.title } : {}),
     data: { values },
-    facet: { row: { field: "group", type: "nominal", title: null, sort: groups, header: { labelOrient: "top", labelAngle: 0, labelAnchor: "start", labelFontWeight: "bold", labelFontSize: 12, labelLimit: 800 } } },
+    facet: {
+      row: {
+        field: "group",
+        type: "nominal",
+        title: null,
+        sort: groups,
+        header: { labelOrient: "top", labelAngle: 0, labelAnchor: "start", labelFontWeight: "bold", labelFontSize: 12, labelLimit: 800 },
+      },
+    },
     spec: { width, height: { step }, layer },
     resolve: { scale: { y: "independent" } },
   };
@@ -443,7 +475,9 @@ export function heatmap(matrix: number[][], options: HeatmapOptions = {}): Plotl
   if (options.xTicks && options.xTicks.length !== cols) throw new Error(`heatmap: ${options.xTicks.length} xTicks for ${cols} columns`);
   if (options.yTicks && options.yTicks.length !== matrix.length) throw new Error(`heatmap: ${options.yTicks.length} yTicks for ${matrix.length} rows`);
   if ((options.zmin === undefined) !== (options.zmax === undefined)) throw new Error("heatmap: give zmin and zmax together");
-  if (options.zmin !== undefined && !(options.zmin < (options.zmax as number))) throw new Error(`heatmap: zmin (${options.zmin}) must be below zmax (${options.zmax})`);
+  if (options.zmin !== undefined && !(options.zmin < (options.zmax as number))) {
+    throw new Error(`heatmap: zmin (${options.zmin}) must be below zmax (${options.zmax})`);
+  }
   const trace: Record<string, unknown> = {
     type: "heatmap",
     z: matrix,
@@ -560,8 +594,9 @@ export function spectrumChart(rows: SpectrumRow[], options: { title?: string; wi
   // stay visible: each series has its own dash pattern, and the first drawn is the widest.
   const order = color.sort as string[];
   const dashes = [[1, 0], [8, 4], [2, 3], [12, 3, 3, 3], [4, 4], [1, 5]];
-  const strokeDash = { field: "series", type: "nominal" as const, title: "weight", sort: order, scale: { domain: order, range: order.map((_, i) => dashes[i % dashes.length]) } };
-  const strokeWidth = { field: "series", type: "nominal" as const, title: "weight", sort: order, scale: { type: "ordinal" as const, domain: order, range: order.map((_, i) => Math.max(1.5, 6 - 1.5 * i)) } };
+  const bySeries = { field: "series", type: "nominal" as const, title: "weight", sort: order };
+  const strokeDash = { ...bySeries, scale: { domain: order, range: order.map((_, i) => dashes[i % dashes.length]) } };
+  const strokeWidth = { ...bySeries, scale: { type: "ordinal" as const, domain: order, range: order.map((_, i) => Math.max(1.5, 6 - 1.5 * i)) } };
   const y = { type: "log" as const, nice: false }; // the data's range, not whole decades (0.1 to 10 for values 0.35 to 2.5)
   // Drawn in legend order (vega draws the series in the order the data holds them): widest first, below.
   values.sort((a, b) => order.indexOf(a.series) - order.indexOf(b.series) || a.index - b.index);
@@ -613,7 +648,8 @@ export function annotatedHeatmap(matrix: number[][], labels: string[][], options
   }
   const figure = heatmap(matrix, options);
   const [trace, ...rest] = figure.data;
-  return { ...figure, data: [{ ...(trace as Record<string, unknown>), text: labels, texttemplate: "%{text}", hovertemplate: "%{y} × %{x}<br>%{text}<extra></extra>" }, ...rest] };
+  const annotated = { ...(trace as Record<string, unknown>), text: labels, texttemplate: "%{text}", hovertemplate: "%{y} × %{x}<br>%{text}<extra></extra>" };
+  return { ...figure, data: [annotated, ...rest] };
 }
 
 
@@ -623,7 +659,10 @@ export function annotatedHeatmap(matrix: number[][], labels: string[][], options
  * 0 to 2/columns (wider only if a weight lies outside). Auto-scaled colours would stretch
  * 0.097–0.103 over the whole palette and show stripes that are not there.
  */
-export function attentionHeatmap(matrix: number[][], options: Omit<HeatmapOptions, "zmin" | "zmax" | "zmid" | "colorscale" | "colorbarTicks"> = {}): PlotlyFigure {
+export function attentionHeatmap(
+  matrix: number[][],
+  options: Omit<HeatmapOptions, "zmin" | "zmax" | "zmid" | "colorscale" | "colorbarTicks"> = {},
+): PlotlyFigure {
   const cols = Array.isArray(matrix) && Array.isArray(matrix[0]) ? matrix[0].length : 0;
   if (cols === 0) throw new Error("attentionHeatmap: matrix must be a non-empty array of non-empty rows (number[][])");
   const uniform = 1 / cols;

@@ -84,8 +84,16 @@ export const gridMethod = (cycle: number, learningRate: number): string => `cycl
 export const gridControl = (cycle: number, learningRate: number): string => controlOf(gridMethod(cycle, learningRate));
 
 export function cycleLrGrid(): ExperimentConfig {
-  const cells = gridCycles().flatMap((cycle) => gridLearningRates().flatMap((lr) => withControl(gridMethod(cycle, lr), { cycle, adapterOptimizer: { learningRate: lr } })));
-  return { name: "04-grid", scenario: SCENARIO, scenarioOptions: { ...scenarioOptions() }, methods: [{ name: ALONE, kind: "target-alone" }, ...cells], epochs: gridEpochs(), seeds: seeds() };
+  const cell = (cycle: number, lr: number): MethodSpec[] => withControl(gridMethod(cycle, lr), { cycle, adapterOptimizer: { learningRate: lr } });
+  const cells = gridCycles().flatMap((cycle) => gridLearningRates().flatMap((lr) => cell(cycle, lr)));
+  return {
+    name: "04-grid",
+    scenario: SCENARIO,
+    scenarioOptions: { ...scenarioOptions() },
+    methods: [{ name: ALONE, kind: "target-alone" }, ...cells],
+    epochs: gridEpochs(),
+    seeds: seeds(),
+  };
 }
 
 // ---- 2. low-rank form and rank ---------------------------------------------------------
@@ -136,7 +144,8 @@ export const layerPairs = (): [string, string][] => {
 export const pairMethod = (source: string, target: string): string =>
   `${source}/kernel` === REFERENCE_PAIR.source && `${target}/kernel` === REFERENCE_PAIR.target ? REFERENCE : `pair ${source} -> ${target}`;
 /** The random-source control of a layer pair's method. */
-export const pairControl = (source: string, target: string): string => (pairMethod(source, target) === REFERENCE ? CONTROL : controlOf(pairMethod(source, target)));
+export const pairControl = (source: string, target: string): string =>
+  pairMethod(source, target) === REFERENCE ? CONTROL : controlOf(pairMethod(source, target));
 
 // ---- 4. adapter architecture -----------------------------------------------------------
 

@@ -36,7 +36,12 @@ export function cnnToMlp(): ExperimentConfig {
     mergenet("control: classifier pair, random source", pairs.classifier, { sourceInput: "random" }),
     mergenet("MergeNet classifier pair (pre-trained source)", pairs.classifier, {}, { pretrainSourceEpochs: pretrainEpochs() }),
     // The matched control of the frozen-source variant: its random matrix takes the pre-trained weight's std.
-    mergenet("control: classifier pair (pre-trained source), random source", pairs.classifier, { sourceInput: "random" }, { pretrainSourceEpochs: pretrainEpochs() }),
+    mergenet(
+      "control: classifier pair (pre-trained source), random source",
+      pairs.classifier,
+      { sourceInput: "random" },
+      { pretrainSourceEpochs: pretrainEpochs() },
+    ),
   ];
   const options: ImagePairOptions = { dataset: "mnist", target: "mlp", sourceTrain: sourceImages(), targetTrain: 1000, testImages: testImages() };
   return { name: "01-cnn-to-mlp", scenario: "image-cnn-to-x", scenarioOptions: { ...options }, methods, epochs: pick(1, 20), seeds: pick([0], [0, 1, 2]) };
@@ -52,7 +57,11 @@ export const CNN_TO_MLP_MAIN = [
   "MergeNet hypernet", "control: random source", "MergeNet exact", "control: exact, random source",
   "MergeNet classifier pair", "control: classifier pair, random source",
 ];
-export const CNN_TO_VIT_MAIN = ["target alone", "logit KD (pre-trained source)", "MergeNet hypernet", "control: random source", "MergeNet classifier pair", "control: classifier pair, random source"];
+export const CNN_TO_VIT_MAIN = [
+  "target alone", "logit KD (pre-trained source)",
+  "MergeNet hypernet", "control: random source",
+  "MergeNet classifier pair", "control: classifier pair, random source",
+];
 
 /** cnnToMlp narrowed to its main comparisons on ten seeds (one seed in quick mode). */
 export function cnnToMlpMain(): ExperimentConfig {

@@ -108,9 +108,21 @@ export const SEARCH_CANDIDATES: SearchCandidate[] = [
   { name: "replace", why: "the released code's write-back; with no normalisation layer after fc2 it is expected to collapse", options: { output: "replace" } },
   { name: "exact rule", why: "the paper's words: the target's loss gradient through W_gen", options: { rule: "exact" } },
   { name: "adapter lr 1e-2", why: "ten times the released learning rate", options: { adapterOptimizer: { learningRate: 1e-2 } } },
-  { name: "standardised inputs", why: "S and T standardised per matrix, so attention logits are not ≈ 0.01", options: { adapter: { inputScaling: "matrix" } } },
-  { name: "learned temperature", why: "a learned scale on the attention logits (with standardised inputs)", options: { adapter: { inputScaling: "matrix", attentionTemperature: "learned" } } },
-  { name: "identity projections", why: "q, k, v, o start as identities (with standardised inputs): a target row attends to the source rows it resembles and reads them", options: { adapter: { inputScaling: "matrix", identityInit: true } } },
+  {
+    name: "standardised inputs",
+    why: "S and T standardised per matrix, so attention logits are not ≈ 0.01",
+    options: { adapter: { inputScaling: "matrix" } },
+  },
+  {
+    name: "learned temperature",
+    why: "a learned scale on the attention logits (with standardised inputs)",
+    options: { adapter: { inputScaling: "matrix", attentionTemperature: "learned" } },
+  },
+  {
+    name: "identity projections",
+    why: "q, k, v, o start as identities (with standardised inputs): a target row attends to the source rows it resembles and reads them",
+    options: { adapter: { inputScaling: "matrix", identityInit: true } },
+  },
   { name: "gate lr 0.05", why: "the gate gets its own learning rate, so it can leave 0.0025 within the run", options: { gateLearningRate: 0.05 } },
   { name: "5 updates per transfer", why: "the adapter fits each transfer's objective five times", options: { updatesPerTransfer: 5 } },
   {

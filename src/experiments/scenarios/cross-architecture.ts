@@ -100,11 +100,16 @@ export function imagePairOptionProblems(options: ImagePairOptions): string[] {
       problems.push(...unknownKeyProblems(f, FACTORIZED_KEYS, "factorized: ", "option"));
       if (!isWholeAtLeast(f.rank, 1)) problems.push(`factorized.rank must be a whole number >= 1, got ${describeValue(f.rank)}`);
       for (const key of ["source", "target"] as const) {
-        if (f[key] !== undefined && !(Array.isArray(f[key]) && f[key]!.every((name) => typeof name === "string"))) problems.push(`factorized.${key} must be a list of layer names, got ${describeValue(f[key])}`);
+        const names = f[key];
+        if (names !== undefined && !(Array.isArray(names) && names.every((name) => typeof name === "string"))) {
+          problems.push(`factorized.${key} must be a list of layer names, got ${describeValue(names)}`);
+        }
       }
       if (f.alpha !== undefined && !(typeof f.alpha === "number" && f.alpha > 0)) problems.push(`factorized.alpha ` +
           `must be a number > 0, got ${describeValue(f.alpha)}`);
-      if (o.target !== "mlp") problems.push("factorized: only the MLP target can be built factorized (the ViT is not a single chain of layers); use target 'mlp'");
+      if (o.target !== "mlp") {
+        problems.push("factorized: only the MLP target can be built factorized (the ViT is not a single chain of layers); use target 'mlp'");
+      }
     }
   }
   return problems;
@@ -121,8 +126,15 @@ export function imagePairOptionProblems(options: ImagePairOptions): string[] {
 export function withFactorizedDense(model: tf.LayersModel, layers: string[], rank: number, seed: number, alpha?: number): tf.LayersModel {
   const names = model.layers.map((l) => l.name);
   const unknown = layers.filter((name) => !names.includes(name));
-  if (unknown.length) throw new Error(`factorized: model '${model.name}' has no layer ${unknown.map((n) => `'${n}'`).join(", ")}; its layers are ${names.join(", ")}`);
-  const chain = model.layers.every((layer, i) => i === 0 || (layer.inboundNodes.length === 1 && layer.inboundNodes[0].inboundLayers.length === 1 && layer.inboundNodes[0].inboundLayers[0] === model.layers[i - 1]));
+  if (unknown.length) {
+    throw new Error(`factorized: model '${model.name}' has no layer ${unknown.map((n) => `'${n}'`).join(", ")}; its layers are ${names.join(", ")}`);
+  }
+  // Each layer's one input is the layer before it.
+  const readsPrevious = (layer: tf.layers.Layer, i: number): boolean => {
+    const nodes = layer.inboundNodes;
+    return nodes.length === 1 && nodes[0].inboundLayers.length === 1 && nodes[0].inboundLayers[0] === model.layers[i - 1];
+  };
+  const chain = model.layers.every((layer, i) => i === 0 || readsPrevious(layer, i));
   if (!chain) throw new Error(`factorized: model '${model.name}' is not a single chain of layers; only the CNN and the MLP can be built factorized`);
   for (const name of layers) {
     const layer = model.getLayer(name);

@@ -66,6 +66,8 @@ export interface CrossModalPairing {
 }
 
 type SideName = "source" | "target";
+/** Which stream drew each training batch (keyed by the batch's x), and which rows of its data. */
+type SeenBatches = WeakMap<tf.Tensor, { side: SideName; rows: Int32Array }>;
 
 const pairings = new WeakMap<ScenarioInstance, CrossModalPairing>();
 
@@ -79,7 +81,13 @@ export function crossModalPairing(instance: ScenarioInstance): CrossModalPairing
  * would (it shuffles an index vector with the same seed) and records each batch's rows.
  * Owns the index vector: call `disposeIndex` when done.
  */
-function recordingStream(side: SideName, x: tf.Tensor, y: tf.Tensor, options: BatchStreamOptions, seen: WeakMap<tf.Tensor, { side: SideName; rows: Int32Array }>): BatchStream & { disposeIndex(): void } {
+function recordingStream(
+  side: SideName,
+  x: tf.Tensor,
+  y: tf.Tensor,
+  options: BatchStreamOptions,
+  seen: SeenBatches,
+): BatchStream & { disposeIndex(): void } {
   const index = tf.range(0, x.shape[0], 1, "int32"); // [n]
   const inner = batchStream(index, y, options);
   return {
@@ -101,10 +109,14 @@ function recordingStream(side: SideName, x: tf.Tensor, y: tf.Tensor, options: Ba
   };
 }
 
-function makePairing(sourceX: tf.Tensor, targetX: tf.Tensor, seen: WeakMap<tf.Tensor, { side: SideName; rows: Int32Array }>): CrossModalPairing {
+function makePairing(sourceX: tf.Tensor, targetX: tf.Tensor, seen: SeenBatches): CrossModalPairing {
   const lookup = (batch: Batch, side?: SideName): Int32Array => {
     const entry = seen.get(batch.x);
-    if (!entry) throw new Error("this batch did not come from this scenario's training streams (pass the batch object that data.next() returned, not a copy of its tensors)");
+    if (!entry) {
+      throw new Error(
+        "this batch did not come from this scenario's training streams (pass the batch object that data.next() returned, not a copy of its tensors)",
+      );
+    }
     if (side && entry.side !== side) throw new Error(`this batch came from the ${entry.side}'s stream, not the ` +
         `${side}'s; use ${entry.side === "source" ? "targetInputFor" : "sourceInputFor"}`);
     return entry.rows;
@@ -128,8 +140,10 @@ function optionProblemsOf(options: object, defaults: Record<string, unknown>, ch
     if (key in choices) {
       const problem = choiceProblem(key, value, choices[key]);
       if (problem) problems.push(problem);
-    } else if (typeof defaults[key] === "number" && !(typeof value === "number" && value > 0 && (Number.isInteger(defaults[key]) ? Number.isInteger(value) : true))) {
-      problems.push(`${key} must be a positive ${Number.isInteger(defaults[key]) ? "whole " : ""}number, got ${describeValue(value)}`);
+    } else if (typeof defaults[key] === "number") {
+      const whole = Number.isInteger(defaults[key]);
+      const valid = typeof value === "number" && value > 0 && (!whole || Number.isInteger(value));
+      if (!valid) problems.push(`${key} must be a positive ${whole ? "whole " : ""}number, got ${describeValue(value)}`);
     }
   }
   return problems;
@@ -228,14 +242,17 @@ export async function buildEmojiImageText(seed: number, options: EmojiImageTextO
   checkOptions("emoji-image-text", options, EMOJI_IMAGE_TEXT_DEFAULTS, EMOJI_CHOICES);
   const o = { ...EMOJI_IMAGE_TEXT_DEFAULTS, ...options };
   if (!(o.testFraction < 1)) throw new Error(`testFraction must be below 1, got ${o.testFraction}`);
-  const data = await loadEmojiDataset({ seed, testFraction: o.testFraction, trainVendor: o.trainVendor, imageSide: o.imageSide, maxVocabulary: o.maxVocabulary });
+  const { testFraction, trainVendor, imageSide, maxVocabulary } = o;
+  const data = await loadEmojiDataset({ seed, testFraction, trainVendor, imageSide, maxVocabulary });
   const classes = data.classes.length;
   const imageModel = cnn({ name: "emoji_image", inputShape: [o.imageSide, o.imageSide, 3], classes, ...EMOJI_IMAGE_MODEL, seed: seed * 10 + 1 });
   const textModel = mlp({ name: "emoji_text", inputShape: [data.vocabulary.length], hidden: EMOJI_TEXT_MODEL.hidden, classes, seed: seed * 10 + 2 });
   const imageIsSource = o.direction === "image->text";
   const seen = new WeakMap<tf.Tensor, { side: SideName; rows: Int32Array }>();
-  const imageStream = recordingStream(imageIsSource ? "source" : "target", data.image.train.x, data.image.train.y, { batchSize: o.batchSize, seed: seed * 2 + (imageIsSource ? 101 : 102) }, seen);
-  const textStream = recordingStream(imageIsSource ? "target" : "source", data.text.train.x, data.text.train.y, { batchSize: o.batchSize, seed: seed * 2 + (imageIsSource ? 102 : 101) }, seen);
+  const imageOptions = { batchSize: o.batchSize, seed: seed * 2 + (imageIsSource ? 101 : 102) };
+  const textOptions = { batchSize: o.batchSize, seed: seed * 2 + (imageIsSource ? 102 : 101) };
+  const imageStream = recordingStream(imageIsSource ? "source" : "target", data.image.train.x, data.image.train.y, imageOptions, seen);
+  const textStream = recordingStream(imageIsSource ? "target" : "source", data.text.train.x, data.text.train.y, textOptions, seen);
   const image = sgdSide(imageModel, o.imageLearningRate, imageStream, accuracies({ accuracy: data.image.test, sameVendorAccuracy: data.image.testSameVendor }));
   const text = sgdSide(textModel, o.textLearningRate, textStream, accuracies({ accuracy: data.text.test }));
   const pairing = imageIsSource ? makePairing(data.image.train.x, data.text.train.x, seen) : makePairing(data.text.train.x, data.image.train.x, seen);

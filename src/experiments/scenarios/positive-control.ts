@@ -93,7 +93,11 @@ function targetSeed(seed: number): number {
 }
 
 /** Source A's weights for this seed: the target's initial MLP, trained on the source's images. */
-async function pretrainedWeights(seed: number, o: Required<PositiveControlOptions>, test: { x: tf.Tensor; y: tf.Tensor }): Promise<{ values: Float32Array; shape: number[] }[]> {
+async function pretrainedWeights(
+  seed: number,
+  o: Required<PositiveControlOptions>,
+  test: { x: tf.Tensor; y: tf.Tensor },
+): Promise<{ values: Float32Array; shape: number[] }[]> {
   const key = JSON.stringify([seed, o.sourceTrain, o.sourceEpochs, o.batchSize, o.learningRate]);
   const cached = pretrained.get(key);
   if (cached) return cached;
@@ -120,7 +124,9 @@ async function pretrainedWeights(seed: number, o: Required<PositiveControlOption
 
 export const positiveControlScenario = registerScenario<PositiveControlOptions>({
   name: "positive-control",
-  description: "a frozen MLP pre-trained from the target's own initial weights (aligned hidden units, or the same units permuted) lends knowledge to that MLP trained on few images",
+  description:
+    "a frozen MLP pre-trained from the target's own initial weights (aligned hidden units, or the same units permuted) " +
+    "lends knowledge to that MLP trained on few images",
   optionProblems: positiveControlOptionProblems,
   async build(seed, options): Promise<ScenarioInstance> {
     const o = resolve(options);
