@@ -6,28 +6,10 @@
  * and written back as W' = residual + B'·A' with residual = W − U_r Σ_r V_rᵀ, so only the
  * rank-r part is replaced (svdSplit / svdMerge).
  *
- * Truncated SVD, two methods:
- * - `exact`: ml-matrix's SVD (Golub–Kahan, float64) of the whole matrix, then the top r triplets.
- * - `randomized` (Halko, Martinsson & Tropp 2011, Alg. 4.4 + 5.1): Gaussian test matrix
- *   Ω [n, l], l = min(r + oversample, m, n); Q = orth(W Ω); q power iterations
- *   Q = orth(W orth(Wᵀ Q)), re-orthonormalising after every product so the small singular
- *   directions are not lost to rounding; then the exact SVD of the small Qᵀ W [l, n].
- *   Matrix products run on the tf backend; the QR factorisations run in ml-matrix (float64
- *   Householder). Measured here (tensorflow backend, 2 cores, 512x512, rank 32, q = 2): tf
- *   matmuls + ml-matrix QR 140 ms, tf matmuls + tf.linalg.qr 430 ms (tf.linalg.qr is built
- *   from many small ops), everything in ml-matrix 220 ms; at 2048x1024: 180, 980, 1200 ms.
- * - `auto`: `exact` when min(m, n) <= 64 or the sketch would not be smaller than the matrix
- *   (r + oversample >= min(m, n)), `randomized` otherwise. Measured here (same machine), exact
- *   vs randomized rank 8 / rank 32: 64x64 5 / 2 / 7 ms; 128x128 35 / 5 / 13 ms; 128x256 65 / 6 /
- *   21 ms; 256x256 256 / 8 / 26 ms; 384x384 900 / 11 / 38 ms. Exact costs O(m·n·min(m,n)) and
- *   grows past randomized beyond about 64 on the short side; below that both take a few ms and
- *   exact is exact. Randomized is approximate: for a slowly decaying spectrum its trailing
- *   singular values are low by a few percent (see test/lowrank.test.ts for the tolerance).
- *
- * Sign convention (so results are deterministic): every left singular vector has its
- * largest-magnitude component positive (the first such on ties); the right vector flips with it.
- * The Gaussian test matrix comes from a seeded generator of this module (mulberry32 +
- * Box–Muller), so randomized results depend on `seed` only, not on the tf backend's RNG.
+ * Truncated SVD by `exact`, `randomized` or `auto` (the method, its measured costs and the
+ * choice between them: docs/METHOD.md §2). Results are deterministic: singular vectors have a
+ * fixed sign, and the randomized sketch comes from this module's seeded generator, so it
+ * depends on `seed` only, not on the tf backend's RNG.
  */
 import { Matrix, QrDecomposition, SVD } from "ml-matrix";
 import { tf } from "../backend/index";

@@ -7,26 +7,8 @@
  * (int32, 0 = padding, 1 = unknown; src/data/text.ts) and masks the padding itself with the
  * layers of ./text-layers, so padding never changes an output at a real token.
  *
- * Layer and weight names (kernels [in, out]; matrix views [out, in] in brackets):
- *   bow          embed/embeddings [vocab, dim]; pool (mean over real tokens); fc1/{kernel
- *                [dim, hidden] ([hidden, dim]), bias} (ReLU); classifier/{kernel [hidden,
- *                classes] ([classes, hidden]), bias}.
- *   cnn          embed; mask (padding -> 0); conv1/{kernel [k, dim, filters] ([filters,
- *                k*dim]), bias} ("same", ReLU); pool (max over real tokens);
- *                classifier [filters, classes].
- *   transformer  embed; pos_embed/embeddings [maxLen, dim] (learned, vit-layers.ts); per block
- *                i (pre-norm): block{i}_norm1, block{i}_{q,k,v}/kernel [dim, dim] (Dense),
- *                block{i}_attn (masked attention, no weights), block{i}_out/kernel [dim, dim],
- *                block{i}_res1, block{i}_norm2, block{i}_mlp1/kernel [dim, mlpDim] (GELU),
- *                block{i}_mlp2/kernel [mlpDim, dim], block{i}_res2; final_norm; pool (mean over
- *                real tokens); classifier [dim, classes].
- *   tagger       embed; then either (encoder "cnn") mask, conv1 [k, dim, filters] ("same",
- *                ReLU), mask2 (padding -> 0), conv2 [k, filters, filters] ("same", ReLU), or
- *                (encoder "transformer") the transformer's pos_embed, blocks and final_norm;
- *                then tag_head/{kernel [width, tags], bias} applied to every position:
- *                logits [batch, maxLen, tags].
- * Attention projections are separate Dense layers (not vit-layers' MultiHeadSelfAttention,
- * which has no padding mask), so every projection kernel is addressable by the parameter views.
+ * Layer and weight names of each model: docs/METHOD.md §1. Attention projections are
+ * separate Dense layers, so every projection kernel is addressable by the parameter views;
  * LayerNorm and the position embedding are vit-layers.ts's. No dropout.
  *
  * The tagger's loss and metric (`maskedTokenCrossEntropy`, `maskedTokenAccuracy`,

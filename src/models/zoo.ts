@@ -15,20 +15,8 @@
  * gets a Glorot-uniform initialiser (Keras's default) seeded by `weightSeed(seed, address)`;
  * biases start at zero, LayerNorm at gamma 1 / beta 0. Without a seed, tfjs's unseeded random.
  *
- * Layer and weight names (kernels are [in, out], tfjs's convention):
- *   cnn  conv1 [3,3,c,f1], conv2 [3,3,f1,f2] (3x3 "same", ReLU, each followed by max-pool 2:
- *        pool1, pool2), flatten, fc1 [., hidden] (ReLU), classifier [hidden, classes];
- *        each with /kernel and /bias.
- *   mlp  flatten (when the input has rank > 1), fc1..fcN (ReLU), classifier; /kernel, /bias.
- *   vit  patch_embed/{kernel [p,p,c,dim], bias}: a conv with stride = patch;
- *        patch_tokens (reshape to [tokens, dim]); pos_embed/embeddings [tokens, dim];
- *        per block i (pre-norm): block{i}_norm1/{gamma,beta}, block{i}_attn/{q,k,v,out}_kernel
- *        [dim, dim] and /{q,k,v,out}_bias, block{i}_res1 (residual add), block{i}_norm2,
- *        block{i}_mlp1/{kernel [dim, mlpDim], bias} (GELU, erf form), block{i}_mlp2/{kernel
- *        [mlpDim, dim], bias}, block{i}_res2; then final_norm, pool (mean over tokens),
- *        classifier/{kernel [dim, classes], bias}.
- *        Mean pooling instead of a class token (a choice): one fewer custom weight, and on
- *        small data it trains at least as well (Beyer et al. 2022, "Better plain ViT baselines").
+ * Layer and weight names of each model: docs/METHOD.md §1 (with the ViT's mean pooling, a
+ * choice).
  *
  * bench-mnist (docs/METHOD.md §7): benchSource() is the CNN on [28, 28, 1] with 10 classes, benchTarget()
  * the MLP 784 -> 256 -> 128 -> 10; the pair is BENCH_PAIR: source "classifier/kernel"
