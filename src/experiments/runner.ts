@@ -25,12 +25,12 @@ import { attentionRelativeEntropy } from "../core/diagnostics";
 import { checkpointExists } from "../core/checkpoint";
 import { makeTrainer, methodNotApplicable, methodProblems, type MethodSpec } from "./methods";
 import { describeValue, unknownKeyProblems } from "../config-checks";
-import { label, LocalPool, resolveThreadsPerWorker, resolveWorkers, type PoolJob, type RunExecutor } from "./pool";
+import { defaultWorkers, explicitWorkers, label, LocalPool, resolveThreadsPerWorker, type PoolJob, type RunExecutor } from "./pool";
 import { RedisExecutor, resolveRedis } from "./queue";
 import { Progress } from "./progress";
 import { addToEstimate, costText, emptyEstimate, type CostEstimate, type PlannedRun } from "./cost";
 import { checkResultsFolder, codeOf, tryLockRun, waitForUnlock, type LockAttempt } from "./run-lock";
-import { getScenario, type ScenarioInstance } from "./scenario";
+import { getScenario, isBuiltInScenario, type ScenarioInstance } from "./scenario";
 import type { AdapterDiagnostics, ExperimentConfig, ExperimentResult, RecordingConfig, RunResult, WeightRecord } from "./records";
 import { resultsRoot } from "../paths";
 
@@ -49,8 +49,9 @@ export interface RunOptions {
   /** Print progress (default true). */
   progress?: boolean;
   /**
-   * Worker processes that train the pending runs at once (default: MERGENET_WORKERS, else
-   * DEFAULT_WORKERS in pool.ts, 1). 1 trains them in this process, one after another.
+   * Worker processes that train the pending runs at once (default: MERGENET_WORKERS, else one
+   * per core, defaultWorkers in pool.ts; but 1 for a scenario registered only in this process,
+   * unless scenarioModules names its module). 1 trains them in this process, one after another.
    */
   workers?: number;
   /** With workers > 1: TensorFlow intra-op threads of each worker (TF_NUM_INTRAOP_THREADS; default MERGENET_WORKER_THREADS, else 1). */
@@ -222,7 +223,7 @@ function readCached(file: string, hash: string, config: ExperimentConfig, method
  */
 export function costOf(configs: ExperimentConfig | ExperimentConfig[], options: { resultsDir?: string; workers?: number } = {}): CostEstimate {
   const resultsDir = options.resultsDir ?? resultsRoot();
-  const estimate = emptyEstimate(resolveWorkers(options.workers));
+  const estimate = emptyEstimate(workersFor(configs, options));
   for (const config of Array.isArray(configs) ? configs : [configs]) {
     const plan = config.methods.flatMap((method) => config.seeds.map((seed) => ({ method, seed, cached: readCached(runFile(resultsDir, config, method, seed), runHash(config, method, seed), config, method, seed, true) })));
     estimateRuns(estimate, config, plan, resultsDir);
@@ -406,12 +407,25 @@ function runResult(base: Omit<RunResult, "wallSeconds" | "epochs" | "targetLoss"
 }
 
 /**
+ * The worker processes for these experiments: the count asked for (RunOptions.workers, else
+ * MERGENET_WORKERS), else the machine's default, except that under the default an experiment
+ * whose scenario only this process has registered (a notebook cell's, without
+ * scenarioModules) trains here, serially: a worker could not build it.
+ */
+function workersFor(configs: ExperimentConfig | ExperimentConfig[], options: Pick<RunOptions, "workers" | "scenarioModules">): number {
+  const asked = explicitWorkers(options.workers);
+  if (asked !== undefined) return asked;
+  const workersKnow = (config: ExperimentConfig): boolean => (options.scenarioModules?.length ?? 0) > 0 || isBuiltInScenario(config.scenario);
+  return [configs].flat().every(workersKnow) ? defaultWorkers() : 1;
+}
+
+/**
  * Runs every (method, seed) of an experiment, reusing cached results; returns them all.
  * The backend is initialised if it was not yet.
  */
 export async function runExperiment(config: ExperimentConfig, options: RunOptions = {}): Promise<ExperimentResult> {
   validateExperiment(config);
-  const workers = resolveWorkers(options.workers);
+  const workers = workersFor(config, options);
   const threadsPerWorker = resolveThreadsPerWorker(options.threadsPerWorker);
   await initBackend();
   const resultsDir = options.resultsDir ?? resultsRoot();
