@@ -138,12 +138,7 @@ function positiveInteger(value: number | string | undefined, what: string): numb
   return n;
 }
 
-/** Worker processes to use: the option, else MERGENET_WORKERS (set by `npm start -- --workers N`), else defaultWorkers(). */
-export function resolveWorkers(option?: number): number {
-  return explicitWorkers(option) ?? defaultWorkers();
-}
-
-/** The worker count the caller asked for (the option, else MERGENET_WORKERS), or undefined when the default applies. */
+/** The worker count the caller asked for (the option, else MERGENET_WORKERS, which `npm start -- --workers N` sets), or undefined when the default applies (runner.ts: defaultWorkers, or 1 for a scenario only the caller knows). */
 export function explicitWorkers(option?: number): number | undefined {
   return positiveInteger(option, "RunOptions.workers") ?? positiveInteger(process.env.MERGENET_WORKERS, "MERGENET_WORKERS");
 }
