@@ -33,8 +33,8 @@ function parseArgs(argv: string[]): SynthesisOptions {
   return options;
 }
 
-function main(): void {
-  const result = synthesizeSpokenDigits(parseArgs(process.argv.slice(2)));
+async function main(): Promise<void> {
+  const result = await synthesizeSpokenDigits(parseArgs(process.argv.slice(2)));
   const { manifest } = result;
   const summary = {
     folder: result.folder,
@@ -47,9 +47,7 @@ function main(): void {
   process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
 }
 
-try {
-  main();
-} catch (err) {
+main().catch((err: unknown) => {
   process.stderr.write(`make-spoken-digits: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
-}
+});

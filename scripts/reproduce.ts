@@ -2,7 +2,9 @@
  * `npm start [-- --quick] [--workers N] [--redis URL]`: reproduces every notebook and figure
  * headlessly, then writes results/REPORT.md (every saved table and figure with one line on
  * what it shows). `--workers N` trains each experiment's runs in N worker processes at once
- * (MERGENET_WORKERS, passed to the notebook kernels; see src/experiments/pool.ts). `--redis
+ * (MERGENET_WORKERS, passed to the notebook kernels; default one per core, each with one
+ * TensorFlow thread: defaultWorkers in src/experiments/pool.ts; `--workers 1` trains in the
+ * kernel, serially). `--redis
  * URL` puts them on that Redis's queue instead, for `npm run worker -- --redis URL` processes
  * on any machine (MERGENET_REDIS; src/experiments/queue.ts); this process still writes
  * every result. The URL is checked first: an unreachable Redis fails at once.

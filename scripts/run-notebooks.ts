@@ -5,7 +5,8 @@
  *
  * Default: every notebooks/*.ipynb in name order. `--quick` sets MERGENET_QUICK=1 for the
  * kernel (notebooks shrink their runs); `--workers N` sets MERGENET_WORKERS=N (experiments
- * train N runs at once in worker processes, src/experiments/pool.ts). Exit code 1 when any
+ * train N runs at once in worker processes, src/experiments/pool.ts; default one per core).
+ * Exit code 1 when any
  * cell fails, with the notebook, the cell and its error named; each notebook's wall time is
  * printed.
  *

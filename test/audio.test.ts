@@ -154,8 +154,8 @@ describe("spoken-digit synthesis (espeak-ng)", () => {
     }
   });
 
-  it("writes 22,050 Hz WAVs and a manifest, reuses a matching folder, and reproduces the audio", () => {
-    const first = synthesizeSpokenDigits({ cacheDir, seed: 0, speakers: 4 });
+  it("writes 22,050 Hz WAVs and a manifest, reuses a matching folder, and reproduces the audio", async () => {
+    const first = await synthesizeSpokenDigits({ cacheDir, seed: 0, speakers: 4 });
     expect(first.generated).toBe(true);
     expect(first.manifest.espeakVersion).toBe(espeakVersion());
     expect(first.manifest.espeakVersion).toMatch(/eSpeak NG/);
@@ -168,18 +168,24 @@ describe("spoken-digit synthesis (espeak-ng)", () => {
     expect(wave.sampleRate).toBe(22050);
     expect(wave.samples.length / 22050).toBeGreaterThan(0.2);
     expect(Math.max(...wave.samples.map(Math.abs))).toBeGreaterThan(0.05);
-    const again = synthesizeSpokenDigits({ cacheDir, seed: 0, speakers: 4 });
+    const again = await synthesizeSpokenDigits({ cacheDir, seed: 0, speakers: 4 });
     expect(again.generated).toBe(false);
-    const rebuilt = synthesizeSpokenDigits({ cacheDir, seed: 0, speakers: 4, force: true });
+    // The espeak-ng calls run as child processes while this process's event loop goes on (a
+    // test runner's or a kernel's messages are answered): a timer fires during the rebuild.
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const rebuilt = await synthesizeSpokenDigits({ cacheDir, seed: 0, speakers: 4, force: true });
+    clearInterval(timer);
+    expect(ticks).toBeGreaterThan(0);
     expect(rebuilt.generated).toBe(true);
     expect(fs.readFileSync(path.join(rebuilt.folder, seven.file)).equals(bytes)).toBe(true);
   });
 
-  it("names the install command when espeak-ng is missing", () => {
+  it("names the install command when espeak-ng is missing", async () => {
     const saved = process.env.PATH;
     process.env.PATH = "/nonexistent";
     try {
-      expect(() => synthesizeSpokenDigits({ cacheDir: tempDir(), speakers: 2 })).toThrow(/apt-get install espeak-ng/);
+      await expect(synthesizeSpokenDigits({ cacheDir: tempDir(), speakers: 2 })).rejects.toThrow(/apt-get install espeak-ng/);
     } finally {
       process.env.PATH = saved;
     }

@@ -154,8 +154,8 @@ describe("examples for the figures", () => {
     expect(() => imageMosaic([{ pixels: [0, 0, 0], width: 2, height: 2 }])).toThrow(/expected 2x2x3 = 12/);
   });
 
-  it("spectrograms: [40 mels][32 frames] per utterance, panels on one colour scale", () => {
-    const spoken = spokenDigitExamples([{ digit: 3, speaker: 0 }, { digit: 8, speaker: 1 }]);
+  it("spectrograms: [40 mels][32 frames] per utterance, panels on one colour scale", async () => {
+    const spoken = await spokenDigitExamples([{ digit: 3, speaker: 0 }, { digit: 8, speaker: 1 }]);
     expect(spoken.map((s) => s.word)).toEqual(["three", "eight"]);
     for (const s of spoken) {
       expect(s.matrix.length).toBe(40);
@@ -165,7 +165,7 @@ describe("examples for the figures", () => {
     expect(figure.data.length).toBe(2);
     expect(figure.data[0].zmin).toBe(figure.data[1].zmin);
     expect(figure.data[0].zmax).toBe(figure.data[1].zmax);
-    expect(() => spokenDigitExamples([{ digit: 10, speaker: 0 }])).toThrow(/no utterance of digit 10/);
+    await expect(spokenDigitExamples([{ digit: 10, speaker: 0 }])).rejects.toThrow(/no utterance of digit 10/);
   });
 
   it("predictions: two methods for one epoch, consistent counts and captions", async () => {

@@ -7,6 +7,7 @@ import * as path from "path";
 import { afterAll, describe, expect, it } from "vitest";
 import { PNG } from "pngjs";
 import { compile } from "vega-lite";
+import { parse, View } from "vega";
 import {
   closeRenderer,
   plotlyToPng,
@@ -363,7 +364,7 @@ describe("readable figures: whole labels, one colour per method, MergeNet beside
     expect(svg).not.toContain("…");
   });
 
-  it("spectrumChart: MergeNet beside its control, each series its own colour and dash", () => {
+  it("spectrumChart: MergeNet beside its control, each series its own colour and dash", async () => {
     const series = ["before training", "MergeNet, after training", "control: random source, after training", "target alone, after training"];
     const spec = spectrumChart(series.flatMap((s) => [1, 2, 3].map((index) => ({ series: s, index, mean: 3 - index / 2, std: 0.1, n: 3 }))));
     expect(() => compile(spec)).not.toThrow();
@@ -379,6 +380,12 @@ describe("readable figures: whole labels, one colour per method, MergeNet beside
     expect(line.color.legend?.labelLimit).toBe(0);
     // The y axis spans the data, not whole decades around it.
     expect((layers(spec)[1].encoding as unknown as { y: { scale: { nice: boolean } } }).y.scale.nice).toBe(false);
+    // The x axis starts at index 1 (not at 0) and ends at the last index (vega's default "nice" domain of 32 indices is [0, 35]).
+    const long = spectrumChart(series.flatMap((s) => Array.from({ length: 32 }, (_, i) => ({ series: s, index: i + 1, mean: 3 - i / 32, std: 0.1, n: 3 }))));
+    const view = new View(parse(compile(long).spec), { renderer: "none" });
+    await view.runAsync();
+    expect(view.scale("x").domain()).toEqual([1, 32]);
+    view.finalize();
   });
 
   it("scatterPath: every method its own colour, marker and dash, MergeNet beside its control", () => {

@@ -16,7 +16,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { backendInfo } from "../src/backend";
 import { runExperiment } from "../src/experiments/runner";
 import { RUNNER_VERSION, runFile, runHash } from "../src/experiments/run-files";
-import { DEFAULT_WORKERS, LocalPool } from "../src/experiments/pool";
+import { LocalPool } from "../src/experiments/pool";
 import { Progress } from "../src/experiments/progress";
 import { expectSameResultFiles, POOL_SCENARIOS, tinyExperiment, withoutTimes } from "./helpers/run-files";
 import { registerTinyScenario } from "./helpers/tiny";
@@ -95,17 +95,19 @@ function watchDescendants(pid = process.pid): { stop(): number[] } {
   };
 }
 
+// test/setup.ts pins MERGENET_WORKERS=1 for the suite; tests here that change it put it back.
+const suiteWorkers = process.env.MERGENET_WORKERS;
 afterEach(() => {
   vi.restoreAllMocks();
-  delete process.env.MERGENET_WORKERS;
+  if (suiteWorkers === undefined) delete process.env.MERGENET_WORKERS;
+  else process.env.MERGENET_WORKERS = suiteWorkers;
 });
 
 describe("the local worker pool", () => {
   it("gives the same result files, bit for bit, with 2 workers as serially, and leaves no process behind", async () => {
-    expect(DEFAULT_WORKERS).toBe(1);
     const serialDir = tmp();
     const poolDir = tmp();
-    const serial = await runExperiment(config(), { resultsDir: serialDir, progress: false });
+    const serial = await runExperiment(config(), { resultsDir: serialDir, progress: false, workers: 1 });
     const watch = watchDescendants();
     const pooled = await runExperiment(config(), { resultsDir: poolDir, progress: false, workers: 2, scenarioModules: [MODULE] });
     const seen = watch.stop();
@@ -225,7 +227,7 @@ describe("the local worker pool", () => {
     await expect(runExperiment(config(), { resultsDir: tmp(), workers: 0 })).rejects.toThrow("RunOptions.workers must be a whole number >= 1, got 0");
     process.env.MERGENET_WORKERS = "two";
     await expect(runExperiment(config(), { resultsDir: tmp() })).rejects.toThrow('MERGENET_WORKERS must be a whole number >= 1, got "two"');
-    delete process.env.MERGENET_WORKERS;
+    process.env.MERGENET_WORKERS = "1";
     registerTinyScenario("pool-parent-only");
     const watch = watchDescendants();
     await expect(runExperiment(config({ name: "pool-unknown", scenario: "pool-parent-only", seeds: [0], methods: [{ name: "target alone", kind: "target-alone" }] }), { resultsDir: tmp(), progress: false, workers: 2 })).rejects.toThrow(

@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { summarize, pairedDifference, curveRows } from "../src/experiments/results";
+import { summarize, summaryTable, pairedDifference, curveRows } from "../src/experiments/results";
 import { stats, studentTail } from "../src/experiments/statistics";
 import { variantVerdicts } from "../src/experiments/verdicts";
 import { MissingRunsError, runExperiment, validateExperiment } from "../src/experiments/runner";
@@ -206,6 +206,12 @@ describe("results", () => {
     expect(d.std).toBeCloseTo(0, 12);
     expect(summarize(r)[1].gain!.mean).toBeCloseTo(0.1, 12);
     expect(curveRows(r).length).toBe(4);
+  });
+
+  it("prints gains with their sign, as the verdict tables do (a true minus sign)", () => {
+    const r = result([["target alone", 0, 0.5], ["target alone", 1, 0.7], ["m", 0, 0.6], ["m", 1, 0.8], ["c", 0, 0.45], ["c", 1, 0.66]]);
+    const gains = summaryTable(summarize(r)).map((row) => row["gain over target alone (paired by seed)"]);
+    expect(gains).toEqual(["", "+0.1000 ± 0.0000", "−0.0450 ± 0.0071"]);
   });
 
   it("calls a gain that the random-source control matches regularisation, not transfer (verdicts.ts)", () => {

@@ -31,8 +31,9 @@
  *      The spectrograms of all utterances are cached (src/data/cache.ts) keyed by the
  *      manifest and the feature options.
  */
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { tf } from "../backend/index";
 import { mulberry32 } from "../util/random";
@@ -400,8 +401,45 @@ export interface SynthesisResult {
   seconds: number;
 }
 
-/** Makes (or reuses) the spoken-digit WAV files and their manifest (see the module comment). */
-export function synthesizeSpokenDigits(options: SynthesisOptions = {}): SynthesisResult {
+/** One `espeak-ng` call; rejects with the install hint when the program is missing, with its stderr when it fails. */
+function espeak(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("espeak-ng", args, { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    child.on("error", (error) => reject(new Error(`${INSTALL_ESPEAK} (${error.message})`)));
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`\`espeak-ng ${args.join(" ")}\` failed (exit ${code}): ${stderr.trim()}`))));
+  });
+}
+
+/**
+ * Calls `task` on every item, at most `limit` at once; on the first failure starts no further
+ * item, waits for the ones running, then rejects with that failure.
+ */
+async function eachAtMost<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const lane = async (): Promise<void> => {
+    while (!failure && next < items.length) {
+      const item = items[next++];
+      try {
+        await task(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, lane));
+  if (failure) throw failure.error;
+}
+
+/**
+ * Makes (or reuses) the spoken-digit WAV files and their manifest (see the module comment).
+ * The espeak-ng calls run as child processes, one per core at once: the calling process's
+ * event loop stays free (a test runner's or a notebook kernel's messages are answered) and the
+ * files are the same as one call at a time would write.
+ */
+export async function synthesizeSpokenDigits(options: SynthesisOptions = {}): Promise<SynthesisResult> {
   const start = Date.now();
   const request: SpokenDigitsRequest = { seed: options.seed ?? SPOKEN_DIGITS_DEFAULTS.seed, speakers: options.speakers ?? SPOKEN_DIGITS_DEFAULTS.speakers };
   checkRequest(request);
@@ -413,17 +451,13 @@ export function synthesizeSpokenDigits(options: SynthesisOptions = {}): Synthesi
   const temp = `${folder}.tmp-${process.pid}-${Date.now()}`;
   fs.mkdirSync(temp, { recursive: true });
   try {
-    const utterances: SpokenDigitUtterance[] = [];
-    for (const speaker of speakers) {
-      DIGIT_WORDS.forEach((word, digit) => {
-        const file = `${word}-s${String(speaker.id).padStart(3, "0")}.wav`;
-        const args = ["-w", path.join(temp, file), "-v", speaker.voice, "-p", String(speaker.pitch), "-s", String(speaker.speed), word];
-        const result = spawnSync("espeak-ng", args, { encoding: "utf8" });
-        if (result.error) throw new Error(`${INSTALL_ESPEAK} (${result.error.message})`);
-        if (result.status !== 0) throw new Error(`\`espeak-ng ${args.join(" ")}\` failed (exit ${result.status}): ${result.stderr.trim()}`);
-        utterances.push({ file, digit, speaker: speaker.id });
-      });
-    }
+    const utterances: SpokenDigitUtterance[] = speakers.flatMap((speaker) =>
+      DIGIT_WORDS.map((word, digit) => ({ file: `${word}-s${String(speaker.id).padStart(3, "0")}.wav`, digit, speaker: speaker.id })),
+    );
+    await eachAtMost(utterances, os.availableParallelism(), (u) => {
+      const speaker = speakers[u.speaker];
+      return espeak(["-w", path.join(temp, u.file), "-v", speaker.voice, "-p", String(speaker.pitch), "-s", String(speaker.speed), DIGIT_WORDS[u.digit]]);
+    });
     const manifest: SpokenDigitsManifest = {
       format: MANIFEST_FORMAT, generator: "scripts/make-spoken-digits.ts (synthesizeSpokenDigits in src/data/audio.ts)",
       espeakVersion: version, request, speakers, utterances,
@@ -554,7 +588,7 @@ export async function loadSpokenDigits(options: SpokenDigitsOptions = {}): Promi
   checkLogMelOptions(features);
   const testFraction = options.testFraction ?? 0.25;
   const split = splitSpeakers(options.speakers ?? SPOKEN_DIGITS_DEFAULTS.speakers, options.splitSeed ?? 0, testFraction, options.trainSpeakers);
-  const synthesis = synthesizeSpokenDigits({ ...options, cacheDir });
+  const synthesis = await synthesizeSpokenDigits({ ...options, cacheDir });
   const { values, fromCache } = spokenDigitFeatures(synthesis, features, cacheDir);
   const size = features.frames * features.mels;
   const testSet = new Set(split.test);

@@ -84,8 +84,8 @@ export interface SpokenDigitExample {
  * Log-mel spectrograms of chosen utterances of the project's synthetic spoken digits
  * (synthesised first if the cache lacks them; needs espeak-ng then).
  */
-export function spokenDigitExamples(picks: { digit: number; speaker: number }[]): SpokenDigitExample[] {
-  const { folder, manifest } = synthesizeSpokenDigits();
+export async function spokenDigitExamples(picks: { digit: number; speaker: number }[]): Promise<SpokenDigitExample[]> {
+  const { folder, manifest } = await synthesizeSpokenDigits();
   const length = samplesNeeded(LOG_MEL_DEFAULTS);
   return picks.map(({ digit, speaker }) => {
     const utterance = manifest.utterances.find((u) => u.digit === digit && u.speaker === speaker);

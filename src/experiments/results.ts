@@ -5,7 +5,7 @@
  */
 import type { BarRow, CurveRow } from "../plots/specs";
 import type { ExperimentResult, RunResult } from "./records";
-import { formatStats, stats, type Stats } from "./statistics";
+import { formatSignedStats, formatStats, stats, type Stats } from "./statistics";
 
 function byMethod(result: ExperimentResult): Map<string, RunResult[]> {
   const groups = new Map<string, RunResult[]>();
@@ -53,7 +53,7 @@ export function summaryTable(rows: SummaryRow[], metric = "accuracy"): Record<st
   return rows.map((r) => ({
     method: r.method,
     [`target ${metric}`]: r.notApplicable ? "does not apply" : formatStats(r.target),
-    "gain over target alone (paired by seed)": r.notApplicable ? r.notApplicable : r.gain ? formatStats(r.gain) : "",
+    "gain over target alone (paired by seed)": r.notApplicable ? r.notApplicable : r.gain ? formatSignedStats(r.gain) : "",
     [`source ${metric}`]: r.notApplicable ? "" : formatStats(r.source),
   }));
 }

@@ -22,14 +22,14 @@ import { logger, messageOf } from "../log";
 import { checkSideData, type EpochRecord, type JointLoop } from "../core/loop";
 import { makeTrainer, methodNotApplicable, methodProblems, type MethodSpec } from "./methods";
 import { describeValue, unknownKeyProblems } from "../config-checks";
-import { label, LocalPool, resolveThreadsPerWorker, resolveWorkers, type PoolJob, type RunExecutor } from "./pool";
+import { defaultWorkers, explicitWorkers, label, LocalPool, resolveThreadsPerWorker, type PoolJob, type RunExecutor } from "./pool";
 import { RedisExecutor, resolveRedis } from "./queue";
 import { Progress } from "./progress";
 import { addToEstimate, costText, emptyEstimate, type CostEstimate, type PlannedRun } from "./cost";
 import { checkResultsFolder, codeOf, tryLockRun, waitForUnlock, type LockAttempt } from "./run-lock";
 import { checkpointDir, methodFolder, readCached, RUNNER_VERSION, runFile, runHash, writeJsonAtomic } from "./run-files";
 import { trainOne } from "./train-run";
-import { getScenario, type Scenario, type ScenarioInstance } from "./scenario";
+import { getScenario, isBuiltInScenario, type Scenario, type ScenarioInstance } from "./scenario";
 import type { ExperimentConfig, ExperimentResult, RecordingConfig, RunResult } from "./records";
 import { resultsRoot } from "../paths";
 
@@ -46,8 +46,9 @@ export interface RunOptions {
   /** Print progress (default true). */
   progress?: boolean;
   /**
-   * Worker processes that train the pending runs at once (default: MERGENET_WORKERS, else
-   * DEFAULT_WORKERS in pool.ts, 1). 1 trains them in this process, one after another.
+   * Worker processes that train the pending runs at once (default: MERGENET_WORKERS, else one
+   * per core, defaultWorkers in pool.ts; but 1 for a scenario registered only in this process,
+   * unless scenarioModules names its module). 1 trains them in this process, one after another.
    */
   workers?: number;
   /** With workers > 1: TensorFlow intra-op threads of each worker (TF_NUM_INTRAOP_THREADS; default MERGENET_WORKER_THREADS, else 1). */
@@ -154,7 +155,7 @@ function estimateRuns(estimate: CostEstimate, config: ExperimentConfig, plan: Pl
  */
 export function costOf(configs: ExperimentConfig | ExperimentConfig[], options: { resultsDir?: string; workers?: number } = {}): CostEstimate {
   const resultsDir = options.resultsDir ?? resultsRoot();
-  const estimate = emptyEstimate(resolveWorkers(options.workers));
+  const estimate = emptyEstimate(workersFor(configs, options));
   for (const config of Array.isArray(configs) ? configs : [configs]) estimateRuns(estimate, config, planRuns(config, resultsDir, { quiet: true }), resultsDir);
   return estimate;
 }
@@ -167,12 +168,25 @@ export function costOf(configs: ExperimentConfig | ExperimentConfig[], options: 
 let stopRequested = false;
 
 /**
+ * The worker processes for these experiments: the count asked for (RunOptions.workers, else
+ * MERGENET_WORKERS), else the machine's default, except that under the default an experiment
+ * whose scenario only this process has registered (a notebook cell's, without
+ * scenarioModules) trains here, serially: a worker could not build it.
+ */
+function workersFor(configs: ExperimentConfig | ExperimentConfig[], options: Pick<RunOptions, "workers" | "scenarioModules">): number {
+  const asked = explicitWorkers(options.workers);
+  if (asked !== undefined) return asked;
+  const workersKnow = (config: ExperimentConfig): boolean => (options.scenarioModules?.length ?? 0) > 0 || isBuiltInScenario(config.scenario);
+  return [configs].flat().every(workersKnow) ? defaultWorkers() : 1;
+}
+
+/**
  * Runs every (method, seed) of an experiment, reusing cached results; returns them all.
  * The backend is initialised if it was not yet.
  */
 export async function runExperiment(config: ExperimentConfig, options: RunOptions = {}): Promise<ExperimentResult> {
   const scenario = validateExperiment(config);
-  const workers = resolveWorkers(options.workers);
+  const workers = workersFor(config, options);
   const threadsPerWorker = resolveThreadsPerWorker(options.threadsPerWorker);
   await initBackend();
   const resultsDir = options.resultsDir ?? resultsRoot();

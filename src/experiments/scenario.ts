@@ -48,10 +48,27 @@ export interface Scenario<Options = Record<string, unknown>> {
 }
 
 const registry = new Map<string, Scenario<never>>();
+/** The scenarios of src/experiments/scenarios, which every worker process imports. */
+const builtIn = new Set<Scenario<never>>();
 
 export function registerScenario<O>(scenario: Scenario<O>): Scenario<O> {
   registry.set(scenario.name, scenario as unknown as Scenario<never>);
   return scenario;
+}
+
+/** Marks these scenarios as built in (src/experiments/scenarios/index.ts lists its own). */
+export function markBuiltInScenarios(scenarios: Scenario<never>[]): void {
+  for (const scenario of scenarios) builtIn.add(scenario);
+}
+
+/**
+ * Whether a worker process, which imports src/experiments/scenarios, builds the scenario this
+ * process has under `name` (false for one registered only here, or registered again here
+ * under a built-in name).
+ */
+export function isBuiltInScenario(name: string): boolean {
+  const scenario = registry.get(name);
+  return scenario !== undefined && builtIn.has(scenario);
 }
 
 export function getScenario(name: string): Scenario<Record<string, unknown>> {

@@ -588,7 +588,8 @@ export interface SpectrumRow {
 export function spectrumChart(rows: SpectrumRow[], options: { title?: string; width?: number; height?: number } = {}): VegaLiteSpec {
   if (rows.length === 0) throw new Error("spectrumChart: rows must be a non-empty array");
   const values = rows.map((r) => ({ ...r, lo: Math.max(r.mean - r.std, r.mean / 10), hi: r.mean + r.std }));
-  const x = { field: "index", type: "quantitative" as const, title: "singular value index (1 = largest)" };
+  // The axis starts at the first index, 1 (a quantitative scale would start at 0 and leave a gap).
+  const x = { field: "index", type: "quantitative" as const, title: "singular value index (1 = largest)", scale: { zero: false, nice: false } };
   const color = methodColor("series", "weight", rows.map((r) => r.series), { symbolType: "stroke", symbolStrokeWidth: 3 });
   // Lines that coincide (MergeNet, its control and target alone end with nearly one spectrum)
   // stay visible: each series has its own dash pattern, and the first drawn is the widest.
