@@ -133,7 +133,10 @@ function positiveInteger(value: number | string | undefined, what: string): numb
   return n;
 }
 
-/** The worker count the caller asked for (the option, else MERGENET_WORKERS, which `npm start -- --workers N` sets), or undefined when the default applies (runner.ts: defaultWorkers, or 1 for a scenario only the caller knows). */
+/**
+ * The worker count the caller asked for (the option, else MERGENET_WORKERS, which `npm start -- --workers N` sets),
+ * or undefined when the default applies (runner.ts: defaultWorkers, or 1 for a scenario only the caller knows).
+ */
 export function explicitWorkers(option?: number): number | undefined {
   return positiveInteger(option, "RunOptions.workers") ?? positiveInteger(process.env.MERGENET_WORKERS, "MERGENET_WORKERS");
 }

@@ -10,5 +10,12 @@ import { markBuiltInScenarios, type Scenario } from "../scenario";
 // scenario module: import it here and add its scenario to the list (test/default-workers.test.ts
 // fails on a scenario registered here but not listed).
 markBuiltInScenarios(
-  [imagePairScenario, sentimentSiteScenario, brownPosGenreScenario, emojiImageTextScenario, digitsImageAudioScenario, positiveControlScenario] as unknown as Scenario<never>[],
+  [
+    imagePairScenario,
+    sentimentSiteScenario,
+    brownPosGenreScenario,
+    emojiImageTextScenario,
+    digitsImageAudioScenario,
+    positiveControlScenario,
+  ] as unknown as Scenario<never>[],
 );
