@@ -12,7 +12,6 @@
 import { tf } from "../backend/index";
 import { FAST_SPARSE_XENT_KERNEL, installFastGradients } from "../backend/native-kernels";
 import { sparseCrossEntropy, type LossFn } from "./losses";
-import { isLeakFreeMomentum } from "./momentum";
 
 export interface StepResult {
   /** The batch loss before the step (scalar; caller disposes). */
@@ -80,11 +79,6 @@ export function trainStep(side: SteppableModel, x: tf.Tensor, y: tf.Tensor, keep
   for (const name of keep) {
     if (!grads[name]) throw new Error(`no gradient for variable '${name}': is it trainable in this model?`);
     kept[name] = grads[name].clone();
-  }
-  // SGD with momentum: decay and update over all variables at once (same numbers; momentum.ts).
-  if (isLeakFreeMomentum(side.optimizer) && side.optimizer.applyDecayedGradients(variables, grads, side.weightDecay)) {
-    tf.dispose(grads);
-    return { loss: value, kept };
   }
   const decayed = side.weightDecay > 0
     ? tf.tidy(() => {
