@@ -25,6 +25,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as tf from "@tensorflow/tfjs";
 import { logger } from "../log";
+import { installNoOpShortcuts } from "./native-kernels";
 import { registerWasmGradients } from "./wasm-gradients";
 
 export { tf };
@@ -110,6 +111,7 @@ async function tryBackend(name: BackendName, threads: ThreadSetting): Promise<vo
   const tfName = name === "tensorflow-gpu" ? "tensorflow" : name;
   if (!(await tf.setBackend(tfName))) throw new Error(`tf.setBackend('${tfName}') returned false`);
   await tf.ready();
+  if (tfName === "tensorflow") installNoOpShortcuts();
 }
 
 function shortReason(err: unknown): string {

@@ -77,6 +77,45 @@ export function installFastGradients(): void {
   });
 }
 
+let shortcutsInstalled = false;
+
+/**
+ * Makes tfjs-node's Reshape to the shape a tensor already has, and its Cast to the dtype it
+ * already has, return the input itself instead of running a native op (issue 16: each native
+ * op costs a fixed 20-30 µs). Both are no-ops of value, so every number stays the same to the
+ * last bit; only the op count falls. tfjs runs many such ops: the gradient of a broadcasting
+ * add reshapes dy to its own shape and the bias gradient's sum to the shape it has, and
+ * tfjs-node's Mean casts a float32 input to float32 first. Process-wide, on the `tensorflow`
+ * backend only (initBackend installs it); other backends keep their own kernels (tfjs's cpu and
+ * wasm Reshape already share the data).
+ */
+export function installNoOpShortcuts(): void {
+  if (shortcutsInstalled) return;
+  shortcutsInstalled = true;
+  const unchanged: Record<string, (x: tf.TensorInfo, attrs: tf.NamedAttrMap) => boolean> = {
+    Reshape: (x, attrs) => {
+      const shape = tf.util.inferFromImplicitShape([...(attrs.shape as number[])], tf.util.sizeFromShape(x.shape));
+      return shape.length === x.shape.length && shape.every((n, i) => n === x.shape[i]);
+    },
+    Cast: (x, attrs) => x.dtype === attrs.dtype,
+  };
+  for (const [kernelName, isNoOp] of Object.entries(unchanged)) {
+    const stock = tf.getKernel(kernelName, "tensorflow");
+    if (!stock) continue;
+    tf.unregisterKernel(kernelName, "tensorflow");
+    tf.registerKernel({
+      ...stock,
+      kernelFunc: (args) => {
+        const x = args.inputs.x as tf.TensorInfo;
+        if (!isNoOp(x, args.attrs ?? {})) return stock.kernelFunc(args);
+        // As tfjs-node's Identity kernel: the output shares the input's data.
+        (args.backend as unknown as { incRef(dataId: tf.DataId): void }).incRef(x.dataId);
+        return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+      },
+    });
+  }
+}
+
 /** Kernel name of the float32 mean without tfjs-node's extra Cast op (fastMean). */
 export const FAST_MEAN_KERNEL = "MergeNetMean";
 

@@ -309,7 +309,8 @@ export abstract class JointLoop {
       ...(last.source ? [["source", last.source] as [string, tf.Scalar]] : []),
       ...written.map((w) => ["a transferred weight", w] as [string, tf.Scalar]),
     ];
-    const finite = tf.tidy(() => tf.isFinite(tf.stack(parts.map(([, scalar]) => scalar))).dataSync());
+    // One scalar (target alone, no transfer written): no Pack op for it.
+    const finite = tf.tidy(() => tf.isFinite(parts.length === 1 ? parts[0][1] : tf.stack(parts.map(([, scalar]) => scalar))).dataSync());
     return [...new Set(parts.filter((_, i) => !finite[i]).map(([name]) => name))];
   }
 

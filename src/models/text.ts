@@ -19,6 +19,7 @@
  * short one, as in the usual token-level accuracy).
  */
 import { tf } from "../backend/index";
+import { dense as plainDense } from "./dense";
 import { declareLabels } from "../core/losses";
 import { MaskedAttention, MaskedMaxPool, MaskedMeanPool, MaskPadding } from "./text-layers";
 import { LayerNorm, PositionEmbedding, weightSeed } from "./vit-layers";
@@ -94,7 +95,7 @@ function kernelInit(seed: number | undefined, address: string): ReturnType<typeo
 }
 
 function dense(name: string, units: number, seed: number | undefined, activation?: "relu" | "gelu"): tf.layers.Layer {
-  return tf.layers.dense({ name, units, activation, kernelInitializer: kernelInit(seed, `${name}/kernel`) });
+  return plainDense({ name, units, activation, kernelInitializer: kernelInit(seed, `${name}/kernel`) });
 }
 
 function conv1d(name: string, filters: number, kernelSize: number, seed: number | undefined): tf.layers.Layer {

@@ -29,6 +29,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { tf } from "../backend/index";
+import { dense as plainDense } from "./dense";
 import { LayerNorm, MultiHeadSelfAttention, PositionEmbedding, weightSeed } from "./vit-layers";
 
 export { weightSeed } from "./vit-layers";
@@ -101,7 +102,7 @@ function kernelInit(seed: number | undefined, address: string): ReturnType<typeo
 
 /** A dense layer named `name` with a seeded kernel. */
 function dense(name: string, units: number, seed: number | undefined, activation?: "relu" | "gelu"): tf.layers.Layer {
-  return tf.layers.dense({ name, units, activation, kernelInitializer: kernelInit(seed, `${name}/kernel`) });
+  return plainDense({ name, units, activation, kernelInitializer: kernelInit(seed, `${name}/kernel`) });
 }
 
 function apply(layer: tf.layers.Layer, input: tf.SymbolicTensor | tf.SymbolicTensor[]): tf.SymbolicTensor {
