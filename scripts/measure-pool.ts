@@ -67,14 +67,15 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   for (const workers of args.workers) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `measure-pool-${workers}-`));
+    const configs = sample(args.quick);
     const start = Date.now();
     const before = load();
-    for (const config of sample(args.quick)) {
+    for (const config of configs) {
       const t = Date.now();
       await runExperiment(config, { workers, resultsDir: dir, progress: false });
       lines.push(`  ${config.name}: ${runsOf(config)} runs in ${((Date.now() - t) / 1000).toFixed(1)} s with ${workers} worker(s)`);
     }
-    const runs = sample(args.quick).reduce((n, config) => n + runsOf(config), 0);
+    const runs = configs.reduce((n, config) => n + runsOf(config), 0);
     lines.push(`${args.quick ? "quick" : "default"} mode, ${workers} worker(s): ${runs} runs in ${((Date.now() - start) / 1000).toFixed(1)} s; load average ${before} before, ${load()} after`);
     fs.rmSync(dir, { recursive: true, force: true });
   }

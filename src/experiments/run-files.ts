@@ -37,7 +37,6 @@ export function runHash(config: ExperimentConfig, method: MethodSpec, seed: numb
   return crypto.createHash("sha256").update(stableStringify(key)).digest("hex").slice(0, 16);
 }
 
-
 /** What one run records (undefined: nothing); only this, not the whole `record`, enters the run's cache key. */
 export interface RecordingPlan {
   weights: string[];
@@ -66,7 +65,6 @@ export function methodFolder(resultsDir: string, config: ExperimentConfig, metho
 export function runFile(resultsDir: string, config: ExperimentConfig, method: MethodSpec, seed: number): string {
   return path.join(methodFolder(resultsDir, config, method), `seed-${seed}.json`);
 }
-
 
 /** Writes JSON atomically: a temporary file beside the target, then a rename; a failed write leaves no temporary file behind (a full disk stays no fuller). */
 export function writeJsonAtomic(file: string, value: unknown): void {

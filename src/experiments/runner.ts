@@ -33,7 +33,6 @@ import { getScenario, isBuiltInScenario, type Scenario, type ScenarioInstance } 
 import type { ExperimentConfig, ExperimentResult, RecordingConfig, RunResult } from "./records";
 import { resultsRoot } from "../paths";
 
-
 /** Thrown by runExperiment with `cachedOnly` when some runs are not in the results folder; the message names them and what trains them. */
 export class MissingRunsError extends Error {
   override name = "MissingRunsError";
@@ -118,7 +117,6 @@ function checkScenario(config: ExperimentConfig): { scenario?: Scenario; problem
   return { scenario, problems: scenario.optionProblems(options).map((p) => `scenarioOptions: ${p}`) };
 }
 
-
 function recordingProblems(record: RecordingConfig, methods: MethodSpec[]): string[] {
   if (!record || typeof record !== "object") {
     return ['record must be an object such as { weights: ["fc2/kernel"], trajectories: ["target alone"], phases: true }'];
@@ -148,7 +146,6 @@ function estimateRuns(estimate: CostEstimate, config: ExperimentConfig, plan: Pl
   return addToEstimate(estimate, config, plan, (method) => methodFolder(resultsDir, config, method));
 }
 
-
 /**
  * What running `configs` now will cost (src/experiments/cost.ts): saved runs, runs to train and
  * their estimated time from the recorded times of earlier runs. Reads files only; trains nothing.
@@ -159,10 +156,6 @@ export function costOf(configs: ExperimentConfig | ExperimentConfig[], options: 
   for (const config of Array.isArray(configs) ? configs : [configs]) estimateRuns(estimate, config, planRuns(config, resultsDir, { quiet: true }), resultsDir);
   return estimate;
 }
-
-
-
-
 
 /** Set by the first SIGINT/SIGTERM while an experiment runs: the current run checkpoints at the end of its current step. */
 let stopRequested = false;
@@ -260,7 +253,6 @@ async function preflight(config: ExperimentConfig, scenario: Scenario, methods: 
   }
   if (problems.length) throw new Error(`invalid experiment '${config.name}' (checked before any training; nothing was run):\n  - ${problems.join("\n  - ")}`);
 }
-
 
 /** One (method, seed) of the experiment as planned: its result file, configuration hash and cached result (if reused). */
 interface RunPlan extends PlannedRun {

@@ -30,7 +30,7 @@ function attentionMaps(trainer: MergeNetTrainer, instance: ScenarioInstance): Re
   const trace = adapter.inspect(source, target);
   const maps: Record<string, number[][]> = {};
   for (const [block, map] of Object.entries(trace.attention[0])) {
-    if (map) maps[block] = (map.arraySync() as number[][]).map((row) => row.map((v) => Math.round(v * 1e4) / 1e4));
+    if (map) maps[block] = (map.arraySync() as number[][]).map((row) => row.map(round4));
   }
   tf.dispose([source, target, trace]);
   return maps;
