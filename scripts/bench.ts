@@ -27,6 +27,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { initBackend, tf } from "../src/backend/index";
+import { meterNativeOps, type NativeOpMeter } from "../src/backend/op-meter";
 import { AdamW } from "../src/core/adamw";
 import { ParameterAdapter } from "../src/core/adapter/parameter-adapter";
 import { truncatedSvd } from "../src/core/lowrank";
@@ -81,6 +82,23 @@ const loadAverage = (): number[] => os.loadavg().map((x) => round(x, 2));
 
 const WARMUP_BATCHES = 20;
 const STEPS_PER_EPOCH = Math.ceil(BENCH_SAMPLES / BENCH_BATCH);
+/** Global steps metered for native ops after the timed epochs (a whole number of MergeNet cycles). */
+const METERED_STEPS = 20;
+/** Op names listed per metered call. */
+const TOP_OPS = 8;
+
+/**
+ * What meterNativeOps saw, per `per` calls: native ops, the ms inside them, and the top op
+ * names by time. Undefined on a backend without native ops.
+ */
+function nativeOpsPer(ops: NativeOpMeter | undefined, per: number) {
+  if (!ops) return undefined;
+  return {
+    ops: round(ops.count / per, 1),
+    ms: round(ops.ms / per, 3),
+    top: ops.byOp.slice(0, TOP_OPS).map((s) => ({ op: s.op, ops: round(s.count / per, 2), ms: round(s.ms / per, 3) })),
+  };
+}
 
 async function benchMode(mode: BenchMode, repeats: number) {
   const work = await benchWorkload(mode, 0);
@@ -98,6 +116,10 @@ async function benchMode(mode: BenchMode, repeats: number) {
   const profile = trainer.profile() ?? {};
   const steps = repeats * STEPS_PER_EPOCH;
   const tensorsAfter = tf.memory().numTensors;
+  // Apart from the timed epochs (the meter's clock costs about a microsecond per op).
+  const metered = await meterNativeOps(() => {
+    for (let i = 0; i < METERED_STEPS; i++) trainer.trainStep();
+  });
   work.dispose();
   const epoch = median(epochs);
   return {
@@ -111,6 +133,8 @@ async function benchMode(mode: BenchMode, repeats: number) {
     calls_per_step: Object.fromEntries(Object.entries(profile).map(([k, v]) => [k, round(v.calls / steps, 3)])),
     tensors_before: tensorsBefore,
     tensors_after: tensorsAfter,
+    // Native TensorFlow ops per global step (src/backend/op-meter.ts), over METERED_STEPS steps.
+    native_per_step: nativeOpsPer(metered.ops, METERED_STEPS),
     load_average: loadAverage(),
   };
 }
@@ -155,6 +179,9 @@ async function benchAdapter(source: [number, number], target: [number, number], 
   const kernels = async (fn: () => void): Promise<number> => (await tf.profile(fn)).kernels.filter((k) => k.name !== "unnamed scope").length;
   const forwardKernels = repeats > 1 ? await kernels(forward) : undefined;
   const updateKernels = repeats > 1 ? await kernels(backward) : undefined;
+  // The native TensorFlow ops behind them (fewer: some tfjs kernels run none).
+  const forwardNative = repeats > 1 ? (await meterNativeOps(forward)).ops : undefined;
+  const updateNative = repeats > 1 ? (await meterNativeOps(backward)).ops : undefined;
   const parameters = vars.reduce((n, v) => n + v.size, 0);
   tf.dispose([s, t, cotangent]);
   optimizer.dispose();
@@ -169,6 +196,8 @@ async function benchAdapter(source: [number, number], target: [number, number], 
     forward_backward_adamw_ms: updateMs,
     forward_kernels: forwardKernels,
     forward_backward_adamw_kernels: updateKernels,
+    forward_native: nativeOpsPer(forwardNative, 1),
+    forward_backward_adamw_native: nativeOpsPer(updateNative, 1),
     peak_rss_mb: peakRssMb(),
   };
 }
@@ -258,12 +287,15 @@ async function main(): Promise<void> {
     `  mergenet / pair: ${result.mergenet_over_pair}`,
     "  ms per step:",
     ...BENCH_MODES.map((m) => `    ${m.padEnd(13)} ${phases(m)}`),
+    `  native TensorFlow ops per step (${METERED_STEPS} steps metered apart from the timing; ms inside TensorFlow; top ops by time):`,
+    ...BENCH_MODES.map((m) => `    ${m.padEnd(13)} ${nativeText(modes[m].native_per_step)}`),
     `  peak RSS (bench-mnist): ${result.peak_rss_mb} MB; live tensors ${tensorsAtStart} before the modes, ${tensorsAtEnd} after`,
     "adapter alone (training forward; forward on the tape + backward + AdamW):",
     ...adapter.map(
       (a) =>
         `  ${a.source} -> ${a.target}: ${a.forward_ms} ms; ${a.forward_backward_adamw_ms} ms` +
         (a.forward_kernels === undefined ? "" : ` (${a.forward_kernels}; ${a.forward_backward_adamw_kernels} ops)`) +
+        (a.forward_native && a.forward_backward_adamw_native ? ` (native ${a.forward_native.ops}; ${a.forward_backward_adamw_native.ops})` : "") +
         ` [${a.parameters} parameters, ${a.runs} run(s), peak RSS ${a.peak_rss_mb} MB]`,
     ),
     "truncated SVD (rank 32):",
@@ -277,6 +309,12 @@ async function main(): Promise<void> {
     `load average at end ${result.load_average_end.join(" ")}; written to ${args.out}`,
   ];
   process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+/** "N ops, M ms: op n×/ms, ..." for one metered entry. */
+function nativeText(n: ReturnType<typeof nativeOpsPer>): string {
+  if (!n) return "not metered (no native backend)";
+  return `${n.ops} ops, ${n.ms} ms: ${n.top.map((t) => `${t.op} ${t.ops}x/${t.ms}`).join(", ")}`;
 }
 
 main().catch((err) => {
