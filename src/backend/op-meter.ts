@@ -34,10 +34,9 @@ export interface NativeOpMeter {
 
 type Execute = (...args: unknown[]) => unknown;
 
-interface NativeEntryPoints {
-  executeSingleOutput: Execute;
-  executeMultipleOutputs: Execute;
-}
+/** tfjs-node's two entry points into TensorFlow: every native op goes through one of them. */
+const ENTRY_POINTS = ["executeSingleOutput", "executeMultipleOutputs"] as const;
+type NativeEntryPoints = Record<(typeof ENTRY_POINTS)[number], Execute>;
 
 let metering = false;
 
@@ -49,14 +48,13 @@ let metering = false;
  */
 export async function meterNativeOps<T>(fn: () => T | Promise<T>): Promise<{ result: T; ops: NativeOpMeter | undefined }> {
   const backend = tf.backend() as unknown as Partial<NativeEntryPoints>;
-  if (!tf.getBackend().startsWith("tensorflow") || typeof backend.executeSingleOutput !== "function" || typeof backend.executeMultipleOutputs !== "function") {
+  if (!tf.getBackend().startsWith("tensorflow") || ENTRY_POINTS.some((key) => typeof backend[key] !== "function")) {
     return { result: await fn(), ops: undefined };
   }
   if (metering) throw new Error("meterNativeOps: already metering a call; meter the outer call only");
   const native = backend as NativeEntryPoints;
-  const stock = { single: native.executeSingleOutput, multiple: native.executeMultipleOutputs };
-  const own = (key: keyof NativeEntryPoints): boolean => Object.prototype.hasOwnProperty.call(native, key);
-  const ownBefore = { single: own("executeSingleOutput"), multiple: own("executeMultipleOutputs") };
+  // What each entry point was: the class's method (no own property) or an own one.
+  const saved = ENTRY_POINTS.map((key) => ({ key, original: native[key], own: Object.prototype.hasOwnProperty.call(native, key) }));
   const shares = new Map<string, NativeOpShare>();
   const wrap = (original: Execute): Execute =>
     function (this: unknown, ...args: unknown[]) {
@@ -73,18 +71,16 @@ export async function meterNativeOps<T>(fn: () => T | Promise<T>): Promise<{ res
       }
     };
   metering = true;
-  native.executeSingleOutput = wrap(stock.single);
-  native.executeMultipleOutputs = wrap(stock.multiple);
+  for (const { key, original } of saved) native[key] = wrap(original);
   try {
     const result = await fn();
     const byOp = [...shares.values()].sort((a, b) => b.ms - a.ms);
     return { result, ops: { count: byOp.reduce((n, s) => n + s.count, 0), ms: byOp.reduce((t, s) => t + s.ms, 0), byOp } };
   } finally {
-    // Back to exactly what was there: the class's methods (no own property) or an own one.
-    if (ownBefore.single) native.executeSingleOutput = stock.single;
-    else delete (native as Partial<NativeEntryPoints>).executeSingleOutput;
-    if (ownBefore.multiple) native.executeMultipleOutputs = stock.multiple;
-    else delete (native as Partial<NativeEntryPoints>).executeMultipleOutputs;
+    for (const { key, original, own } of saved) {
+      if (own) native[key] = original;
+      else delete (native as Partial<NativeEntryPoints>)[key];
+    }
     metering = false;
   }
 }
