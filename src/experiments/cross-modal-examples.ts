@@ -133,11 +133,12 @@ async function trainAndPredict(method: MethodSpec, options: PredictionComparison
     const reason = methodNotApplicable(method, instance);
     if (reason) throw new Error(`${method.name}: ${reason}`);
     if (method.pretrainSourceEpochs) {
-      const pre = new IndependentTrainer(undefined, instance.source);
+      const pre = new IndependentTrainer(undefined, { ...instance.source, evaluate: undefined }); // only its weights are kept
       await pre.fit(method.pretrainSourceEpochs);
       pre.dispose();
     }
     trainer = makeTrainer(method, instance);
+    trainer.evaluateSourceAt = () => false; // only the target's predictions are kept
     await trainer.fit(options.epochs);
     return tf.tidy(() => tf.argMax(instance.target.model.predict(testX) as tf.Tensor, -1).dataSync() as Int32Array); // [test rows, classes] -> [test rows]
   } finally {

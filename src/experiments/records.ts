@@ -47,6 +47,11 @@ export interface RunResult {
   /** Set when the method does not apply to the scenario: the reason, in words; nothing was trained. */
   notApplicable?: string;
   metric: string;
+  /**
+   * One record per epoch. The source's metrics are in the last epoch's only (`{}` before it):
+   * results read no other, and evaluating the source every epoch cost up to 40 % of a run.
+   * Result files written before this rule hold them at every epoch (the same values).
+   */
   epochs: EpochRecord[];
   /** The target's training loss, one value per step. */
   targetLoss: number[];

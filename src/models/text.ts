@@ -20,7 +20,7 @@
  */
 import { tf } from "../backend/index";
 import { dense as plainDense } from "./dense";
-import { declareLabels } from "../core/losses";
+import { declareLabels, EVAL_PREDICT_BATCH } from "../core/losses";
 import { MaskedAttention, MaskedMaxPool, MaskedMeanPool, MaskPadding } from "./text-layers";
 import { LayerNorm, PositionEmbedding, weightSeed } from "./vit-layers";
 
@@ -276,7 +276,7 @@ export function tokenAccuracyEvaluator(
     let count = 0;
     for (let start = 0; start < n; start += batchSize) {
       const size = Math.min(batchSize, n - start);
-      const counts = tf.tidy(() => tf.stack(tokenCounts(model.predict(x.slice(start, size)) as tf.Tensor, y.slice(start, size))));
+      const counts = tf.tidy(() => tf.stack(tokenCounts(model.predict(x.slice(start, size), { batchSize: EVAL_PREDICT_BATCH }) as tf.Tensor, y.slice(start, size))));
       const [c, total] = await counts.data();
       counts.dispose();
       correct += c;
