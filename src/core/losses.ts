@@ -37,7 +37,7 @@ export function accuracy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
  * models: the same output bits at 32, 64, 100, 250 and 1000 rows, with one TensorFlow thread and
  * with the default; the small ViT's forward over 1,000 test images 195 → 111 ms, the MLP's
  * 16 → 9 ms, the CNN's unchanged (its convolutions are arithmetic-bound; 1,000 rows was slower).
- * `test/losses.test.ts` checks the bits on every model family the scenarios evaluate.
+ * `test/evaluation.test.ts` checks the bits on every model family the scenarios evaluate.
  */
 export const EVAL_PREDICT_BATCH = 250;
 
