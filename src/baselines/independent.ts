@@ -14,10 +14,21 @@ export class IndependentTrainer extends JointLoop {
     super(source, target, opts);
   }
 
+  /** Side by side, nothing passes between the models: the source's training is its own. */
+  protected override sourceTrainsAlone(): boolean {
+    return true;
+  }
+
   protected stepOnce(): StepLosses {
     let sourceLoss: tf.Scalar | undefined;
     const source = this.source;
-    if (source && !source.frozen) sourceLoss = this.timed("source_step", () => stepSide(source.spec, source.weightDecay));
+    if (source && !source.frozen) {
+      sourceLoss = this.replayedSourceStep();
+      if (!sourceLoss) {
+        sourceLoss = this.timed("source_step", () => stepSide(source.spec, source.weightDecay));
+        this.sourceStepped();
+      }
+    }
     return { source: sourceLoss, target: this.timed("target_step", () => stepSide(this.target.spec, this.target.weightDecay)) };
   }
 }

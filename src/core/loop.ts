@@ -8,6 +8,7 @@ import { tf } from "../backend/index";
 import type { BatchStream } from "./batch-stream";
 import { readCheckpoint, writeCheckpoint } from "./checkpoint";
 import { labelsOf, type LossFn } from "./losses";
+import { TrajectoryPlayer, TrajectoryRecorder, type SourceTrajectory } from "./source-trajectory";
 
 /** One model in a joint run. */
 export interface ModelSide {
@@ -109,10 +110,20 @@ interface LoopMeta {
   weights: Record<string, { name: string; shape: number[] }[]>;
   optimizerWeights: Record<string, number>;
   extra: unknown;
+  /** The source followed a recorded trajectory: its stream and optimiser did not move. */
+  sourceReplayed?: boolean;
 }
 
 /** Steps between two reads of the accumulated losses (one device sync each). */
 const FLUSH_EVERY = 50;
+
+/** Thrown where a run that replays its source cannot go on doing so (train it without replay). */
+export class SourceReplayInvalid extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SourceReplayInvalid";
+  }
+}
 
 /**
  * Thrown by trainEpoch when `stopWhen` asks to stop: the trainer stands at a step boundary
@@ -155,6 +166,10 @@ export abstract class JointLoop {
   /** The last state known to be finite, kept in memory to recover from a divergence. */
   private goodState: { step: number; tensors: Map<string, tf.Tensor>; meta: LoopMeta } | undefined;
   private phaseTimes: Record<string, { ms: number; calls: number }> | undefined;
+  private sourceRecorder: TrajectoryRecorder | undefined;
+  private sourcePlayer: TrajectoryPlayer | undefined;
+  /** Set when a recording can no longer be trusted (the loop recovered from a divergence). */
+  private recordingSpoilt: string | undefined;
 
   protected constructor(source: ModelSide | undefined, target: ModelSide, opts: { freezeSource?: boolean } = {}) {
     if (source && source.model === target.model) throw new Error("source and target must be two different models");
@@ -197,6 +212,85 @@ export abstract class JointLoop {
     return undefined;
   }
 
+  /**
+   * Whether the source's training depends on nothing but the source (its model, optimiser and
+   * stream): true only for trainers in which nothing flows back into it. Needed to record or
+   * replay it (source-trajectory.ts). False by default.
+   */
+  protected sourceTrainsAlone(): boolean {
+    return false;
+  }
+
+  /** The source weights (originalNames) this trainer reads during training; none by default. */
+  protected sourceWeightsRead(): string[] {
+    return [];
+  }
+
+  /**
+   * The source weights (name, element count) a record must hold for this trainer to replay its
+   * source, or undefined where it cannot: no source, a frozen one, or one whose training
+   * depends on the target.
+   */
+  sourceReplayable(): { name: string; size: number }[] | undefined {
+    const source = this.source;
+    if (!source || source.frozen || !this.sourceTrainsAlone()) return undefined;
+    const byName = new Map(source.spec.model.weights.map((w) => [w.originalName, w]));
+    return this.sourceWeightsRead().map((name) => ({ name, size: (byName.get(name)?.shape ?? []).reduce((a: number, b) => a * Number(b), 1) }));
+  }
+
+  private checkTrajectoryUse(what: string): SideState {
+    const source = this.source;
+    if (!source) throw new Error(`${what}: this trainer has no source`);
+    if (source.frozen) throw new Error(`${what}: the source is frozen, so it does not train; there is nothing to record or replay`);
+    if (!this.sourceTrainsAlone()) {
+      throw new Error(`${what}: in a ${this.constructor.name} configured this way the source's training depends on the target (it receives transfers or reads the target's batches), so one run's source cannot stand for another's`);
+    }
+    if (this.sourceRecorder || this.sourcePlayer) throw new Error(`${what}: this trainer already records or replays its source`);
+    return source;
+  }
+
+  /**
+   * Records the source's trajectory from the first step on: the weights this trainer reads,
+   * after every source step. `sourceRecording()` returns it once training is done.
+   */
+  recordSource(): void {
+    const source = this.checkTrajectoryUse("recordSource");
+    if (this.step !== 0) throw new Error(`recordSource: call it before the first step (this trainer is at step ${this.step})`);
+    this.sourceRecorder = new TrajectoryRecorder(source.spec.model, this.sourceWeightsRead());
+  }
+
+  /** The recorded trajectory (after recordSource and training); undefined if it cannot be trusted. */
+  sourceRecording(): SourceTrajectory | undefined {
+    if (!this.sourceRecorder || this.recordingSpoilt) return undefined;
+    this.flush();
+    return this.sourceRecorder.finish(this.history.sourceLoss, this.history.epochs);
+  }
+
+  /**
+   * Replays a recorded source trajectory instead of training the source: at each step the
+   * recorded weights are written into the source model and the recorded loss is the source's;
+   * its metrics are the record's. The record must cover every weight this trainer reads.
+   */
+  replaySource(trajectory: SourceTrajectory): void {
+    const source = this.checkTrajectoryUse("replaySource");
+    const player = new TrajectoryPlayer(source.spec.model, trajectory);
+    const missing = this.sourceWeightsRead().filter((name) => !player.names.includes(name));
+    if (missing.length) {
+      throw new Error(`replaySource: this trainer reads the source's ${missing.join(", ")}, which the record does not hold (it holds ${player.names.join(", ")}); record a run that reads them`);
+    }
+    this.sourcePlayer = player;
+  }
+
+  /** For subclasses' source step: the replayed step's loss, or undefined when the source really steps. */
+  protected replayedSourceStep(): tf.Scalar | undefined {
+    return this.sourcePlayer?.step(this.step);
+  }
+
+  /** For subclasses, right after a real source step: records it where recording. */
+  protected sourceStepped(): void {
+    if (!this.recordingSpoilt) this.sourceRecorder?.stepped(this.step);
+  }
+
   private sides(): [string, SideState][] {
     return this.source ? [["source", this.source], ["target", this.target]] : [["target", this.target]];
   }
@@ -221,7 +315,7 @@ export abstract class JointLoop {
     const tensors: Record<string, tf.Tensor> = {};
     const meta: LoopMeta = {
       trainer: this.constructor.name, step: this.step, epochStartStep: this.epochStartStep, history: this.history,
-      streams: {}, weights: {}, optimizerWeights: {}, extra: null,
+      streams: {}, weights: {}, optimizerWeights: {}, extra: null, sourceReplayed: this.sourcePlayer !== undefined || undefined,
     };
     const owned: tf.Tensor[] = [];
     for (const [label, side] of this.sides()) {
@@ -258,6 +352,9 @@ export abstract class JointLoop {
         throw new Error(`${where} holds a different ${label} model (its weights: ${weights}); build the same model to resume`);
       }
     }
+    if (rewind && meta.sourceReplayed && !this.sourcePlayer) {
+      throw new Error(`${where} comes from a run that replayed its source's recorded trajectory (its source did not train); resume it with the same record (replaySource) or start over`);
+    }
     this.restoreExtraState(tensors, meta.extra);
     for (const [label, side] of this.sides()) {
       side.spec.model.weights.forEach((w, i) => w.write(tensors.get(`${label}.weight.${i}`)!));
@@ -267,6 +364,7 @@ export abstract class JointLoop {
       if (rewind) side.spec.data.seek(meta.streams[label]);
     }
     if (!rewind) return;
+    if (this.sourceRecorder) this.recordingSpoilt = "the run resumed from a checkpoint";
     this.flush();
     this.history.sourceLoss.splice(0, Infinity, ...meta.history.sourceLoss);
     this.history.targetLoss.splice(0, Infinity, ...meta.history.targetLoss);
@@ -355,6 +453,12 @@ export abstract class JointLoop {
           "Lower the learning rates, the adapter's first, or use the interp write-back; saveCheckpoint keeps a state to come back to.",
       );
     }
+    if (this.sourcePlayer) {
+      // A trained source would go back to the good state with the rest and then see other batches: the record no longer applies.
+      throw new SourceReplayInvalid(`${what} became NaN or infinite at step ${badStep} of a run that replays its source; ` +
+          "a recovery would rewind the source, which the record cannot follow: train this run without replay");
+    }
+    if (this.sourceRecorder) this.recordingSpoilt = `the run recovered from a divergence at step ${badStep}`;
     const memo = this.divergenceMemo();
     await this.applyState(good.tensors, good.meta, "the last good state", false);
     const action = this.afterDivergence(memo);
@@ -449,8 +553,9 @@ export abstract class JointLoop {
   }
 
   /** The source's metrics; a frozen source never changes, so it is evaluated once. */
-  private async evaluateSource(): Promise<Record<string, number>> {
+  private async evaluateSource(epoch: number): Promise<Record<string, number>> {
     const source = this.source;
+    if (this.sourcePlayer && source?.spec.evaluate) return this.sourcePlayer.metrics(epoch); // only the read weights follow the record
     if (!source?.spec.evaluate) return {};
     if (source.frozen && this.frozenSourceMetrics) return { ...this.frozenSourceMetrics };
     const metrics = await source.spec.evaluate(source.spec.model);
@@ -494,7 +599,7 @@ export abstract class JointLoop {
       steps: this.step,
       sourceLoss: mean(this.history.sourceLoss),
       targetLoss: mean(this.history.targetLoss),
-      source: this.evaluateSourceAt?.(epoch) === false ? {} : await this.evaluateSource(),
+      source: this.evaluateSourceAt?.(epoch) === false ? {} : await this.evaluateSource(epoch),
       target: this.target.spec.evaluate ? await this.target.spec.evaluate(this.target.spec.model) : {},
       gates: this.gates(),
       seconds: (Date.now() - started) / 1000,

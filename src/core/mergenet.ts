@@ -352,6 +352,17 @@ export class MergeNetTrainer extends JointLoop {
     return { pairIndex, direction, receiver, form, rank, sourceRefs, targetRefs, adapters, writebacks, variables, optimizer };
   }
 
+  /** One-way (every link writes into the target): nothing flows back into the source. */
+  protected override sourceTrainsAlone(): boolean {
+    return this.links.every((link) => link.receiver === "target");
+  }
+
+  /** The source weights the links read: the adapters' inputs (and the controls' statistics). */
+  protected override sourceWeightsRead(): string[] {
+    const names = this.links.filter((link) => link.direction === "forward").flatMap((link) => link.sourceRefs.map((ref) => ref.name));
+    return [...new Set(names)];
+  }
+
   /** All adapters (for plots and inspection). */
   get adapters(): ParameterAdapter[] {
     return this.links.flatMap((l) => l.adapters);
@@ -407,10 +418,15 @@ export class MergeNetTrainer extends JointLoop {
   private stepSide(side: SideName, pending: PendingTransfer[]): StepResult | undefined {
     const state = side === "source" ? this.requireSource() : this.target;
     if (state.frozen) return undefined;
+    if (side === "source") {
+      const replayed = this.replayedSourceStep();
+      if (replayed) return { loss: tf.keep(replayed), kept: {} };
+    }
     const batch = state.spec.data.next();
     const keep = this.keepSet(pending, side);
     const r = this.timed(`${side}_step`, () => trainStep({ ...state.spec, weightDecay: state.weightDecay }, batch.x, batch.y, keep));
     tf.dispose([batch.x, batch.y]);
+    if (side === "source") this.sourceStepped();
     // Kept: inside the adapter's gradient call these would otherwise die with its scope.
     tf.keep(r.loss);
     Object.values(r.kept).forEach((g) => tf.keep(g));

@@ -9,7 +9,7 @@ import * as fs from "fs";
 import { backendInfo, tf } from "../backend/index";
 import { logger } from "../log";
 import { IndependentTrainer } from "../baselines/independent";
-import { TrainingStopped, type EpochRecord, type JointLoop } from "../core/loop";
+import { SourceReplayInvalid, TrainingStopped, type EpochRecord, type JointLoop } from "../core/loop";
 import { MergeNetTrainer } from "../core/mergenet";
 import { paramRef, readMatrix } from "../core/params";
 import { attentionRelativeEntropy } from "../core/diagnostics";
@@ -17,6 +17,7 @@ import { checkpointExists } from "../core/checkpoint";
 import { WeightRecorder } from "./recorder";
 import { makeTrainer, methodNotApplicable, type MethodSpec } from "./methods";
 import { checkpointDir, recordingPlan, RUNNER_VERSION } from "./run-files";
+import { loadTrajectory, replayPlan, saveTrajectory } from "./source-replay";
 import type { Scenario, ScenarioInstance } from "./scenario";
 import type { AdapterDiagnostics, ExperimentConfig, RunResult, WeightRecord } from "./records";
 
@@ -88,6 +89,16 @@ export interface RunHooks {
  * result; writes no result file. Runs in the runner's process or in a worker's.
  */
 export async function trainOne(scenario: Scenario, job: RunJob, hooks: RunHooks): Promise<RunResult> {
+  try {
+    return await trainOnce(scenario, job, hooks, true);
+  } catch (err) {
+    if (!(err instanceof SourceReplayInvalid)) throw err;
+    logger.warn(`${job.method.name} seed ${job.seed}: ${err.message}; training it again with its source`);
+    return await trainOnce(scenario, job, hooks, false);
+  }
+}
+
+async function trainOnce(scenario: Scenario, job: RunJob, hooks: RunHooks, replayAllowed: boolean): Promise<RunResult> {
   const { config, method, seed, configHash, resultsDir } = job;
   const started = Date.now();
   const stopped = hooks.stopped ?? ((): boolean => false);
@@ -107,11 +118,16 @@ export async function trainOne(scenario: Scenario, job: RunJob, hooks: RunHooks)
   try {
     trainer = makeTrainer(method, instance);
     const plan = recordingPlan(config, method, seed);
+    // Source replay (source-replay.ts): not for runs that time their own phases (a replayed source costs nothing).
+    const replay = replayAllowed && !plan?.phases ? replayPlan(resultsDir, config, method, seed, trainer, instance.target.data.batchesPerEpoch) : undefined;
+    const record = replay && loadTrajectory(replay);
+    if (record) trainer.replaySource(record);
     // Runs that record weights along training restart from scratch when interrupted; the others
     // checkpoint at an epoch's end on SIGINT/SIGTERM and resume from there.
     const resumable = !plan;
     const ckpt = checkpointDir(resultsDir, config, method, seed, configHash);
     await resumeOrStart(trainer, method, seed, instance, resumable ? ckpt : undefined, stopped);
+    if (replay && !record && trainer.steps === 0) trainer.recordSource();
     const recorder = new WeightRecorder(instance.target.model, plan?.weights ?? [], plan?.trajectory ?? false);
     if (plan?.phases) trainer.startProfiling();
     const running = trainer;
@@ -126,15 +142,16 @@ export async function trainOne(scenario: Scenario, job: RunJob, hooks: RunHooks)
     // every epoch cost up to 40 % of a run (docs/PERFORMANCE.md). Training is unchanged.
     trainer.evaluateSourceAt = (epoch) => epoch === config.epochs - 1;
     while (trainer.history.epochs.length < config.epochs) {
-      let record: EpochRecord;
+      let epochRecord: EpochRecord;
       try {
-        record = await trainer.trainEpoch();
+        epochRecord = await trainer.trainEpoch();
       } catch (err) {
         if (err instanceof TrainingStopped) await interrupt();
+        if (err instanceof SourceReplayInvalid) fs.rmSync(ckpt, { recursive: true, force: true }); // its source did not train
         throw err;
       }
       recorder.epochEnded();
-      hooks.epoch(record, config.epochs);
+      hooks.epoch(epochRecord, config.epochs);
       if (stopped() && trainer.history.epochs.length < config.epochs) await interrupt();
     }
     // A non-finite loss that the trainer did not recover from (and record) is an error.
@@ -145,6 +162,8 @@ export async function trainOne(scenario: Scenario, job: RunJob, hooks: RunHooks)
       }
     }
     const weights = recorder.finish();
+    const recorded = replay && !record ? trainer.sourceRecording() : undefined;
+    if (replay && recorded) saveTrajectory(replay, recorded);
     return runResult(base, started, trainer, instance, seed === config.seeds[0], weights, plan?.phases ?? false);
   } finally {
     trainer?.dispose();
