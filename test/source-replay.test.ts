@@ -68,6 +68,27 @@ describe("source replay in the runner", () => {
     expect(files).toEqual(["classifier_kernel.f32", "fc1_kernel.f32", "meta.json"]);
   });
 
+  it("a record that cannot be written is named, and the runs keep their results", async () => {
+    const dir = scratch();
+    fs.writeFileSync(path.join(dir, "source-trajectories"), "a file where the records' folder goes");
+    const config = { ...experiment(), seeds: [0], methods: experiment().methods.slice(0, 2) };
+    const warnings: string[] = [];
+    const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+      warnings.push(String(chunk));
+      return true;
+    });
+    try {
+      await runExperiment(config, { resultsDir: dir, progress: false, workers: 1 });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(warnings.join("\n")).toMatch(/source trajectory .* not saved \(/);
+    const trained = scratch();
+    process.env.MERGENET_SOURCE_REPLAY = "0";
+    await runExperiment(config, { resultsDir: trained, progress: false, workers: 1 });
+    expectSameResultFiles(trained, dir, 2);
+  });
+
   it("a damaged record is named, and the run trains its source with the same result", async () => {
     const first = scratch();
     const config = { ...experiment(), seeds: [0], methods: experiment().methods.slice(0, 2) };

@@ -163,7 +163,14 @@ async function trainOnce(scenario: Scenario, job: RunJob, hooks: RunHooks, repla
     }
     const weights = recorder.finish();
     const recorded = replay && !record ? trainer.sourceRecording() : undefined;
-    if (replay && recorded) saveTrajectory(replay, recorded);
+    if (replay && recorded) {
+      try {
+        saveTrajectory(replay, recorded);
+      } catch (err) {
+        // The run itself is done: a record that cannot be written costs later runs time, not this one its result.
+        logger.warn(`source trajectory ${replay.dir} not saved (${(err as Error).message.split("\n")[0]}); later runs of seed ${seed} train their source`);
+      }
+    }
     return runResult(base, started, trainer, instance, seed === config.seeds[0], weights, plan?.phases ?? false);
   } finally {
     trainer?.dispose();
