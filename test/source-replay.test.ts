@@ -51,6 +51,21 @@ const records = (dir: string): string[] => {
   return fs.existsSync(root) ? fs.readdirSync(root).sort() : [];
 };
 
+/** What `fn` writes to stderr (the logger's warnings), kept from the test output. */
+async function warningsOf(fn: () => Promise<unknown>): Promise<string> {
+  const warnings: string[] = [];
+  const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+    warnings.push(String(chunk));
+    return true;
+  });
+  try {
+    await fn();
+  } finally {
+    spy.mockRestore();
+  }
+  return warnings.join("\n");
+}
+
 describe("source replay in the runner", () => {
   it("gives the result files of training every source, recording one trajectory per seed", async () => {
     const trained = scratch();
@@ -72,17 +87,8 @@ describe("source replay in the runner", () => {
     const dir = scratch();
     fs.writeFileSync(path.join(dir, "source-trajectories"), "a file where the records' folder goes");
     const config = { ...experiment(), seeds: [0], methods: experiment().methods.slice(0, 2) };
-    const warnings: string[] = [];
-    const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
-      warnings.push(String(chunk));
-      return true;
-    });
-    try {
-      await runExperiment(config, { resultsDir: dir, progress: false, workers: 1 });
-    } finally {
-      spy.mockRestore();
-    }
-    expect(warnings.join("\n")).toMatch(/source trajectory .* not saved \(/);
+    const warnings = await warningsOf(() => runExperiment(config, { resultsDir: dir, progress: false, workers: 1 }));
+    expect(warnings).toMatch(/source trajectory .* not saved \(/);
     const trained = scratch();
     process.env.MERGENET_SOURCE_REPLAY = "0";
     await runExperiment(config, { resultsDir: trained, progress: false, workers: 1 });
@@ -97,17 +103,8 @@ describe("source replay in the runner", () => {
     const weightFile = path.join(first, "source-trajectories", kept, "classifier_kernel.f32");
     fs.writeFileSync(weightFile, Buffer.alloc(12));
     fs.rmSync(path.join(first, "runs", "replay-test", "mergenet"), { recursive: true, force: true });
-    const warnings: string[] = [];
-    const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
-      warnings.push(String(chunk));
-      return true;
-    });
-    try {
-      await runExperiment(config, { resultsDir: first, progress: false, workers: 1 });
-    } finally {
-      spy.mockRestore();
-    }
-    expect(warnings.join("\n")).toMatch(/source trajectory .* cannot be used \(.*classifier_kernel\.f32 holds 12 bytes/);
+    const warnings = await warningsOf(() => runExperiment(config, { resultsDir: first, progress: false, workers: 1 }));
+    expect(warnings).toMatch(/source trajectory .* cannot be used \(.*classifier_kernel\.f32 holds 12 bytes/);
     const again = scratch();
     process.env.MERGENET_SOURCE_REPLAY = "0";
     await runExperiment(config, { resultsDir: again, progress: false, workers: 1 });
