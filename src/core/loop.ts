@@ -8,7 +8,7 @@ import { tf } from "../backend/index";
 import type { BatchStream } from "./batch-stream";
 import { readCheckpoint, writeCheckpoint } from "./checkpoint";
 import { labelsOf, type LossFn } from "./losses";
-import { TrajectoryPlayer, TrajectoryRecorder, type SourceTrajectory } from "./source-trajectory";
+import { TrajectoryPlayer, TrajectoryRecorder, weightsByName, type SourceTrajectory } from "./source-trajectory";
 
 /** One model in a joint run. */
 export interface ModelSide {
@@ -234,8 +234,8 @@ export abstract class JointLoop {
   sourceReplayable(): { name: string; size: number }[] | undefined {
     const source = this.source;
     if (!source || source.frozen || !this.sourceTrainsAlone()) return undefined;
-    const byName = new Map(source.spec.model.weights.map((w) => [w.originalName, w]));
-    return this.sourceWeightsRead().map((name) => ({ name, size: (byName.get(name)?.shape ?? []).reduce((a: number, b) => a * Number(b), 1) }));
+    const names = this.sourceWeightsRead();
+    return weightsByName(source.spec.model, names, "sourceReplayable").map((w, i) => ({ name: names[i], size: w.shape.reduce((a: number, b) => a * Number(b), 1) }));
   }
 
   private checkTrajectoryUse(what: string): SideState {

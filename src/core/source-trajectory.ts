@@ -26,12 +26,8 @@ export interface SourceTrajectory {
   metrics: Record<number, Record<string, number>>;
 }
 
-/** Number of source steps a trajectory covers. */
-export function trajectorySteps(t: SourceTrajectory): number {
-  return t.losses.length;
-}
-
-function weightsByName(model: tf.LayersModel, names: string[], what: string): tf.LayerVariable[] {
+/** The model's weights of these `originalName`s, in order; an error naming the model's weights where one is missing. */
+export function weightsByName(model: tf.LayersModel, names: string[], what: string): tf.LayerVariable[] {
   const all = new Map(model.weights.map((w) => [w.originalName, w]));
   return names.map((name) => {
     const w = all.get(name);
@@ -59,7 +55,6 @@ export class TrajectoryRecorder {
     this.steps += 1;
   }
 
-  /** Back to `steps` recorded steps (the loop rewound to its last good state). */
   /** The record, given the loop's per-step source losses and its epoch records. */
   finish(losses: number[], epochs: { epoch: number; source: Record<string, number> }[]): SourceTrajectory {
     const steps = this.steps;

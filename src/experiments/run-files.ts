@@ -66,12 +66,17 @@ export function runFile(resultsDir: string, config: ExperimentConfig, method: Me
   return path.join(methodFolder(resultsDir, config, method), `seed-${seed}.json`);
 }
 
-/** Writes JSON atomically: a temporary file beside the target, then a rename; a failed write leaves no temporary file behind (a full disk stays no fuller). */
+/** Writes JSON atomically (writeFileAtomic). */
 export function writeJsonAtomic(file: string, value: unknown): void {
+  writeFileAtomic(file, `${JSON.stringify(value)}\n`);
+}
+
+/** Writes a file atomically: a temporary file beside the target, then a rename; a failed write leaves no temporary file behind (a full disk stays no fuller). */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
   try {
-    fs.writeFileSync(tmp, `${JSON.stringify(value)}\n`);
+    fs.writeFileSync(tmp, data);
     fs.renameSync(tmp, file);
   } catch (err) {
     fs.rmSync(tmp, { force: true });

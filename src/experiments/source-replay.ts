@@ -22,7 +22,7 @@ import type { SourceTrajectory } from "../core/source-trajectory";
 import { logger } from "../log";
 import type { MethodSpec } from "./methods";
 import type { ExperimentConfig } from "./records";
-import { RUNNER_VERSION, stableStringify, writeJsonAtomic } from "./run-files";
+import { RUNNER_VERSION, stableStringify, writeFileAtomic, writeJsonAtomic } from "./run-files";
 
 /** Largest record (recorded weights × steps, bytes) kept on disk; bigger sources just train. */
 export const MAX_RECORD_BYTES = 256 * 2 ** 20;
@@ -97,16 +97,12 @@ export function loadTrajectory(plan: ReplayPlan): SourceTrajectory | undefined {
 /** Stores a recorded trajectory (weights first, then the meta file that makes them visible; each write atomic). */
 export function saveTrajectory(plan: ReplayPlan, t: SourceTrajectory): void {
   if (t.losses.length !== plan.steps) return; // a shorter run (stopped early) is no record of the plan
-  fs.mkdirSync(plan.dir, { recursive: true });
   const shapes: Record<string, number[]> = {};
   t.weights.forEach((w, i) => {
     const size = w.shape.reduce((a, b) => a * b, 1);
     const all = new Float32Array(size * t.losses.length);
     t.values[i].forEach((v, k) => all.set(v, k * size));
-    const file = fileOf(plan.dir, w.name);
-    const tmp = `${file}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, Buffer.from(all.buffer, all.byteOffset, all.byteLength));
-    fs.renameSync(tmp, file);
+    writeFileAtomic(fileOf(plan.dir, w.name), new Uint8Array(all.buffer, all.byteOffset, all.byteLength));
     shapes[w.name] = w.shape;
   });
   const metaFile = path.join(plan.dir, "meta.json");
