@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { tf } from "../src/backend/index";
-import { DistillationTrainer, MutualLearningTrainer, softKl } from "../src/baselines/distillation";
+import { DistillationTrainer, MutualLearningTrainer, softKl, TeacherLogitMemo } from "../src/baselines/distillation";
 import type { Batch, PairedInput } from "../src/core/batch-stream";
 import { IndependentTrainer } from "../src/baselines/independent";
 import { SharingTrainer } from "../src/baselines/sharing";
@@ -73,6 +73,42 @@ describe("distillation baselines", () => {
     expect(kd.history.sourceLoss.every(Number.isNaN)).toBe(true);
     kd.dispose();
     alone.dispose();
+  });
+
+  it("KD's frozen teacher runs in the first epoch only, and the student follows the same path to the last bit", async () => {
+    const a = setup({ seed: 6 });
+    const b = setup({ seed: 6 });
+    const memo = new DistillationTrainer(a.source, a.target, { sharedLabels: true, freezeSource: true, alpha: 0.9 });
+    const every = new DistillationTrainer(b.source, b.target, { sharedLabels: true, freezeSource: true, alpha: 0.9 });
+    every.memoTeacher = false;
+    let calls = 0;
+    const predict = a.source.model.predict.bind(a.source.model);
+    a.source.model.predict = (...args) => (calls++, predict(...args));
+    await memo.fit(3);
+    await every.fit(3);
+    expect(calls).toBe(a.target.data.batchesPerEpoch); // epochs 2 and 3 read the memo
+    expect(weightsOf(a.target.model)).toEqual(weightsOf(b.target.model));
+    expect(memo.history.targetLoss).toEqual(every.history.targetLoss);
+    await expectNoTensorLeak(async () => { await memo.trainEpoch(); }, { warmup: 1, repeats: 2 });
+    memo.dispose();
+    every.dispose();
+  });
+
+  it("the teacher memo keys rows by their bytes and stops filling at its cap", () => {
+    const teacher = tinyMlp(3, [4], 2, 1);
+    const x = tf.tensor2d([[1, 2, 3], [4, 5, 6], [1, 2, 3]]);
+    const memo = new TeacherLogitMemo(4); // room for two rows of two logits
+    const first = memo.logits(teacher, x);
+    expect(memo.size).toBe(2); // the repeated row is one entry
+    const swapped = tf.tensor2d([[4, 5, 6], [1, 2, 3]]);
+    const again = memo.logits(teacher, swapped);
+    const rows = first.arraySync() as number[][];
+    expect(again.arraySync()).toEqual([rows[1], rows[0]]);
+    const unseen = tf.tensor2d([[7, 8, 9]]);
+    tf.dispose(memo.logits(teacher, unseen));
+    expect(memo.size).toBe(2); // full: predicted, not kept
+    tf.dispose([x, swapped, unseen, first, again]);
+    teacher.dispose();
   });
 
   it("DML trains both models, with no tensor leak", async () => {

@@ -5,13 +5,14 @@
  * target, or is pre-trained, never replay.
  */
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { runExperiment } from "../src/experiments/runner";
 import type { ExperimentConfig } from "../src/experiments/records";
 import { expectSameResultFiles, TINY_PAIR } from "./helpers/run-files";
 import { registerTinyScenario } from "./helpers/tiny";
+import { warningsOf } from "./helpers/stderr";
+import { scratchDirs } from "./helpers/scratch";
 
 registerTinyScenario("replay-tiny");
 
@@ -35,36 +36,15 @@ function experiment(): ExperimentConfig {
   };
 }
 
-const dirs: string[] = [];
-function scratch(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "replay-runner-"));
-  dirs.push(dir);
-  return dir;
-}
+const { make: scratch } = scratchDirs("replay-runner-");
 afterEach(() => {
   delete process.env.MERGENET_SOURCE_REPLAY;
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 const records = (dir: string): string[] => {
   const root = path.join(dir, "source-trajectories");
   return fs.existsSync(root) ? fs.readdirSync(root).sort() : [];
 };
-
-/** What `fn` writes to stderr (the logger's warnings), kept from the test output. */
-async function warningsOf(fn: () => Promise<unknown>): Promise<string> {
-  const warnings: string[] = [];
-  const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
-    warnings.push(String(chunk));
-    return true;
-  });
-  try {
-    await fn();
-  } finally {
-    spy.mockRestore();
-  }
-  return warnings.join("\n");
-}
 
 describe("source replay in the runner", () => {
   it("gives the result files of training every source, recording one trajectory per seed", async () => {

@@ -16,6 +16,7 @@
  * source on that mapped input wherever they would have run it on the target's batch, and the
  * two models' input shapes may differ. The label spaces must still match.
  */
+import * as crypto from "crypto";
 import { tf } from "../backend/index";
 import { JointLoop, type ModelSide, type StepLosses } from "../core/loop";
 import { trainStep } from "../core/step";
@@ -116,7 +117,63 @@ abstract class DistillationBase extends JointLoop {
   }
 }
 
+/**
+ * A frozen teacher's logits per input row, computed once: a frozen teacher gives an item the same
+ * logits every epoch, so after the first epoch KD reads them from here instead of running the
+ * teacher again. Rows are known by their bytes (two equal rows share their logits). A batch with
+ * any row not seen yet is predicted whole, exactly as without the memo, and its rows are kept.
+ * The teacher's output for a row does not depend on the rows batched with it (test/evaluation.test.ts
+ * checks every model family), so the logits are the same to the last bit.
+ */
+export class TeacherLogitMemo {
+  private readonly rows = new Map<string, Float32Array>();
+  private rowShape: number[] | undefined;
+  private values = 0;
+
+  /** Logit values kept at most (64 MB): a stream that never repeats an input only fills it, and then stops. */
+  constructor(private readonly maxValues = 16 * 2 ** 20) {}
+
+  /** Rows kept. */
+  get size(): number {
+    return this.rows.size;
+  }
+
+  /** The teacher's logits for `input` [rows, ...], as `predict` gives them; the caller owns the tensor. */
+  logits(teacher: tf.LayersModel, input: tf.Tensor): tf.Tensor {
+    const count = input.shape[0];
+    const data = input.dataSync();
+    const width = data.length / count;
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const keys = Array.from({ length: count }, (_, r) =>
+      crypto.createHash("sha1").update(bytes.subarray(r * width * data.BYTES_PER_ELEMENT, (r + 1) * width * data.BYTES_PER_ELEMENT)).digest("base64"));
+    const known = keys.map((k) => this.rows.get(k));
+    if (this.rowShape && known.every((v) => v !== undefined)) {
+      const size = known[0]!.length;
+      const out = new Float32Array(count * size);
+      known.forEach((v, r) => out.set(v!, r * size));
+      return tf.tensor(out, [count, ...this.rowShape]);
+    }
+    const logits = tf.tidy(() => teacher.predict(input) as tf.Tensor); // [rows, ...output shape]
+    const values = logits.dataSync() as Float32Array;
+    const size = values.length / count;
+    this.rowShape = logits.shape.slice(1);
+    keys.forEach((k, r) => {
+      if (this.values + size > this.maxValues || this.rows.has(k)) return;
+      this.rows.set(k, values.slice(r * size, (r + 1) * size));
+      this.values += size;
+    });
+    return logits;
+  }
+}
+
 export class DistillationTrainer extends DistillationBase {
+  /**
+   * Frozen teachers' logits computed once per item (TeacherLogitMemo); set false to run the
+   * teacher on every batch (the same numbers, slower).
+   */
+  memoTeacher = true;
+  private readonly memo = new TeacherLogitMemo();
+
   constructor(source: ModelSide, target: ModelSide, config: Partial<DistillationConfig>) {
     super("logit distillation", source, target, config);
   }
@@ -126,7 +183,9 @@ export class DistillationTrainer extends DistillationBase {
     const sourceLoss = source.frozen ? undefined : stepSide(source.spec, source.weightDecay);
     const batch = this.target.spec.data.next();
     const teacherInput = sourceInputOf(this.config.pairedInput, batch);
-    const teacher = tf.tidy(() => source.spec.model.predict(teacherInput) as tf.Tensor); // [rows, classes]
+    const teacher = source.frozen && this.memoTeacher
+      ? this.memo.logits(source.spec.model, teacherInput)
+      : tf.tidy(() => source.spec.model.predict(teacherInput) as tf.Tensor); // [rows, classes]
     releaseSourceInput(teacherInput, batch);
     const r = trainStep({ ...withMimicry(this.target.spec, teacher, this.config), weightDecay: this.target.weightDecay }, batch.x, batch.y);
     tf.dispose([batch.x, batch.y, teacher]);

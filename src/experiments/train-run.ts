@@ -18,6 +18,7 @@ import { WeightRecorder } from "./recorder";
 import { makeTrainer, methodNotApplicable, type MethodSpec } from "./methods";
 import { checkpointDir, recordingPlan, RUNNER_VERSION } from "./run-files";
 import { loadTrajectory, replayPlan, saveTrajectory } from "./source-replay";
+import { pretrainedPlan, pretrainOnce } from "./pretrained-sources";
 import type { Scenario, ScenarioInstance } from "./scenario";
 import type { AdapterDiagnostics, ExperimentConfig, RunResult, WeightRecord } from "./records";
 
@@ -126,7 +127,7 @@ async function trainOnce(scenario: Scenario, job: RunJob, hooks: RunHooks, repla
     // checkpoint at an epoch's end on SIGINT/SIGTERM and resume from there.
     const resumable = !plan;
     const ckpt = checkpointDir(resultsDir, config, method, seed, configHash);
-    await resumeOrStart(trainer, method, seed, instance, resumable ? ckpt : undefined, stopped);
+    await resumeOrStart(trainer, job, instance, resumable ? ckpt : undefined, stopped);
     if (replay && !record && trainer.steps === 0) trainer.recordSource();
     const recorder = new WeightRecorder(instance.target.model, plan?.weights ?? [], plan?.trajectory ?? false);
     if (plan?.phases) trainer.startProfiling();
@@ -180,16 +181,17 @@ async function trainOnce(scenario: Scenario, job: RunJob, hooks: RunHooks, repla
 
 /**
  * Resumes `trainer` from the checkpoint in `ckpt` where there is a usable one (undefined: the
- * run is not resumable), and otherwise starts it: pre-trains the source where the method asks.
+ * run is not resumable), and otherwise starts it: pre-trains the source where the method asks,
+ * or loads the same pre-training stored by an earlier run of the seed (pretrained-sources.ts).
  */
 async function resumeOrStart(
   trainer: JointLoop,
-  method: MethodSpec,
-  seed: number,
+  job: RunJob,
   instance: ScenarioInstance,
   ckpt: string | undefined,
   stopped: () => boolean,
 ): Promise<void> {
+  const { method, seed } = job;
   let resumed = false;
   if (ckpt !== undefined && checkpointExists(ckpt)) {
     try {
@@ -202,11 +204,14 @@ async function resumeOrStart(
       fs.rmSync(ckpt, { recursive: true, force: true });
     }
   }
-  if (method.pretrainSourceEpochs && !resumed) {
+  const epochs = method.pretrainSourceEpochs;
+  if (!epochs || resumed) return;
+  const plan = pretrainedPlan(job.resultsDir, job.config, seed, epochs, instance.source.model);
+  await pretrainOnce(plan, instance.source.model, async () => {
     const pre = new IndependentTrainer(undefined, { ...instance.source, evaluate: undefined }); // its epochs are not kept: no evaluation
     pre.stopWhen = stopped;
     try {
-      await pre.fit(method.pretrainSourceEpochs);
+      await pre.fit(epochs);
     } catch (err) {
       if (err instanceof TrainingStopped) {
         throw new Error(`interrupted: ${method.name} seed ${seed} stopped while pre-training its source, so it starts over when run again`);
@@ -215,7 +220,7 @@ async function resumeOrStart(
     } finally {
       pre.dispose();
     }
-  }
+  });
 }
 
 /** The adapters' trainable parameters, all links together. */
