@@ -298,6 +298,9 @@ describe("scenario brown-pos-genre", () => {
 
   it("builds deterministically for a seed, with the direction and data fraction asked for", async () => {
     const a = await scenario().build(1, small);
+    // Builds share the process's Brown datasets (brownDatasetsFor): one that selects rows of them must not change them.
+    const between = await scenario().build(2, { ...small, direction: "genre->pos", trainFraction: 0.25 });
+    between.dispose();
     const b = await scenario().build(1, small);
     expect(fingerprint(a)).toEqual(fingerprint(b));
     expect([a.source.model.outputs[0].shape, a.target.model.outputs[0].shape]).toEqual([[null, 40, 12], [null, 4]]);

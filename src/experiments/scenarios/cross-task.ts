@@ -36,7 +36,7 @@ import { accuracyEvaluator, sparseCrossEntropy, type LossFn } from "../../core/l
 import { batchStream } from "../../data/batches";
 import {
   BROWN_GENRE_DEFAULTS, BROWN_TAGGING_DEFAULTS, UNIVERSAL_TAGS, genreTensors, loadBrownGenre, loadBrownTagging,
-  selectGenreRows, selectTaggingRows, taggingTensors, type GenreGrouping, type SplitCaps,
+  selectGenreRows, selectTaggingRows, taggingTensors, type BrownGenreDataset, type BrownTaggingDataset, type GenreGrouping, type SplitCaps,
 } from "../../data/brown";
 import { SENTIMENT_CLASSES, SENTIMENT_SITES, loadSentimentDataset, selectSentimentRows, sentimentTensors, type SentimentTask } from "../../data/sentiment";
 import { seededSample, stratifiedSubset } from "../../data/text";
@@ -297,6 +297,27 @@ export const sentimentSiteScenario = registerScenario<SentimentSiteOptions>({
   },
 });
 
+/**
+ * The two Brown datasets per split options, kept by this process: they depend on no run seed,
+ * and building them (split, vocabulary, encoding) took about half a second of every run's build.
+ * Only read here (the builds select rows into new splits). A few option sets at most.
+ */
+const brownDatasets = new Map<string, { tagging: BrownTaggingDataset; genre: BrownGenreDataset }>();
+
+function brownDatasetsFor(splitSeed: number, taggingCaps: SplitCaps, genreCaps: SplitCaps, genres: GenreGrouping): { tagging: BrownTaggingDataset; genre: BrownGenreDataset } {
+  const key = JSON.stringify([splitSeed, taggingCaps, genreCaps, genres]);
+  let datasets = brownDatasets.get(key);
+  if (!datasets) {
+    datasets = {
+      tagging: loadBrownTagging({ splitSeed, caps: taggingCaps }),
+      genre: loadBrownGenre({ splitSeed, caps: genreCaps, genres }),
+    };
+    if (brownDatasets.size >= 4) brownDatasets.clear();
+    brownDatasets.set(key, datasets);
+  }
+  return datasets;
+}
+
 export const brownPosGenreScenario = registerScenario<BrownPosGenreOptions>({
   name: "brown-pos-genre",
   optionProblems: (options) => optionProblemsOf(BROWN_POS_GENRE_DEFAULTS, options, BROWN_CHOICES),
@@ -305,9 +326,7 @@ export const brownPosGenreScenario = registerScenario<BrownPosGenreOptions>({
     const settings = resolveOptions("brown-pos-genre", BROWN_POS_GENRE_DEFAULTS, options, BROWN_CHOICES);
     const seeds = runSeeds(seed);
     const posIsSource = settings.direction === "pos->genre";
-    const shared = { splitSeed: settings.splitSeed };
-    const tagging = loadBrownTagging({ ...shared, caps: settings.taggingCaps });
-    const genre = loadBrownGenre({ ...shared, caps: settings.genreCaps, genres: settings.genres });
+    const { tagging, genre } = brownDatasetsFor(settings.splitSeed, settings.taggingCaps, settings.genreCaps, settings.genres);
     // Same split options -> one vocabulary for both tasks (src/data/brown.ts).
     const vocab = tagging.vocab.tokens.length;
 
