@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { tf } from "../src/backend/index";
 import { parseIdx } from "../src/data/idx";
 import {
@@ -158,6 +158,35 @@ describe("tensors", () => {
     expect([...a.train.y.dataSync()]).toEqual([...b.train.y.dataSync()]);
     expect(same(a.train.x, c.train.x)).toBe(false);
     for (const d of [a, b, c]) d.dispose();
+  });
+
+  it("a process reads a dataset's files once for its loads, and again when a file changes", async () => {
+    const dir = tempDir();
+    for (const file of fs.readdirSync(MNIST_DIR).filter((f) => f.includes("idx"))) fs.copyFileSync(path.join(MNIST_DIR, file), path.join(dir, file));
+    const where = { sourceDir: dir, cacheDir: tempDir() };
+    const reads: string[] = [];
+    const load = async (seed: number) => {
+      const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => (reads.push(String(chunk)), true));
+      try {
+        return await loadImageDataset("mnist", { ...where, trainLimit: 64, testLimit: 8, seed });
+      } finally {
+        spy.mockRestore();
+      }
+    };
+    const first = await load(1);
+    const second = await load(1);
+    const other = await load(2);
+    expect(reads.filter((line) => /mnist: read 60000\+10000 images/.test(line))).toHaveLength(1);
+    expect([...second.train.y.dataSync()]).toEqual([...first.train.y.dataSync()]);
+    expect(tf.tidy(() => tf.equal(first.train.x, second.train.x).all().dataSync()[0])).toBe(1);
+    expect([...other.train.y.dataSync()]).not.toEqual([...first.train.y.dataSync()]);
+    const labels = fs.readdirSync(dir).find((f) => f.startsWith("t10k-labels"))!;
+    const later = new Date(Date.now() + 60_000);
+    fs.utimesSync(path.join(dir, labels), later, later); // a changed source file: read again (from its source, the cache key changed too)
+    const again = await load(1);
+    expect(reads.filter((line) => /mnist: read 60000\+10000 images/.test(line))).toHaveLength(2);
+    expect([...again.train.y.dataSync()]).toEqual([...first.train.y.dataSync()]);
+    for (const d of [first, second, other, again]) d.dispose();
   });
 
   it("benchMnist is the first 10,000 MNIST training images in file order", async () => {
