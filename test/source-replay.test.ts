@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { afterEach, describe, expect, it } from "vitest";
 import { runExperiment } from "../src/experiments/runner";
+import { processorId } from "../src/experiments/source-replay";
 import type { ExperimentConfig } from "../src/experiments/records";
 import { expectSameResultFiles, TINY_PAIR } from "./helpers/run-files";
 import { registerTinyScenario } from "./helpers/tiny";
@@ -89,5 +90,14 @@ describe("source replay in the runner", () => {
     process.env.MERGENET_SOURCE_REPLAY = "0";
     await runExperiment(config, { resultsDir: again, progress: false, workers: 1 });
     expectSameResultFiles(again, first, 2);
+  });
+});
+
+describe("the processor in the replay and pre-training keys", () => {
+  it("adds Linux's family, model and stepping to the model name, which two processor generations share", () => {
+    const zen = (family: number) => `processor\t: 0\ncpu family\t: ${family}\nmodel\t\t: 2\nmodel name\t: AMD EPYC\nstepping\t: 1\n`;
+    expect(processorId(zen(25))).toMatch(/\(family 25, model 2, stepping 1\)$/);
+    expect(processorId(zen(25))).not.toBe(processorId(zen(26)));
+    expect(processorId("")).not.toMatch(/family/); // no /proc/cpuinfo: the name alone
   });
 });

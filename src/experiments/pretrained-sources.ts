@@ -16,13 +16,12 @@
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { backendInfo, tf } from "../backend/index";
 import { logger } from "../log";
 import type { ExperimentConfig } from "./records";
 import { RUNNER_VERSION, stableStringify, writeFileAtomic, writeJsonAtomic } from "./run-files";
-import { sourceReplayEnabled } from "./source-replay";
+import { processorId, sourceReplayEnabled } from "./source-replay";
 
 export interface PretrainedPlan {
   dir: string;
@@ -55,7 +54,7 @@ export function pretrainedPlan(resultsDir: string, config: ExperimentConfig, see
   const key = crypto.createHash("sha256").update(stableStringify({
     runnerVersion: RUNNER_VERSION, scenario: config.scenario, scenarioOptions: config.scenarioOptions, seed, epochs,
     backend: backendInfo()?.name ?? "unknown", threads: process.env.TF_NUM_INTRAOP_THREADS ?? "default",
-    cpu: os.cpus()[0]?.model ?? "unknown", initial: weightsFingerprint(source),
+    cpu: processorId(), initial: weightsFingerprint(source),
   })).digest("hex").slice(0, 16);
   return { dir: path.join(resultsDir, "pretrained-sources", `${config.scenario}-seed-${seed}-pre-${epochs}-${key}`), key };
 }

@@ -43,6 +43,26 @@ interface StoredMeta {
   weights: Record<string, number[]>;
 }
 
+/**
+ * The processor as far as rounding goes: its model name and, on Linux, its family, model and
+ * stepping numbers. The name alone is not enough: two machines that both report "AMD EPYC"
+ * trained the same CNN to different bits (README, Reproducibility).
+ */
+export function processorId(cpuinfo: string | undefined = readCpuinfo()): string {
+  const name = os.cpus()[0]?.model?.trim() ?? "unknown";
+  if (!cpuinfo) return name;
+  const field = (key: string): string => cpuinfo.match(new RegExp(`^${key}\\s*:\\s*(.*)$`, "m"))?.[1].trim() ?? "?";
+  return `${name} (family ${field("cpu family")}, model ${field("model")}, stepping ${field("stepping")})`;
+}
+
+function readCpuinfo(): string | undefined {
+  try {
+    return fs.readFileSync("/proc/cpuinfo", "utf8");
+  } catch {
+    return undefined; // not Linux: the model name stands alone
+  }
+}
+
 /** Whether replay is on (MERGENET_SOURCE_REPLAY=0 turns it off). */
 export function sourceReplayEnabled(): boolean {
   return process.env.MERGENET_SOURCE_REPLAY !== "0";
@@ -63,7 +83,7 @@ export function replayPlan(resultsDir: string, config: ExperimentConfig, method:
   const key = crypto.createHash("sha256").update(stableStringify({
     runnerVersion: RUNNER_VERSION, scenario: config.scenario, scenarioOptions: config.scenarioOptions, seed, epochs: config.epochs,
     backend: backendInfo()?.name ?? "unknown", threads: process.env.TF_NUM_INTRAOP_THREADS ?? "default",
-    cpu: os.cpus()[0]?.model ?? "unknown", // another processor may round the source's kernels differently (a shared results folder)
+    cpu: processorId(), // another processor may round the source's kernels differently (a shared results folder)
   })).digest("hex").slice(0, 16);
   return { dir: path.join(resultsDir, "source-trajectories", `${config.scenario}-seed-${seed}-${key}`), key, weights: reads, steps };
 }
