@@ -46,7 +46,7 @@ interface StoredMeta {
 /**
  * The processor as far as rounding goes: its model name and, on Linux, its family, model and
  * stepping numbers. The name alone is not enough: two machines that both report "AMD EPYC"
- * trained the same CNN to different bits (README, Reproducibility).
+ * trained the same CNN to different bits (README, Results).
  */
 export function processorId(cpuinfo: string | undefined = readCpuinfo()): string {
   const name = os.cpus()[0]?.model?.trim() ?? "unknown";
