@@ -15,7 +15,7 @@ import * as path from "path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { backendInfo } from "../src/backend";
 import { runExperiment } from "../src/experiments/runner";
-import { RUNNER_VERSION, runFile, runHash } from "../src/experiments/run-files";
+import { processorId, RUNNER_VERSION, runFile, runHash } from "../src/experiments/run-files";
 import { LocalPool } from "../src/experiments/pool";
 import { Progress } from "../src/experiments/progress";
 import { expectSameResultFiles, POOL_SCENARIOS, tinyExperiment, withoutTimes } from "./helpers/run-files";
@@ -307,6 +307,19 @@ describe("the local worker pool", () => {
     expect(second.log).toMatch(/\[pool-threads\] the runs mix TensorFlow thread settings \(1 with 4 threads, 1 with 1 thread\): results of different settings differ in their last bits/);
     const cached = await logged(() => runExperiment(cfg, { resultsDir: dir, progress: false })); // nothing trained: nothing newly mixed in
     expect(cached.log).not.toMatch(/mix TensorFlow thread settings/);
+  });
+
+  it("records each run's processor and warns when an experiment's runs come from two kinds", async () => {
+    const dir = tmp();
+    const cfg = config({ name: "pool-processors", seeds: [0, 1], methods: [{ name: "target alone", kind: "target-alone" }] });
+    const first = await logged(() => runExperiment(cfg, { resultsDir: dir, progress: false }));
+    expect(first.value.runs.map((r) => r.processor)).toEqual([processorId(), processorId()]);
+    expect(first.log).not.toMatch(/different processors/);
+    const file = (seed: number) => runFile(dir, cfg, cfg.methods[0], seed);
+    fs.writeFileSync(file(0), JSON.stringify({ ...JSON.parse(fs.readFileSync(file(0), "utf8")), processor: "Another CPU (family 1, model 2, stepping 3)" }));
+    fs.rmSync(file(1));
+    const second = await logged(() => runExperiment(cfg, { resultsDir: dir, progress: false }));
+    expect(second.log).toContain(`[pool-processors] the runs were trained on different processors (1 on Another CPU (family 1, model 2, stepping 3), 1 on ${processorId()})`);
   });
 
   it("prints one line per finished run naming its worker, and the number of workers in the closing line", () => {

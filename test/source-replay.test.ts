@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { afterEach, describe, expect, it } from "vitest";
 import { runExperiment } from "../src/experiments/runner";
-import { processorId } from "../src/experiments/source-replay";
+import { processorId } from "../src/experiments/run-files";
 import type { ExperimentConfig } from "../src/experiments/records";
 import { expectSameResultFiles, TINY_PAIR } from "./helpers/run-files";
 import { registerTinyScenario } from "./helpers/tiny";

@@ -20,8 +20,8 @@ import * as path from "path";
 import { backendInfo, tf } from "../backend/index";
 import { logger } from "../log";
 import type { ExperimentConfig } from "./records";
-import { RUNNER_VERSION, stableStringify, writeFileAtomic, writeJsonAtomic } from "./run-files";
-import { processorId, sourceReplayEnabled } from "./source-replay";
+import { processorId, RUNNER_VERSION, stableStringify, writeFileAtomic, writeJsonAtomic } from "./run-files";
+import { sourceReplayEnabled } from "./source-replay";
 
 export interface PretrainedPlan {
   dir: string;

@@ -42,6 +42,12 @@ export interface RunResult {
   backend: string;
   /** TensorFlow's intra-op thread setting of the process (TF_NUM_INTRAOP_THREADS), or "default". */
   threads?: string;
+  /**
+   * The processor that trained the run (run-files.ts processorId: model name, and on Linux its
+   * family, model and stepping). Another processor may round TensorFlow's kernels differently, so
+   * a run reproduces to the last bit on its own kind of processor. Absent in older result files.
+   */
+  processor?: string;
   createdAt: string;
   wallSeconds: number;
   /** Set when the method does not apply to the scenario: the reason, in words; nothing was trained. */

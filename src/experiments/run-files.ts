@@ -5,6 +5,7 @@
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { logger } from "../log";
 import type { MethodSpec } from "./methods";
@@ -122,4 +123,24 @@ function cachedMismatch(run: RunResult, config: ExperimentConfig, method: Method
 /** Where an interrupted run's checkpoint lives; the run's hash is in the name, so a changed configuration never resumes from it. */
 export function checkpointDir(resultsDir: string, config: ExperimentConfig, method: MethodSpec, seed: number, hash: string): string {
   return path.join(resultsDir, "checkpoints", config.name, slug(method.name), `seed-${seed}-${hash}`);
+}
+
+/**
+ * The processor as far as rounding goes: its model name and, on Linux, its family, model and
+ * stepping numbers. The name alone is not enough: two machines that both report "AMD EPYC"
+ * trained the same CNN to different bits (README, Results).
+ */
+export function processorId(cpuinfo: string | undefined = readCpuinfo()): string {
+  const name = os.cpus()[0]?.model?.trim() ?? "unknown";
+  if (!cpuinfo) return name;
+  const field = (key: string): string => cpuinfo.match(new RegExp(`^${key}\\s*:\\s*(.*)$`, "m"))?.[1].trim() ?? "?";
+  return `${name} (family ${field("cpu family")}, model ${field("model")}, stepping ${field("stepping")})`;
+}
+
+function readCpuinfo(): string | undefined {
+  try {
+    return fs.readFileSync("/proc/cpuinfo", "utf8");
+  } catch {
+    return undefined; // not Linux: the model name stands alone
+  }
 }

@@ -318,6 +318,7 @@ async function runJobs(
   }
   progress.finish();
   warnMixedThreads(config, runs, trainedHere);
+  warnMixedProcessors(config, runs, trainedHere);
   return { config, runs };
 }
 
@@ -342,6 +343,23 @@ function warnMixedThreads(config: ExperimentConfig, runs: RunResult[], trained: 
     `[${config.name}] the runs mix TensorFlow thread settings (${list}): results of different settings differ in their last bits, ` +
       "so these runs are not bit-identical to a run of one setting; " +
       "retrain them all with one setting with RunOptions.force (MERGENET_FORCE=1) if that matters",
+  );
+}
+
+/**
+ * Warns, as warnMixedThreads does, when the runs come from more than one kind of processor
+ * (RunResult.processor; absent in result files older than the field, which says nothing).
+ */
+function warnMixedProcessors(config: ExperimentConfig, runs: RunResult[], trained: number): void {
+  if (trained === 0) return;
+  const counts = new Map<string, number>();
+  for (const run of runs) if (!run.notApplicable && run.processor) counts.set(run.processor, (counts.get(run.processor) ?? 0) + 1);
+  if (counts.size < 2) return;
+  const list = [...counts].map(([processor, n]) => `${n} on ${processor}`).join(", ");
+  logger.warn(
+    `[${config.name}] the runs were trained on different processors (${list}): TensorFlow's kernels may round differently ` +
+      "on each, so these runs are not bit-identical to a run on one machine; " +
+      "retrain them all on one with RunOptions.force (MERGENET_FORCE=1) if that matters",
   );
 }
 
@@ -511,6 +529,7 @@ async function runWithExecutor(
   }
   progress.finish();
   warnMixedThreads(config, runs as RunResult[], trainedHere);
+  warnMixedProcessors(config, runs as RunResult[], trainedHere);
   return { config, runs: runs as RunResult[] };
 }
 

@@ -14,7 +14,6 @@
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { backendInfo } from "../backend/index";
 import type { JointLoop } from "../core/loop";
@@ -22,7 +21,7 @@ import type { SourceTrajectory } from "../core/source-trajectory";
 import { logger } from "../log";
 import type { MethodSpec } from "./methods";
 import type { ExperimentConfig } from "./records";
-import { RUNNER_VERSION, stableStringify, writeFileAtomic, writeJsonAtomic } from "./run-files";
+import { processorId, RUNNER_VERSION, stableStringify, writeFileAtomic, writeJsonAtomic } from "./run-files";
 
 /** Largest record (recorded weights × steps, bytes) kept on disk; bigger sources just train. */
 export const MAX_RECORD_BYTES = 256 * 2 ** 20;
@@ -41,26 +40,6 @@ interface StoredMeta {
   losses: number[];
   metrics: Record<number, Record<string, number>>;
   weights: Record<string, number[]>;
-}
-
-/**
- * The processor as far as rounding goes: its model name and, on Linux, its family, model and
- * stepping numbers. The name alone is not enough: two machines that both report "AMD EPYC"
- * trained the same CNN to different bits (README, Results).
- */
-export function processorId(cpuinfo: string | undefined = readCpuinfo()): string {
-  const name = os.cpus()[0]?.model?.trim() ?? "unknown";
-  if (!cpuinfo) return name;
-  const field = (key: string): string => cpuinfo.match(new RegExp(`^${key}\\s*:\\s*(.*)$`, "m"))?.[1].trim() ?? "?";
-  return `${name} (family ${field("cpu family")}, model ${field("model")}, stepping ${field("stepping")})`;
-}
-
-function readCpuinfo(): string | undefined {
-  try {
-    return fs.readFileSync("/proc/cpuinfo", "utf8");
-  } catch {
-    return undefined; // not Linux: the model name stands alone
-  }
 }
 
 /** Whether replay is on (MERGENET_SOURCE_REPLAY=0 turns it off). */

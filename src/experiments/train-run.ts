@@ -16,7 +16,7 @@ import { attentionRelativeEntropy } from "../core/diagnostics";
 import { checkpointExists } from "../core/checkpoint";
 import { WeightRecorder } from "./recorder";
 import { makeTrainer, methodNotApplicable, type MethodSpec } from "./methods";
-import { checkpointDir, recordingPlan, RUNNER_VERSION } from "./run-files";
+import { checkpointDir, processorId, recordingPlan, RUNNER_VERSION } from "./run-files";
 import { loadTrajectory, replayPlan, saveTrajectory } from "./source-replay";
 import { pretrainedPlan, pretrainOnce } from "./pretrained-sources";
 import type { Scenario, ScenarioInstance } from "./scenario";
@@ -107,7 +107,7 @@ async function trainOnce(scenario: Scenario, job: RunJob, hooks: RunHooks, repla
   const base = {
     experiment: config.name, method: method.name, kind: method.kind, seed, configHash,
     runnerVersion: RUNNER_VERSION, backend: backendInfo()?.name ?? "unknown", threads: process.env.TF_NUM_INTRAOP_THREADS ?? "default",
-    createdAt: new Date().toISOString(), metric: instance.metric,
+    processor: processorId(), createdAt: new Date().toISOString(), metric: instance.metric,
   };
   const reason = methodNotApplicable(method, instance);
   if (reason) {
