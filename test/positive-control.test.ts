@@ -12,7 +12,7 @@ import { makeTrainer } from "../src/experiments/methods";
 import { runExperiment } from "../src/experiments/runner";
 import { getScenario } from "../src/experiments/scenario";
 import "../src/experiments/scenarios";
-import { POSITIVE_CONTROL_PAIRS } from "../src/experiments/scenarios/positive-control";
+import { clearPretrainedSources, POSITIVE_CONTROL_PAIRS } from "../src/experiments/scenarios/positive-control";
 import { expectNoTensorLeak } from "./helpers/leaks";
 import { disposedAfterEach } from "./helpers/disposed";
 import { registerTinyScenario, tinyMlp, weightsOf, type TinySetup } from "./helpers/tiny";
@@ -87,6 +87,32 @@ describe("the positive-control scenario", () => {
 
   it("refuses an unknown option, listing the known ones", async () => {
     await expect(getScenario("positive-control").build(0, { targetTrian: 10 })).rejects.toThrow(/unknown option 'targetTrian'.*targetTrain/);
+  });
+
+  it("stores its pre-trained source in the results folder, and a new process's build loads the same weights", async () => {
+    const scenario = getScenario("positive-control");
+    const resultsDir = fs.mkdtempSync(path.join(os.tmpdir(), "positive-control-store-"));
+    const options = { ...small, sourceEpochs: 2 };
+    try {
+      clearPretrainedSources();
+      const trained = await scenario.build(1, options, { resultsDir });
+      const stores = fs.readdirSync(path.join(resultsDir, "pretrained-sources"));
+      expect(stores).toHaveLength(1);
+      expect(stores[0]).toMatch(/^positive-control-seed-1-[0-9a-f]{16}$/);
+      const file = path.join(resultsDir, "pretrained-sources", stores[0], "weights.f32");
+      const before = fs.statSync(file);
+      clearPretrainedSources(); // as a new worker process: nothing kept in memory
+      const loaded = await scenario.build(1, options, { resultsDir });
+      expect(weightsOf(loaded.source.model)).toEqual(weightsOf(trained.source.model));
+      expect(fs.statSync(file).ino).toBe(before.ino); // loaded, not pre-trained and written again
+      clearPretrainedSources();
+      const alone = await scenario.build(1, options); // no results folder: pre-trains, the same weights
+      expect(weightsOf(alone.source.model)).toEqual(weightsOf(trained.source.model));
+      [trained, loaded, alone].forEach((i) => i.dispose());
+    } finally {
+      clearPretrainedSources();
+      fs.rmSync(resultsDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -50,13 +50,24 @@ function weightsFingerprint(model: tf.LayersModel): string {
  * reuse is off. Call it with the source as the run built it, before pre-training.
  */
 export function pretrainedPlan(resultsDir: string, config: ExperimentConfig, seed: number, epochs: number, source: tf.LayersModel): PretrainedPlan | undefined {
+  const what = { scenario: config.scenario, scenarioOptions: config.scenarioOptions, seed, epochs };
+  return storedSourcePlan(resultsDir, `${config.scenario}-seed-${seed}-pre-${epochs}`, what, source);
+}
+
+/**
+ * The store for any pre-training of `source` that `what` (plain JSON) describes in full, under
+ * `<resultsDir>/pretrained-sources/<label>-<key>/`; undefined when reuse is off. The key adds the
+ * runner version, backend, thread setting, processor and the source's weights before training.
+ * The positive control's scenario stores its pre-trained source with it.
+ */
+export function storedSourcePlan(resultsDir: string, label: string, what: unknown, source: tf.LayersModel): PretrainedPlan | undefined {
   if (!sourceReplayEnabled()) return undefined;
   const key = crypto.createHash("sha256").update(stableStringify({
-    runnerVersion: RUNNER_VERSION, scenario: config.scenario, scenarioOptions: config.scenarioOptions, seed, epochs,
+    runnerVersion: RUNNER_VERSION, what,
     backend: backendInfo()?.name ?? "unknown", threads: process.env.TF_NUM_INTRAOP_THREADS ?? "default",
     cpu: processorId(), initial: weightsFingerprint(source),
   })).digest("hex").slice(0, 16);
-  return { dir: path.join(resultsDir, "pretrained-sources", `${config.scenario}-seed-${seed}-pre-${epochs}-${key}`), key };
+  return { dir: path.join(resultsDir, "pretrained-sources", `${label}-${key}`), key };
 }
 
 /** The source's weights by name and (concrete) shape, in `model.weights` order. */

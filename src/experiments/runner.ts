@@ -220,11 +220,11 @@ export async function runExperiment(config: ExperimentConfig, options: RunOption
  * scenario rejects) stops the experiment before its first run rather than after the runs
  * listed before the faulty method. Costs one scenario build.
  */
-async function preflight(config: ExperimentConfig, scenario: Scenario, methods: MethodSpec[], seed: number): Promise<void> {
+async function preflight(config: ExperimentConfig, scenario: Scenario, methods: MethodSpec[], seed: number, resultsDir: string): Promise<void> {
   const problems: string[] = [];
   let instance: ScenarioInstance;
   try {
-    instance = await scenario.build(seed, config.scenarioOptions);
+    instance = await scenario.build(seed, config.scenarioOptions, { resultsDir });
   } catch (err) {
     const why = messageOf(err);
     throw new Error(`invalid experiment '${config.name}': scenario '${config.scenario}' cannot be built from its scenarioOptions: ${why}`, { cause: err });
@@ -298,7 +298,7 @@ async function runJobs(
     progress.note(costText(estimateRuns(emptyEstimate(costWorkers), config, planned, resultsDir)));
   }
   const executor = pending.length ? await makeExecutor() : undefined; // before the preflight: an unreachable Redis fails at once
-  if (pending.length) await preflight(config, scenario, [...new Set(pending.map((job) => job.method))], pending[0].seed);
+  if (pending.length) await preflight(config, scenario, [...new Set(pending.map((job) => job.method))], pending[0].seed, resultsDir);
   if (executor) return runWithExecutor(config, planned, resultsDir, progress, executor, stop, force);
   const runs: RunResult[] = [];
   let trainedHere = 0;

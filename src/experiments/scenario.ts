@@ -30,6 +30,15 @@ export interface ScenarioInstance {
   dispose(): void;
 }
 
+/** Where a run is built (the runner passes it; a scenario may ignore it). */
+export interface BuildContext {
+  /**
+   * The run's results folder: a scenario may keep there what its builds of other runs can reuse
+   * (the positive control's pre-trained source, as pretrained-sources.ts keys and stores it).
+   */
+  resultsDir?: string;
+}
+
 export interface Scenario<Options = Record<string, unknown>> {
   name: string;
   /** One line for tables and reports. */
@@ -38,7 +47,7 @@ export interface Scenario<Options = Record<string, unknown>> {
    * Builds a fresh instance. `seed` sets every random choice of this run (weights, batch
    * order, data subset where the options ask for one). Options are plain JSON.
    */
-  build(seed: number, options: Options): Promise<ScenarioInstance>;
+  build(seed: number, options: Options, context?: BuildContext): Promise<ScenarioInstance>;
   /**
    * Every problem of `options` (none: they are valid), without building anything, so that the
    * runner reports them with the configuration's other problems before any work. Build checks

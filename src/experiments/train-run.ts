@@ -103,7 +103,7 @@ async function trainOnce(scenario: Scenario, job: RunJob, hooks: RunHooks, repla
   const { config, method, seed, configHash, resultsDir } = job;
   const started = Date.now();
   const stopped = hooks.stopped ?? ((): boolean => false);
-  const instance = await scenario.build(seed, config.scenarioOptions);
+  const instance = await scenario.build(seed, config.scenarioOptions, { resultsDir });
   const base = {
     experiment: config.name, method: method.name, kind: method.kind, seed, configHash,
     runnerVersion: RUNNER_VERSION, backend: backendInfo()?.name ?? "unknown", threads: process.env.TF_NUM_INTRAOP_THREADS ?? "default",

@@ -13,7 +13,9 @@
  *   which is what a heterogeneous pair looks like.
  *
  * The pre-trained source is kept per (seed, options) in this process as plain arrays, so the
- * methods of one seed do not pre-train it again (`clearPretrainedSources` empties the store).
+ * methods of one seed do not pre-train it again (`clearPretrainedSources` empties the store),
+ * and, when the runner says where the run's results go, stored there (pretrained-sources.ts), so
+ * that the worker processes of later experiments load it instead of pre-training it again.
  */
 import { choiceProblem, describeValue, isWholeAtLeast, unknownKeyProblems } from "../../config-checks";
 import { tf } from "../../backend/index";
@@ -25,6 +27,7 @@ import { loadImageDataset } from "../../data/images";
 import { permuteHiddenUnits } from "../../models/permute";
 import { mlp } from "../../models/zoo";
 import { registerScenario, type ScenarioInstance } from "../scenario";
+import { pretrainOnce, storedSourcePlan } from "../pretrained-sources";
 
 export interface PositiveControlOptions {
   /** `aligned` (source A): hidden units line up with the target's; `permuted` (source B): the same source, units shuffled. */
@@ -96,29 +99,36 @@ function targetSeed(seed: number): number {
 async function pretrainedWeights(
   seed: number,
   o: Required<PositiveControlOptions>,
-  test: { x: tf.Tensor; y: tf.Tensor },
+  resultsDir: string | undefined,
 ): Promise<{ values: Float32Array; shape: number[] }[]> {
-  const key = JSON.stringify([seed, o.sourceTrain, o.sourceEpochs, o.batchSize, o.learningRate]);
+  const what = { seed, sourceTrain: o.sourceTrain, sourceEpochs: o.sourceEpochs, batchSize: o.batchSize, learningRate: o.learningRate };
+  const key = JSON.stringify(what);
   const cached = pretrained.get(key);
   if (cached) return cached;
-  const data = await loadImageDataset("mnist", { trainLimit: o.sourceTrain, testLimit: 1, seed: seed * 2 + 1 });
   const model = mlp({ inputShape: [28, 28, 1], hidden: HIDDEN, classes: 10, seed: targetSeed(seed), name: "source" });
   const optimizer = momentum(o.learningRate, 0.9);
   try {
-    const trainer = new IndependentTrainer(undefined, {
-      model, optimizer, weightDecay: 5e-4, loss: sparseCrossEntropy,
-      data: batchStream(data.train.x, data.train.y, { batchSize: o.batchSize, seed: seed * 2 + 101 }),
-      evaluate: accuracyEvaluator(test.x, test.y),
+    // Another process's run of this seed (a worker of another experiment) may have stored it: pretrained-sources.ts.
+    const plan = resultsDir === undefined ? undefined : storedSourcePlan(resultsDir, `positive-control-seed-${seed}`, what, model);
+    await pretrainOnce(plan, model, async () => {
+      const data = await loadImageDataset("mnist", { trainLimit: o.sourceTrain, testLimit: 1, seed: seed * 2 + 1 });
+      const trainer = new IndependentTrainer(undefined, {
+        model, optimizer, weightDecay: 5e-4, loss: sparseCrossEntropy,
+        data: batchStream(data.train.x, data.train.y, { batchSize: o.batchSize, seed: seed * 2 + 101 }),
+      });
+      try {
+        await trainer.fit(o.sourceEpochs);
+      } finally {
+        trainer.dispose();
+        data.dispose();
+      }
     });
-    await trainer.fit(o.sourceEpochs);
-    trainer.dispose();
     const weights = model.getWeights().map((w) => ({ values: w.dataSync() as Float32Array, shape: w.shape }));
     pretrained.set(key, weights);
     return weights;
   } finally {
     optimizer.dispose();
     model.dispose();
-    data.dispose();
   }
 }
 
@@ -128,12 +138,12 @@ export const positiveControlScenario = registerScenario<PositiveControlOptions>(
     "a frozen MLP pre-trained from the target's own initial weights (aligned hidden units, or the same units permuted) " +
     "lends knowledge to that MLP trained on few images",
   optionProblems: positiveControlOptionProblems,
-  async build(seed, options): Promise<ScenarioInstance> {
+  async build(seed, options, context): Promise<ScenarioInstance> {
     const o = resolve(options);
     const targetData = await loadImageDataset("mnist", { trainLimit: o.targetTrain, testLimit: o.testImages, seed: seed * 2 + 2 });
     const made: { dispose(): void }[] = [targetData];
     try {
-      const weights = await pretrainedWeights(seed, o, targetData.test);
+      const weights = await pretrainedWeights(seed, o, context?.resultsDir);
       const sourceModel = mlp({ inputShape: [28, 28, 1], hidden: HIDDEN, classes: 10, seed: targetSeed(seed), name: "source" });
       made.push(sourceModel);
       const values = weights.map((w) => tf.tensor(w.values, w.shape));
