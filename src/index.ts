@@ -79,7 +79,7 @@ export { runExperiment, costOf, isQuick, pick, type RunOptions } from "./experim
 export { costText, machineText, type CostEstimate } from "./experiments/cost";
 export type { ExperimentConfig, ExperimentResult, RunResult, AdapterDiagnostics } from "./experiments/records";
 export type { MethodSpec } from "./experiments/methods";
-export { registerScenario, getScenario, scenarioNames, type Scenario, type ScenarioInstance } from "./experiments/scenario";
+export { registerScenario, getScenario, scenarioNames, type BuildContext, type Scenario, type ScenarioInstance } from "./experiments/scenario";
 export { sentimentSitePairs, brownPosGenrePairs } from "./experiments/scenarios/cross-task";
 export { summarize, summaryTable, curveRows, barRows, transferRows, attentionOf, pairedDifference } from "./experiments/results";
 export {
