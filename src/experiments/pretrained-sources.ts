@@ -17,10 +17,10 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { backendInfo, tf } from "../backend/index";
+import { tf } from "../backend/index";
 import { logger } from "../log";
 import type { ExperimentConfig } from "./records";
-import { processorId, RUNNER_VERSION, stableStringify, writeFileAtomic, writeJsonAtomic } from "./run-files";
+import { RUNNER_VERSION, stableStringify, trainingSetting, writeFileAtomic, writeJsonAtomic } from "./run-files";
 import { sourceReplayEnabled } from "./source-replay";
 
 export interface PretrainedPlan {
@@ -63,9 +63,7 @@ export function pretrainedPlan(resultsDir: string, config: ExperimentConfig, see
 export function storedSourcePlan(resultsDir: string, label: string, what: unknown, source: tf.LayersModel): PretrainedPlan | undefined {
   if (!sourceReplayEnabled()) return undefined;
   const key = crypto.createHash("sha256").update(stableStringify({
-    runnerVersion: RUNNER_VERSION, what,
-    backend: backendInfo()?.name ?? "unknown", threads: process.env.TF_NUM_INTRAOP_THREADS ?? "default",
-    cpu: processorId(), initial: weightsFingerprint(source),
+    runnerVersion: RUNNER_VERSION, what, ...trainingSetting(), initial: weightsFingerprint(source),
   })).digest("hex").slice(0, 16);
   return { dir: path.join(resultsDir, "pretrained-sources", `${label}-${key}`), key };
 }

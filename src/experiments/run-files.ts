@@ -7,6 +7,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { backendInfo } from "../backend/index";
 import { logger } from "../log";
 import type { MethodSpec } from "./methods";
 import type { ExperimentConfig, RunResult } from "./records";
@@ -128,13 +129,26 @@ export function checkpointDir(resultsDir: string, config: ExperimentConfig, meth
 /**
  * The processor as far as rounding goes: its model name and, on Linux, its family, model and
  * stepping numbers. The name alone is not enough: two machines that both report "AMD EPYC"
- * trained the same CNN to different bits (README, Results).
+ * trained the same CNN to different bits (README, Results). Without an argument: this machine's,
+ * read once per process.
  */
-export function processorId(cpuinfo: string | undefined = readCpuinfo()): string {
+export function processorId(cpuinfo?: string): string {
+  if (cpuinfo === undefined) return (thisProcessor ??= processorId(readCpuinfo() ?? ""));
   const name = os.cpus()[0]?.model?.trim() ?? "unknown";
   if (!cpuinfo) return name;
   const field = (key: string): string => cpuinfo.match(new RegExp(`^${key}\\s*:\\s*(.*)$`, "m"))?.[1].trim() ?? "?";
   return `${name} (family ${field("cpu family")}, model ${field("model")}, stepping ${field("stepping")})`;
+}
+
+let thisProcessor: string | undefined;
+
+/**
+ * What, besides the code and its inputs, decides a training's bits in this process: the
+ * TensorFlow backend, its intra-op thread setting and the processor. Result files record it, and
+ * the keys of stored source trainings (source-replay.ts, pretrained-sources.ts) include it.
+ */
+export function trainingSetting(): { backend: string; threads: string; processor: string } {
+  return { backend: backendInfo()?.name ?? "unknown", threads: process.env.TF_NUM_INTRAOP_THREADS ?? "default", processor: processorId() };
 }
 
 function readCpuinfo(): string | undefined {

@@ -317,50 +317,50 @@ async function runJobs(
     } else progress.cached(`${method.name} seed ${seed}`, run.wallSeconds);
   }
   progress.finish();
-  warnMixedThreads(config, runs, trainedHere);
-  warnMixedProcessors(config, runs, trainedHere);
+  warnMixedSettings(config, runs, trainedHere);
   return { config, runs };
 }
 
 /**
- * Warns when the runs of an experiment that trained some of them just now come from more
- * than one TensorFlow thread setting (RunResult.threads). The cache key leaves the setting out
- * (a cached run is reused whatever the setting), but the results of two settings differ in
- * their last bits: say so rather than mix them in silently.
+ * Warns when the runs of an experiment that trained some of them just now come from more than
+ * one TensorFlow thread setting (RunResult.threads) or kind of processor (RunResult.processor).
+ * The cache key leaves both out (a cached run is reused whatever trained it), but TensorFlow's
+ * kernels may round differently under each: say so rather than mix them in silently.
  */
-function warnMixedThreads(config: ExperimentConfig, runs: RunResult[], trained: number): void {
+function warnMixedSettings(config: ExperimentConfig, runs: RunResult[], trained: number): void {
   if (trained === 0) return;
-  const counts = new Map<string, number>();
-  for (const run of runs) if (!run.notApplicable) counts.set(run.threads ?? "unrecorded", (counts.get(run.threads ?? "unrecorded") ?? 0) + 1);
-  if (counts.size < 2) return;
+  const trainedRuns = runs.filter((run) => !run.notApplicable);
+  /** "n with/on value, ..." when the runs hold two or more values of `valueOf`, else undefined. */
+  const mix = (valueOf: (run: RunResult) => string | undefined, describe: (value: string, n: number) => string): string | undefined => {
+    const counts = new Map<string, number>();
+    for (const run of trainedRuns) {
+      const value = valueOf(run);
+      if (value !== undefined) counts.set(value, (counts.get(value) ?? 0) + 1);
+    }
+    return counts.size < 2 ? undefined : [...counts].map(([value, n]) => describe(value, n)).join(", ");
+  };
   const setting = (threads: string): string => {
     if (threads === "default") return "the default setting (all cores)";
     if (threads === "unrecorded") return "an unrecorded setting (older results)";
     return `${threads} thread${threads === "1" ? "" : "s"}`;
   };
-  const list = [...counts].map(([threads, n]) => `${n} with ${setting(threads)}`).join(", ");
-  logger.warn(
-    `[${config.name}] the runs mix TensorFlow thread settings (${list}): results of different settings differ in their last bits, ` +
-      "so these runs are not bit-identical to a run of one setting; " +
-      "retrain them all with one setting with RunOptions.force (MERGENET_FORCE=1) if that matters",
-  );
-}
-
-/**
- * Warns, as warnMixedThreads does, when the runs come from more than one kind of processor
- * (RunResult.processor; absent in result files older than the field, which says nothing).
- */
-function warnMixedProcessors(config: ExperimentConfig, runs: RunResult[], trained: number): void {
-  if (trained === 0) return;
-  const counts = new Map<string, number>();
-  for (const run of runs) if (!run.notApplicable && run.processor) counts.set(run.processor, (counts.get(run.processor) ?? 0) + 1);
-  if (counts.size < 2) return;
-  const list = [...counts].map(([processor, n]) => `${n} on ${processor}`).join(", ");
-  logger.warn(
-    `[${config.name}] the runs were trained on different processors (${list}): TensorFlow's kernels may round differently ` +
-      "on each, so these runs are not bit-identical to a run on one machine; " +
-      "retrain them all on one with RunOptions.force (MERGENET_FORCE=1) if that matters",
-  );
+  const threads = mix((run) => run.threads ?? "unrecorded", (value, n) => `${n} with ${setting(value)}`);
+  if (threads) {
+    logger.warn(
+      `[${config.name}] the runs mix TensorFlow thread settings (${threads}): results of different settings differ in their last bits, ` +
+        "so these runs are not bit-identical to a run of one setting; " +
+        "retrain them all with one setting with RunOptions.force (MERGENET_FORCE=1) if that matters",
+    );
+  }
+  // Result files older than the field say nothing of their processor: they are left out.
+  const processors = mix((run) => run.processor, (value, n) => `${n} on ${value}`);
+  if (processors) {
+    logger.warn(
+      `[${config.name}] the runs were trained on different processors (${processors}): TensorFlow's kernels may round differently ` +
+        "on each, so these runs are not bit-identical to a run on one machine; " +
+        "retrain them all on one with RunOptions.force (MERGENET_FORCE=1) if that matters",
+    );
+  }
 }
 
 /**
@@ -528,8 +528,7 @@ async function runWithExecutor(
     [...locks.keys()].forEach(release); // a failure or a stop: the runs not written are free again
   }
   progress.finish();
-  warnMixedThreads(config, runs as RunResult[], trainedHere);
-  warnMixedProcessors(config, runs as RunResult[], trainedHere);
+  warnMixedSettings(config, runs as RunResult[], trainedHere);
   return { config, runs: runs as RunResult[] };
 }
 

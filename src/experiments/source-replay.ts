@@ -15,13 +15,12 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { backendInfo } from "../backend/index";
 import type { JointLoop } from "../core/loop";
 import type { SourceTrajectory } from "../core/source-trajectory";
 import { logger } from "../log";
 import type { MethodSpec } from "./methods";
 import type { ExperimentConfig } from "./records";
-import { processorId, RUNNER_VERSION, stableStringify, writeFileAtomic, writeJsonAtomic } from "./run-files";
+import { RUNNER_VERSION, stableStringify, trainingSetting, writeFileAtomic, writeJsonAtomic } from "./run-files";
 
 /** Largest record (recorded weights × steps, bytes) kept on disk; bigger sources just train. */
 export const MAX_RECORD_BYTES = 256 * 2 ** 20;
@@ -61,8 +60,7 @@ export function replayPlan(resultsDir: string, config: ExperimentConfig, method:
   if (bytes > MAX_RECORD_BYTES) return undefined;
   const key = crypto.createHash("sha256").update(stableStringify({
     runnerVersion: RUNNER_VERSION, scenario: config.scenario, scenarioOptions: config.scenarioOptions, seed, epochs: config.epochs,
-    backend: backendInfo()?.name ?? "unknown", threads: process.env.TF_NUM_INTRAOP_THREADS ?? "default",
-    cpu: processorId(), // another processor may round the source's kernels differently (a shared results folder)
+    ...trainingSetting(), // another processor or thread setting may round the source's kernels differently (a shared results folder)
   })).digest("hex").slice(0, 16);
   return { dir: path.join(resultsDir, "source-trajectories", `${config.scenario}-seed-${seed}-${key}`), key, weights: reads, steps };
 }

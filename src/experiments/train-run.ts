@@ -6,7 +6,7 @@
  * theirs; whoever calls it writes the result file.
  */
 import * as fs from "fs";
-import { backendInfo, tf } from "../backend/index";
+import { tf } from "../backend/index";
 import { logger } from "../log";
 import { IndependentTrainer } from "../baselines/independent";
 import { SourceReplayInvalid, TrainingStopped, type EpochRecord, type JointLoop } from "../core/loop";
@@ -16,7 +16,7 @@ import { attentionRelativeEntropy } from "../core/diagnostics";
 import { checkpointExists } from "../core/checkpoint";
 import { WeightRecorder } from "./recorder";
 import { makeTrainer, methodNotApplicable, type MethodSpec } from "./methods";
-import { checkpointDir, processorId, recordingPlan, RUNNER_VERSION } from "./run-files";
+import { checkpointDir, recordingPlan, RUNNER_VERSION, trainingSetting } from "./run-files";
 import { loadTrajectory, replayPlan, saveTrajectory } from "./source-replay";
 import { pretrainedPlan, pretrainOnce } from "./pretrained-sources";
 import type { Scenario, ScenarioInstance } from "./scenario";
@@ -106,8 +106,7 @@ async function trainOnce(scenario: Scenario, job: RunJob, hooks: RunHooks, repla
   const instance = await scenario.build(seed, config.scenarioOptions, { resultsDir });
   const base = {
     experiment: config.name, method: method.name, kind: method.kind, seed, configHash,
-    runnerVersion: RUNNER_VERSION, backend: backendInfo()?.name ?? "unknown", threads: process.env.TF_NUM_INTRAOP_THREADS ?? "default",
-    processor: processorId(), createdAt: new Date().toISOString(), metric: instance.metric,
+    runnerVersion: RUNNER_VERSION, ...trainingSetting(), createdAt: new Date().toISOString(), metric: instance.metric,
   };
   const reason = methodNotApplicable(method, instance);
   if (reason) {
