@@ -1,13 +1,26 @@
 /**
- * `npm start [-- --quick] [--workers N] [--redis URL]`: reproduces every notebook and figure
- * headlessly, then writes results/REPORT.md (every saved table and figure with one line on
- * what it shows). `--workers N` trains each experiment's runs in N worker processes at once
- * (MERGENET_WORKERS, passed to the notebook kernels; default one per core, each with one
- * TensorFlow thread: defaultWorkers in src/experiments/pool.ts; `--workers 1` trains in the
- * kernel, serially). `--redis
- * URL` puts them on that Redis's queue instead, for `npm run worker -- --redis URL` processes
- * on any machine (MERGENET_REDIS; src/experiments/queue.ts); this process still writes
- * every result. The URL is checked first: an unreachable Redis fails at once.
+ * `npm start [-- --quick] [--workers N] [--parallel N] [--sequential] [--redis URL]`:
+ * reproduces every notebook and figure headlessly, then writes results/REPORT.md (every saved
+ * table and figure with one line on what it shows).
+ *
+ * How the runs are trained:
+ * - Default: a private job queue on this machine (a local redis-server and N queue workers,
+ *   src/experiments/local-redis.ts startLocalQueue; N = `--workers N`, else one per core as
+ *   defaultWorkers in src/experiments/pool.ts, each with one TensorFlow thread), and up to
+ *   `--parallel` notebooks (default PARALLEL_NOTEBOOKS) executed at once, their kernels
+ *   submitting to that queue (MERGENET_REDIS). The workers live for the whole job and are never
+ *   idle while any notebook has a run waiting, where one notebook at a time leaves a worker idle
+ *   whenever its experiment waits for its last run, and starts new workers for every
+ *   experiment. The results are the same to the last bit: the same code trains each run with
+ *   the same thread setting (src/experiments/queue.ts). The summary notebook runs last
+ *   (its metadata: `after_earlier`, scripts/run-notebooks.ts).
+ * - `--sequential`, or no redis-server: one notebook at a time, each experiment's runs in a
+ *   worker pool of its own (src/experiments/pool.ts): the behaviour before the queue.
+ * - `--workers 1`: one notebook at a time, every run trained in its kernel.
+ * - `--redis URL`: the queue of that Redis, for `npm run worker -- --redis URL` processes on
+ *   any machine (MERGENET_REDIS; src/experiments/queue.ts); notebooks run `--parallel` at once.
+ *   The URL is checked first: an unreachable Redis fails at once.
+ * This process and the notebook kernels write every result file, whatever trains the runs.
  *
  * Default mode executes notebooks/*.ipynb in place: that is the reproduction whose outputs
  * are committed. Quick mode (what CI runs) executes copies in results/quick/notebooks/ with
@@ -17,33 +30,74 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { startLocalQueue, type LocalQueue } from "../src/experiments/local-redis";
+import { defaultWorkers, resolveThreadsPerWorker } from "../src/experiments/pool";
 import { checkRedis, resolveRedis } from "../src/experiments/queue";
 import { buildReport, readReportIndex } from "../src/notebook/report";
 import { resultsRoot } from "../src/paths";
 import { closeRenderer } from "../src/plots/render";
 import { defaultNotebooks, NotebookRunError, REPO_ROOT, runNotebooks } from "./run-notebooks";
 
-const USAGE = "usage: npm start [-- --quick] [--workers N] [--redis redis://host:port]";
+const USAGE = "usage: npm start [-- --quick] [--workers N] [--parallel N] [--sequential] [--redis redis://host:port]";
 
-function parseArgs(args: string[]): { quick: boolean; workers?: number; redis?: string } {
-  let quick = false;
-  let workers: number | undefined;
-  let redis: string | undefined;
+/** Notebooks executed at once when their runs go to a queue (`--parallel` changes it). */
+export const PARALLEL_NOTEBOOKS = 4;
+
+interface Args {
+  quick: boolean;
+  workers?: number;
+  parallel?: number;
+  sequential: boolean;
+  redis?: string;
+}
+
+function wholeNumber(flag: string, value: string | undefined): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} needs a whole number >= 1, got '${value ?? ""}'; ${USAGE}`);
+  return n;
+}
+
+function parseArgs(args: string[]): Args {
+  const parsed: Args = { quick: false, sequential: false };
   for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--quick") quick = true;
-    else if (args[i] === "--workers") {
-      workers = Number(args[++i]);
-      if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers needs a whole number >= 1, got '${args[i] ?? ""}'; ${USAGE}`);
-    } else if (args[i] === "--redis") {
-      redis = args[++i];
-      if (!redis) throw new Error(`--redis needs a URL (redis://host:port); ${USAGE}`);
+    if (args[i] === "--quick") parsed.quick = true;
+    else if (args[i] === "--sequential") parsed.sequential = true;
+    else if (args[i] === "--workers") parsed.workers = wholeNumber("--workers", args[++i]);
+    else if (args[i] === "--parallel") parsed.parallel = wholeNumber("--parallel", args[++i]);
+    else if (args[i] === "--redis") {
+      parsed.redis = args[++i];
+      if (!parsed.redis) throw new Error(`--redis needs a URL (redis://host:port); ${USAGE}`);
     } else throw new Error(`unknown argument ${args[i]}; ${USAGE}`);
   }
-  return { quick, workers, redis };
+  if (parsed.sequential && parsed.redis) throw new Error(`--sequential and --redis cannot be combined (the queue runs notebooks at once; add --parallel 1 for one at a time); ${USAGE}`);
+  if (parsed.sequential && parsed.parallel !== undefined && parsed.parallel > 1) throw new Error(`--sequential runs one notebook at a time; drop --parallel ${parsed.parallel}; ${USAGE}`);
+  return parsed;
+}
+
+/**
+ * The private queue of the default mode, or undefined for the sequential path (asked for,
+ * one worker, a Redis given, or no redis-server: then a warning says so and what to install).
+ */
+async function privateQueue(args: Args): Promise<LocalQueue | undefined> {
+  if (args.sequential || args.redis !== undefined || resolveRedis()) return undefined;
+  const workers = args.workers ?? defaultWorkers();
+  if (workers < 2) return undefined;
+  try {
+    const queue = await startLocalQueue({ workers, threads: resolveThreadsPerWorker() });
+    process.stderr.write(`[mergenet] ${workers} queue workers (one TensorFlow thread each) on a private Redis at ${queue.url}; up to ${args.parallel ?? PARALLEL_NOTEBOOKS} notebooks at once\n`);
+    return queue;
+  } catch (err) {
+    process.stderr.write(
+      `[mergenet] no private job queue (${err instanceof Error ? err.message.split("\n")[0] : err}); ` +
+        `running one notebook at a time, each experiment with its own worker pool (slower; the results are the same)\n`,
+    );
+    return undefined;
+  }
 }
 
 async function main(): Promise<void> {
-  const { quick, workers, redis } = parseArgs(process.argv.slice(2));
+  const args = parseArgs(process.argv.slice(2));
+  const { quick, workers, redis } = args;
   if (workers !== undefined) process.env.MERGENET_WORKERS = String(workers); // the kernels inherit it
   if (redis !== undefined) process.env.MERGENET_REDIS = redis; // likewise
   const url = resolveRedis();
@@ -64,14 +118,18 @@ async function main(): Promise<void> {
       return copy;
     });
   }
+  const queue = await privateQueue(args);
+  if (queue) process.env.MERGENET_REDIS = queue.url; // the kernels submit there
+  const parallel = queue || url ? (args.parallel ?? PARALLEL_NOTEBOOKS) : 1;
   let failed = false;
   try {
-    await runNotebooks(notebooks, { quick });
+    await runNotebooks(notebooks, { quick, parallel });
   } catch (err) {
     if (!(err instanceof NotebookRunError)) throw err;
     process.stderr.write(`${err.message}\n`);
     failed = true;
   } finally {
+    await queue?.stop();
     await closeRenderer();
   }
   const minutes = ((Date.now() - started) / 60000).toFixed(1);

@@ -1,7 +1,7 @@
 /**
  * Executes notebooks headlessly, in place, with the project's TypeScript kernel.
  *
- *   npm run notebooks -- [--quick] [--workers N] [--timeout SECONDS] [notebooks/NN-name.ipynb ...]
+ *   npm run notebooks -- [--quick] [--workers N] [--parallel N] [--timeout SECONDS] [notebooks/NN-name.ipynb ...]
  *
  * Default: every notebooks/*.ipynb in name order. `--quick` sets MERGENET_QUICK=1 for the
  * kernel (notebooks shrink their runs); `--workers N` sets MERGENET_WORKERS=N (experiments
@@ -20,6 +20,13 @@
  *   real output changes in the git diff.
  * - The kernel spec is found through JUPYTER_PATH=<repo>/jupyter, and connection files go to
  *   <repo>/.jupyter-runtime (git-ignored), so nothing is installed outside the repository.
+ * - `parallel` > 1 (`--parallel N`) executes up to N notebooks at once, started in name order.
+ *   That only pays when their runs go to one shared set of workers (a Redis queue: `npm start`
+ *   sets one up), which then trains one notebook's runs while another waits for its last run
+ *   or draws its figures. A notebook whose metadata says `"mergenet": {"after_earlier": true}`
+ *   (the summary, which reads every earlier notebook's runs) starts only once every notebook
+ *   before it in the list has finished. Each cell may then take up to `parallel` times as long
+ *   (its runs share the workers), so the cell timeout scales with it.
  */
 import { spawn } from "child_process";
 import * as fs from "fs";
@@ -39,6 +46,8 @@ export interface RunOptions {
   cellTimeoutSeconds?: number;
   /** Sets MERGENET_WORKERS in the kernel (default: the environment's, if any). */
   workers?: number;
+  /** Notebooks executed at once (default 1); see the design notes at the top. */
+  parallel?: number;
 }
 
 /** Where and how a notebook failed. */
@@ -186,7 +195,7 @@ function runPython(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: numb
 }
 
 async function runOne(file: string, options: RunOptions): Promise<NotebookResult> {
-  const timeout = options.cellTimeoutSeconds ?? 3600;
+  const timeout = options.cellTimeoutSeconds ?? 3600 * Math.max(1, options.parallel ?? 1);
   const started = Date.now();
   const { code, stdout, stderr } = await runPython(["-c", EXECUTE_PY, file, String(timeout), KERNEL_NAME], kernelEnv(options.quick ?? false, options.workers));
   const seconds = (Date.now() - started) / 1000;
@@ -210,10 +219,23 @@ async function runOne(file: string, options: RunOptions): Promise<NotebookResult
   };
 }
 
+/** Whether a notebook's metadata asks it to run only after every earlier notebook (`"mergenet": {"after_earlier": true}`). */
+export function runsAfterEarlier(file: string): boolean {
+  let meta: unknown;
+  try {
+    meta = JSON.parse(fs.readFileSync(file, "utf8"))?.metadata?.mergenet;
+  } catch {
+    return false; // an unreadable notebook fails in its own run, with nbclient's words
+  }
+  return typeof meta === "object" && meta !== null && (meta as { after_earlier?: unknown }).after_earlier === true;
+}
+
 /**
- * Executes the notebooks one after another, in place. Resolves to each notebook's result when
- * all pass; rejects with NotebookRunError (naming each failing notebook, cell and error) when
- * any fails, after running the rest.
+ * Executes the notebooks in place: one after another, or up to `options.parallel` at once
+ * (started in list order; a notebook marked `after_earlier` waits for every one before it).
+ * Resolves to each notebook's result, in list order, when all pass; rejects with
+ * NotebookRunError (naming each failing notebook, cell and error) when any fails, after
+ * running the rest.
  */
 export async function runNotebooks(files: string[], options: RunOptions = {}): Promise<NotebookResult[]> {
   if (!fs.existsSync(VENV_PYTHON)) throw new Error(`no Jupyter environment at ${path.dirname(path.dirname(VENV_PYTHON))}: ${SETUP_HINT}`);
@@ -221,17 +243,59 @@ export async function runNotebooks(files: string[], options: RunOptions = {}): P
   for (const file of resolved) {
     if (!file.endsWith(".ipynb") || !fs.existsSync(file)) throw new Error(`${file} is not a notebook file (.ipynb) that exists`);
   }
+  const parallel = options.parallel ?? 1;
+  if (!Number.isInteger(parallel) || parallel < 1) throw new Error(`parallel must be a whole number >= 1, got ${parallel}`);
   fs.mkdirSync(path.join(REPO_ROOT, ".jupyter-runtime"), { recursive: true });
-  const results: NotebookResult[] = [];
-  for (const file of resolved) {
-    logger.info(`notebook ${path.relative(process.cwd(), file)}: running${options.quick ? " (quick)" : ""}`);
-    const result = await runOne(file, options);
-    const status = result.failure ? "FAILED" : "ok";
-    logger.info(`notebook ${path.relative(process.cwd(), file)}: ${status} in ${result.seconds.toFixed(1)} s`);
-    results.push(result);
-  }
+  const results = await inOrderAtOnce(resolved, parallel, runsAfterEarlier, async (file, atOnce) => {
+    const name = path.relative(process.cwd(), file);
+    logger.info(`notebook ${name}: running${options.quick ? " (quick)" : ""}${parallel > 1 ? ` (${atOnce} at once)` : ""}`);
+    const result = await runOne(file, { ...options, parallel });
+    logger.info(`notebook ${name}: ${result.failure ? "FAILED" : "ok"} in ${result.seconds.toFixed(1)} s`);
+    return result;
+  });
   if (results.some((r) => r.failure)) throw new NotebookRunError(results);
   return results;
+}
+
+/**
+ * Runs `run` on each item, starting them in list order with at most `limit` running at once;
+ * an item for which `afterEarlier` holds starts only once every item before it has finished.
+ * `run` is told how many run at once with it (itself included). Resolves to the results in
+ * list order once all have ended; when any rejects, rejects with the first (in list order)
+ * once all have ended.
+ */
+export async function inOrderAtOnce<T, R>(items: T[], limit: number, afterEarlier: (item: T) => boolean, run: (item: T, atOnce: number) => Promise<R>): Promise<R[]> {
+  const slots = new Slots(limit);
+  const started: Promise<R>[] = [];
+  for (const item of items) {
+    if (afterEarlier(item)) await Promise.allSettled(started);
+    await slots.take();
+    const running = run(item, slots.busy).finally(() => slots.give());
+    running.catch(() => undefined); // handled by the Promise.all below, not an unhandled rejection meanwhile
+    started.push(running);
+  }
+  const settled = await Promise.allSettled(started);
+  const failure = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (failure) throw failure.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<R>).value);
+}
+
+/** A counting semaphore: `take` resolves once fewer than `size` are taken. */
+class Slots {
+  busy = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly size: number) {}
+  take(): Promise<void> {
+    if (this.busy < this.size) {
+      this.busy += 1;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(() => (this.busy += 1, resolve())));
+  }
+  give(): void {
+    this.busy -= 1;
+    this.waiting.shift()?.();
+  }
 }
 
 interface CliArgs {
@@ -249,11 +313,15 @@ function parseArgs(argv: string[]): CliArgs {
       const workers = Number(argv[++i]);
       if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers needs a whole number >= 1, got '${argv[i] ?? ""}'`);
       options.workers = workers;
+    } else if (arg === "--parallel") {
+      const parallel = Number(argv[++i]);
+      if (!Number.isInteger(parallel) || parallel < 1) throw new Error(`--parallel needs a whole number >= 1, got '${argv[i] ?? ""}'`);
+      options.parallel = parallel;
     } else if (arg === "--timeout") {
       const seconds = Number(argv[++i]);
       if (!(seconds > 0)) throw new Error(`--timeout needs a positive number of seconds, got '${argv[i]}'`);
       options.cellTimeoutSeconds = seconds;
-    } else if (arg.startsWith("--")) throw new Error(`unknown option ${arg}; usage: npm run notebooks -- [--quick] [--workers N] [--timeout SECONDS] [files...]`);
+    } else if (arg.startsWith("--")) throw new Error(`unknown option ${arg}; usage: npm run notebooks -- [--quick] [--workers N] [--parallel N] [--timeout SECONDS] [files...]`);
     else files.push(arg);
   }
   return { files, options };

@@ -17,11 +17,12 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { Queue } from "bullmq";
 import IORedis from "ioredis";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { backendInfo } from "../src/backend/index";
-import { freePort, startLocalRedis, startWorkerProcess, type LocalRedis, type QueueWorkerProcess } from "../src/experiments/local-redis";
-import { RedisExecutor, resolveRedis } from "../src/experiments/queue";
+import { freePort, startLocalQueue, startLocalRedis, startWorkerProcess, type LocalRedis, type QueueWorkerProcess } from "../src/experiments/local-redis";
+import { checkRedis, JOBS_QUEUE, RedisExecutor, resolveRedis } from "../src/experiments/queue";
 import { runExperiment } from "../src/experiments/runner";
 import { RUNNER_VERSION, runHash } from "../src/experiments/run-files";
 import { expectSameResultFiles, POOL_SCENARIOS, resultFiles, tinyExperiment, withoutTimes } from "./helpers/run-files";
@@ -231,6 +232,67 @@ describe("runs as jobs on BullMQ (Redis)", () => {
       expect(withoutTimes(queued.runs)).toEqual(withoutTimes(serial.runs.map((r) => JSON.parse(JSON.stringify(r)))));
     } finally {
       vi.restoreAllMocks();
+    }
+  });
+});
+
+describe("the private queue of `npm start` (startLocalQueue)", () => {
+  /** Polls `check` every 200 ms until it holds, failing after `seconds`. */
+  async function until(check: () => Promise<boolean> | boolean, seconds: number, what: string): Promise<void> {
+    const deadline = Date.now() + seconds * 1000;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`not within ${seconds} s: ${what}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it("starts Redis and N listening workers, echoes their lines, restarts one that dies, and stops everything", async () => {
+    const lines: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), write(chunk)));
+    const queue = await startLocalQueue({ workers: 2, threads: 1, env: { MERGENET_BACKEND: backendInfo()?.name, TF_CPP_MIN_LOG_LEVEL: "3", MERGENET_LOG: "" } });
+    const jobs = new Queue(JOBS_QUEUE, { connection: { host: new URL(queue.url).hostname, port: Number(new URL(queue.url).port) } });
+    const started = queue.pids();
+    try {
+      expect(started).toHaveLength(2);
+      expect(await jobs.getWorkersCount()).toBe(2);
+      expect(lines.join("")).toMatch(/\[queue worker 1\] .*waiting for runs on/);
+      expect(lines.join("")).toMatch(/\[queue worker 2\] .*1 TensorFlow thread\(s\) per run/);
+      process.kill(started[0], "SIGKILL");
+      await until(() => queue.pids().length === 2 && !queue.pids().includes(started[0]), 60, "a new worker in the dead one's place");
+      await until(async () => (await jobs.getWorkersCount()) === 2, 60, "two workers listening again");
+      expect(lines.join("")).toMatch(/queue worker 1 died \(killed by SIGKILL\); starting it again/);
+    } finally {
+      await jobs.close();
+      const last = queue.pids();
+      await queue.stop();
+      vi.restoreAllMocks();
+      expect(queue.pids()).toEqual([]);
+      expect([...started, ...last].filter(alive)).toEqual([]);
+      await expect(checkRedis(queue.url)).rejects.toThrow(/127\.0\.0\.1/);
+    }
+  }, 120_000);
+
+  it("trains a scenario only this process knows here, not on the queue that MERGENET_REDIS names", async () => {
+    const saved = process.env.MERGENET_REDIS;
+    process.env.MERGENET_REDIS = `redis://127.0.0.1:${await freePort()}`; // nobody listens: contacting it would fail
+    try {
+      const config = tinyExperiment({ name: "queue-local-only", seeds: [0], methods: [{ name: "target alone", kind: "target-alone" }] });
+      const result = await runExperiment(config, { resultsDir: tmp(), progress: false }); // pool-tiny: registered by this file's import only
+      expect(result.runs).toHaveLength(1);
+      // Told how workers build it, the same experiment goes to that queue (and fails: nobody listens).
+      await expect(runExperiment(config, { resultsDir: tmp(), progress: false, scenarioModules: [POOL_SCENARIOS] })).rejects.toThrow(/127\.0\.0\.1/);
+    } finally {
+      if (saved === undefined) delete process.env.MERGENET_REDIS;
+      else process.env.MERGENET_REDIS = saved;
     }
   });
 });

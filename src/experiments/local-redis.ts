@@ -81,8 +81,11 @@ export interface QueueWorkerProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `scripts/worker.ts --redis url` as a child process with `env` added to this process's. */
-export function startWorkerProcess(url: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): QueueWorkerProcess {
+/**
+ * Starts `scripts/worker.ts --redis url` as a child process with `env` added to this process's.
+ * `echo`: its stderr also goes to this process's stderr, line by line, with `echo` before each line.
+ */
+export function startWorkerProcess(url: string, env: NodeJS.ProcessEnv = {}, args: string[] = [], echo?: string): QueueWorkerProcess {
   const script = path.join(REPO_ROOT, "scripts", "worker.ts");
   const child = spawn(process.execPath, ["--import", require.resolve("tsx"), script, "--redis", url, ...args], {
     cwd: REPO_ROOT,
@@ -91,8 +94,15 @@ export function startWorkerProcess(url: string, env: NodeJS.ProcessEnv = {}, arg
   });
   let stderr = "";
   const listeners = new Set<() => void>();
+  let partial = "";
   child.stderr!.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
+    const text = chunk.toString();
+    stderr += text;
+    if (echo !== undefined) {
+      const lines = (partial + text).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) process.stderr.write(`${echo}${line}\n`);
+    }
     listeners.forEach((l) => l());
   });
   return {
@@ -116,5 +126,67 @@ export function startWorkerProcess(url: string, env: NodeJS.ProcessEnv = {}, arg
       });
     },
     stop: () => stopProcess(child),
+  };
+}
+
+/** A private queue on this machine: a local Redis and its worker processes (what `npm start` trains with). */
+export interface LocalQueue {
+  url: string;
+  workers: number;
+  /** Process ids of the workers alive now (a restarted one has a new id). */
+  pids(): number[];
+  /** Stops the workers (each finishes nothing: runs in training are lost, their submitters fail) and Redis. */
+  stop(): Promise<void>;
+}
+
+/** How many times one worker slot is restarted after its process died before the queue gives up on that slot. */
+const RESTARTS_PER_SLOT = 2;
+
+/**
+ * Starts a local Redis and `workers` queue workers with `threads` TensorFlow intra-op threads
+ * each (the local pool's setting, so results are those of the pool's workers), and resolves
+ * once every worker listens. Their log lines go to this process's stderr prefixed with
+ * `[queue worker N]`. A worker that dies is restarted (its run goes back to the queue through
+ * BullMQ's stalled-job check), at most RESTARTS_PER_SLOT times per slot, with a warning.
+ */
+export async function startLocalQueue(options: { workers: number; threads: number; env?: NodeJS.ProcessEnv }): Promise<LocalQueue> {
+  const redis = await startLocalRedis();
+  const live: QueueWorkerProcess[] = [];
+  let stopping = false;
+  const env = { ...options.env, MERGENET_WORKER_THREADS: String(options.threads) };
+  const start = (slot: number, restarts: number): QueueWorkerProcess => {
+    const worker = startWorkerProcess(redis.url, env, ["--threads", String(options.threads)], `[queue worker ${slot}] `);
+    live.push(worker);
+    worker.child.once("exit", (code, signal) => {
+      live.splice(live.indexOf(worker), 1);
+      if (stopping) return;
+      const how = signal ? `killed by ${signal}` : `exit code ${code}`;
+      if (restarts >= RESTARTS_PER_SLOT) {
+        process.stderr.write(`[mergenet] queue worker ${slot} died (${how}) for the ${restarts + 1}th time; not restarted: ${live.length} worker(s) left\n`);
+        return;
+      }
+      process.stderr.write(`[mergenet] queue worker ${slot} died (${how}); starting it again (its run returns to the queue)\n`);
+      start(slot, restarts + 1);
+    });
+    return worker;
+  };
+  try {
+    const first = Array.from({ length: options.workers }, (_, i) => start(i + 1, 0));
+    await Promise.all(first.map((w) => w.waitFor(/waiting for runs on/, { timeoutMs: 120_000 })));
+  } catch (err) {
+    stopping = true;
+    await Promise.all(live.map((w) => w.stop()));
+    await redis.stop();
+    throw err;
+  }
+  return {
+    url: redis.url,
+    workers: options.workers,
+    pids: () => live.flatMap((w) => (w.child.pid === undefined ? [] : [w.child.pid])),
+    async stop() {
+      stopping = true;
+      await Promise.all([...live].map((w) => w.stop()));
+      await redis.stop();
+    },
   };
 }

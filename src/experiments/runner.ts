@@ -69,9 +69,9 @@ export interface RunOptions {
    * A Redis URL (redis://host:port; default MERGENET_REDIS): the pending runs go to its BullMQ
    * queue and `npm run worker -- --redis URL` processes on any machine train them (queue.ts);
    * this process still writes every result file. Overrides `workers` (but MERGENET_REDIS does
-   * not override a `workers` given here: `workers: 1` keeps a notebook-only scenario in this
-   * process); each queue worker uses its own thread setting (`--threads`, default 1). Redis is
-   * reached only when a run is pending.
+   * not override a `workers` given here, and does not apply to a scenario registered only in
+   * this process without `scenarioModules`: that trains here); each queue worker uses its own
+   * thread setting (`--threads`, default 1). Redis is reached only when a run is pending.
    */
   redis?: string;
 }
@@ -169,8 +169,12 @@ let stopRequested = false;
 function workersFor(configs: ExperimentConfig | ExperimentConfig[], options: Pick<RunOptions, "workers" | "scenarioModules">): number {
   const asked = explicitWorkers(options.workers);
   if (asked !== undefined) return asked;
-  const workersKnow = (config: ExperimentConfig): boolean => (options.scenarioModules?.length ?? 0) > 0 || isBuiltInScenario(config.scenario);
-  return [configs].flat().every(workersKnow) ? defaultWorkers() : 1;
+  return [configs].flat().every((config) => workersKnowScenario(config, options)) ? defaultWorkers() : 1;
+}
+
+/** Whether a worker process can build the experiment's scenario: a built-in one, or one registered by `scenarioModules`. */
+function workersKnowScenario(config: ExperimentConfig, options: Pick<RunOptions, "scenarioModules">): boolean {
+  return (options.scenarioModules?.length ?? 0) > 0 || isBuiltInScenario(config.scenario);
 }
 
 /**
@@ -184,7 +188,8 @@ export async function runExperiment(config: ExperimentConfig, options: RunOption
   await initBackend();
   const resultsDir = options.resultsDir ?? resultsRoot();
   const progress = new Progress(config.name, config.methods.length * config.seeds.length, options.progress ?? true);
-  const redis = resolveRedis(options.redis, options.workers);
+  // MERGENET_REDIS, like the default worker count, applies only to scenarios a worker can build.
+  const redis = options.redis ?? (workersKnowScenario(config, options) ? resolveRedis(undefined, options.workers) : undefined);
   const modules = (options.scenarioModules ?? []).map((m) => path.resolve(m));
   let executor: RunExecutor | undefined;
   /** The executor for the pending runs (none: serial), made only when some run is pending, so a cached experiment needs no Redis. */
