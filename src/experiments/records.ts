@@ -50,6 +50,11 @@ export interface RunResult {
   processor?: string;
   createdAt: string;
   wallSeconds: number;
+  /**
+   * Set when this result is a copy of a twin run's (twin-runs.ts: the same training under another
+   * experiment's or method's name): the twin's result file, relative to the results folder.
+   */
+  copiedFrom?: string;
   /** Set when the method does not apply to the scenario: the reason, in words; nothing was trained. */
   notApplicable?: string;
   metric: string;

@@ -29,6 +29,7 @@ import { addToEstimate, costText, emptyEstimate, type CostEstimate, type Planned
 import { checkResultsFolder, codeOf, tryLockRun, waitForUnlock, type LockAttempt } from "./run-lock";
 import { checkpointDir, methodFolder, readCached, RUNNER_VERSION, runFile, runHash, writeJsonAtomic } from "./run-files";
 import { trainOne } from "./train-run";
+import { copyTwin, indexRun } from "./twin-runs";
 import { getScenario, isBuiltInScenario, type Scenario, type ScenarioInstance } from "./scenario";
 import type { ExperimentConfig, ExperimentResult, RecordingConfig, RunResult } from "./records";
 import { resultsRoot } from "../paths";
@@ -289,6 +290,7 @@ async function runJobs(
 ): Promise<ExperimentResult> {
   const force = options.force ?? process.env.MERGENET_FORCE === "1";
   const planned = planRuns(config, resultsDir, { force });
+  if (!force && !options.cachedOnly) reuseTwins(config, planned, resultsDir);
   const pending = planned.filter((job) => !job.cached);
   if (pending.length && options.cachedOnly) {
     const names = pending.slice(0, 5).map((job) => `'${job.method.name}' seed ${job.seed}`).join(", ");
@@ -324,6 +326,24 @@ async function runJobs(
   progress.finish();
   warnMixedSettings(config, runs, trainedHere);
   return { config, runs };
+}
+
+/**
+ * Twin runs (twin-runs.ts): indexes the saved results that are not yet indexed (results saved
+ * before the index existed), then gives each pending run whose training an indexed result of
+ * another experiment or method already did a copy of that result.
+ */
+function reuseTwins(config: ExperimentConfig, planned: RunPlan[], resultsDir: string): void {
+  let copied = 0;
+  for (const plan of planned) {
+    if (plan.cached) {
+      indexRun(resultsDir, config, plan.method, plan.seed, plan.file, plan.cached, { ifMissing: true });
+      continue;
+    }
+    plan.cached = copyTwin(resultsDir, config, plan.method, plan.seed, plan.hash, plan.file);
+    if (plan.cached) copied += 1;
+  }
+  if (copied) logger.info(`[${config.name}] ${copied} run(s) are the same training as saved runs of other experiments or methods: their results are copied (each file's copiedFrom names its twin)`);
 }
 
 /**
@@ -432,6 +452,7 @@ function saveRun(resultsDir: string, config: ExperimentConfig, plan: RunPlan, ru
   const { method, seed, file, hash } = plan;
   try {
     writeJsonAtomic(file, run);
+    indexRun(resultsDir, config, method, seed, file, run);
   } catch (err) {
     throw new Error(
       `[${config.name}] '${method.name}' seed ${seed} trained, but its result could not be written to ${file} (${codeOf(err)}); ` +
