@@ -162,7 +162,10 @@ export async function startLocalQueue(options: { workers: number; threads: numbe
       if (stopping) return;
       const how = signal ? `killed by ${signal}` : `exit code ${code}`;
       if (restarts >= RESTARTS_PER_SLOT) {
-        process.stderr.write(`[mergenet] queue worker ${slot} died (${how}) for the ${restarts + 1}th time; not restarted: ${live.length} worker(s) left\n`);
+        const left = live.length
+          ? `${live.length} worker(s) left`
+          : "no worker left: the notebooks' runs wait for one; stop with Ctrl-C and run the same command again (finished runs are kept)";
+        process.stderr.write(`[mergenet] queue worker ${slot} died again (${how}) after ${restarts} restarts; not restarted: ${left}\n`);
         return;
       }
       process.stderr.write(`[mergenet] queue worker ${slot} died (${how}); starting it again (its run returns to the queue)\n`);

@@ -2,7 +2,9 @@
  * Runs as jobs across machines (issue 15, second part): an experiment's pending runs go to a
  * BullMQ queue in Redis, and `npm run worker -- --redis URL` processes (queue-worker.ts), on
  * any machine with this repository, train them. runExperiment uses it when RunOptions.redis
- * or MERGENET_REDIS (`npm start -- --redis URL`) names a Redis server.
+ * or MERGENET_REDIS (`npm start -- --redis URL`) names a Redis server; `npm start` without
+ * `--redis` sets MERGENET_REDIS to a private Redis of its own on this machine, with its own
+ * workers (local-redis.ts startLocalQueue), so every notebook it executes shares them.
  *
  * How a run travels:
  * - The submitter adds one job per pending run to JOBS_QUEUE, the queue every worker takes
