@@ -64,12 +64,22 @@ export const twinsEnabled = (): boolean => process.env.MERGENET_TWINS !== "0";
 export function indexRun(resultsDir: string, config: ExperimentConfig, method: MethodSpec, seed: number, file: string, run: RunResult, options: { ifMissing?: boolean } = {}): void {
   if (run.copiedFrom || run.notApplicable || !twinsEnabled()) return;
   const key = trainingKey(config, method, seed);
-  if (options.ifMissing && indexedTwin(resultsDir, key)) return;
   const entry: IndexEntry = { file: path.relative(resultsDir, file), configHash: run.configHash };
+  if (options.ifMissing && (indexesThis(resultsDir, key, entry) || indexedTwin(resultsDir, key))) return;
   try {
     writeJsonAtomic(entryFile(resultsDir, key), entry);
   } catch {
     // an unwritable index costs a retraining later, nothing else
+  }
+}
+
+/** Whether the index already names this very file and hash for `key` (the common case when a cached experiment is read again: no result file need be parsed). */
+function indexesThis(resultsDir: string, key: string, entry: IndexEntry): boolean {
+  try {
+    const current = JSON.parse(fs.readFileSync(entryFile(resultsDir, key), "utf8")) as IndexEntry;
+    return current.file === entry.file && current.configHash === entry.configHash;
+  } catch {
+    return false;
   }
 }
 
