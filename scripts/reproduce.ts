@@ -36,7 +36,7 @@ import { checkRedis, resolveRedis } from "../src/experiments/queue";
 import { buildReport, readReportIndex } from "../src/notebook/report";
 import { resultsRoot } from "../src/paths";
 import { closeRenderer } from "../src/plots/render";
-import { defaultNotebooks, NotebookRunError, REPO_ROOT, runNotebooks } from "./run-notebooks";
+import { defaultNotebooks, NotebookRunError, REPO_ROOT, runNotebooks, wholeNumber } from "./run-notebooks";
 
 const USAGE = "usage: npm start [-- --quick] [--workers N] [--parallel N] [--sequential] [--redis redis://host:port]";
 
@@ -51,19 +51,13 @@ interface Args {
   redis?: string;
 }
 
-function wholeNumber(flag: string, value: string | undefined): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} needs a whole number >= 1, got '${value ?? ""}'; ${USAGE}`);
-  return n;
-}
-
 function parseArgs(args: string[]): Args {
   const parsed: Args = { quick: false, sequential: false };
   for (let i = 0; i < args.length; i++) {
     if (args[i] === "--quick") parsed.quick = true;
     else if (args[i] === "--sequential") parsed.sequential = true;
-    else if (args[i] === "--workers") parsed.workers = wholeNumber("--workers", args[++i]);
-    else if (args[i] === "--parallel") parsed.parallel = wholeNumber("--parallel", args[++i]);
+    else if (args[i] === "--workers") parsed.workers = wholeNumber("--workers", args[++i], USAGE);
+    else if (args[i] === "--parallel") parsed.parallel = wholeNumber("--parallel", args[++i], USAGE);
     else if (args[i] === "--redis") {
       parsed.redis = args[++i];
       if (!parsed.redis) throw new Error(`--redis needs a URL (redis://host:port); ${USAGE}`);
@@ -76,10 +70,10 @@ function parseArgs(args: string[]): Args {
 
 /**
  * The private queue of the default mode, or undefined for the sequential path (asked for,
- * one worker, a Redis given, or no redis-server: then a warning says so and what to install).
+ * one worker, a Redis given (`redis`: --redis or MERGENET_REDIS), or no redis-server: then a warning says so and what to install).
  */
-async function privateQueue(args: Args): Promise<LocalQueue | undefined> {
-  if (args.sequential || args.redis !== undefined || resolveRedis()) return undefined;
+async function privateQueue(args: Args, redis: string | undefined): Promise<LocalQueue | undefined> {
+  if (args.sequential || redis) return undefined;
   const workers = args.workers ?? defaultWorkers();
   if (workers < 2) return undefined;
   try {
@@ -118,7 +112,7 @@ async function main(): Promise<void> {
       return copy;
     });
   }
-  const queue = await privateQueue(args);
+  const queue = await privateQueue(args, url);
   if (queue) process.env.MERGENET_REDIS = queue.url; // the kernels submit there
   const parallel = queue || url ? (args.parallel ?? PARALLEL_NOTEBOOKS) : 1;
   let failed = false;

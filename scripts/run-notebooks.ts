@@ -303,21 +303,22 @@ interface CliArgs {
   options: RunOptions;
 }
 
+/** A command-line flag's value as a whole number >= 1, or an error naming the flag (and `usage`, when given). */
+export function wholeNumber(flag: string, value: string | undefined, usage?: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} needs a whole number >= 1, got '${value ?? ""}'${usage ? `; ${usage}` : ""}`);
+  return n;
+}
+
 function parseArgs(argv: string[]): CliArgs {
   const files: string[] = [];
   const options: RunOptions = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--quick") options.quick = true;
-    else if (arg === "--workers") {
-      const workers = Number(argv[++i]);
-      if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers needs a whole number >= 1, got '${argv[i] ?? ""}'`);
-      options.workers = workers;
-    } else if (arg === "--parallel") {
-      const parallel = Number(argv[++i]);
-      if (!Number.isInteger(parallel) || parallel < 1) throw new Error(`--parallel needs a whole number >= 1, got '${argv[i] ?? ""}'`);
-      options.parallel = parallel;
-    } else if (arg === "--timeout") {
+    else if (arg === "--workers") options.workers = wholeNumber(arg, argv[++i]);
+    else if (arg === "--parallel") options.parallel = wholeNumber(arg, argv[++i]);
+    else if (arg === "--timeout") {
       const seconds = Number(argv[++i]);
       if (!(seconds > 0)) throw new Error(`--timeout needs a positive number of seconds, got '${argv[i]}'`);
       options.cellTimeoutSeconds = seconds;

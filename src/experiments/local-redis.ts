@@ -10,6 +10,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { REPO_ROOT } from "../paths";
+import { forwardLines } from "./pool";
 import { checkRedis } from "./queue";
 
 export interface LocalRedis {
@@ -94,17 +95,11 @@ export function startWorkerProcess(url: string, env: NodeJS.ProcessEnv = {}, arg
   });
   let stderr = "";
   const listeners = new Set<() => void>();
-  let partial = "";
-  child.stderr!.on("data", (chunk: Buffer) => {
-    const text = chunk.toString();
-    stderr += text;
-    if (echo !== undefined) {
-      const lines = (partial + text).split("\n");
-      partial = lines.pop() ?? "";
-      for (const line of lines) process.stderr.write(`${echo}${line}\n`);
-    }
+  child.stderr!.on("data", (chunk: Buffer | string) => {
+    stderr += chunk.toString();
     listeners.forEach((l) => l());
   });
+  if (echo !== undefined) forwardLines(child.stderr, (line) => process.stderr.write(`${echo}${line}\n`));
   return {
     child,
     stderr: () => stderr,

@@ -371,7 +371,7 @@ class PoolSession {
 }
 
 /** Calls `onLine` with each complete line of a stream (and the rest at its end). */
-function forwardLines(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void): void {
+export function forwardLines(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void): void {
   if (!stream) return;
   let rest = "";
   stream.setEncoding("utf8");

@@ -65,7 +65,11 @@ export function indexRun(resultsDir: string, config: ExperimentConfig, method: M
   if (run.copiedFrom || run.notApplicable || !twinsEnabled()) return;
   const key = trainingKey(config, method, seed);
   const entry: IndexEntry = { file: path.relative(resultsDir, file), configHash: run.configHash };
-  if (options.ifMissing && (indexesThis(resultsDir, key, entry) || indexedTwin(resultsDir, key))) return;
+  if (options.ifMissing) {
+    const current = readEntry(resultsDir, key);
+    // The common case when a cached experiment is read again: the entry names this very file and hash, and no result file need be parsed.
+    if (current && ((current.file === entry.file && current.configHash === entry.configHash) || indexedTwin(resultsDir, current))) return;
+  }
   try {
     writeJsonAtomic(entryFile(resultsDir, key), entry);
   } catch {
@@ -73,24 +77,22 @@ export function indexRun(resultsDir: string, config: ExperimentConfig, method: M
   }
 }
 
-/** Whether the index already names this very file and hash for `key` (the common case when a cached experiment is read again: no result file need be parsed). */
-function indexesThis(resultsDir: string, key: string, entry: IndexEntry): boolean {
+/** The index's entry for `key`, if there is a readable one. */
+function readEntry(resultsDir: string, key: string): IndexEntry | undefined {
   try {
-    const current = JSON.parse(fs.readFileSync(entryFile(resultsDir, key), "utf8")) as IndexEntry;
-    return current.file === entry.file && current.configHash === entry.configHash;
+    return JSON.parse(fs.readFileSync(entryFile(resultsDir, key), "utf8")) as IndexEntry;
   } catch {
-    return false;
+    return undefined; // none indexed, or a damaged entry
   }
 }
 
-/** The result the index names for `key`, if its file still holds what was indexed. */
-function indexedTwin(resultsDir: string, key: string): { entry: IndexEntry; twin: RunResult } | undefined {
+/** The result `entry` names, if its file still holds what was indexed. */
+function indexedTwin(resultsDir: string, entry: IndexEntry): RunResult | undefined {
   try {
-    const entry = JSON.parse(fs.readFileSync(entryFile(resultsDir, key), "utf8")) as IndexEntry;
     const twin = JSON.parse(fs.readFileSync(path.resolve(resultsDir, entry.file), "utf8")) as RunResult;
-    return twin.configHash === entry.configHash && twin.runnerVersion === RUNNER_VERSION ? { entry, twin } : undefined;
+    return twin.configHash === entry.configHash && twin.runnerVersion === RUNNER_VERSION ? twin : undefined;
   } catch {
-    return undefined; // none indexed, or the twin is gone or damaged
+    return undefined; // the twin is gone or damaged
   }
 }
 
@@ -100,10 +102,10 @@ function indexedTwin(resultsDir: string, key: string): { entry: IndexEntry; twin
  */
 export function copyTwin(resultsDir: string, config: ExperimentConfig, method: MethodSpec, seed: number, configHash: string, file: string): RunResult | undefined {
   if (!twinsEnabled()) return undefined;
-  const found = indexedTwin(resultsDir, trainingKey(config, method, seed));
-  if (!found || path.resolve(resultsDir, found.entry.file) === path.resolve(file)) return undefined;
-  const { entry, twin } = found;
-  if (twin.seed !== seed || twin.kind !== method.kind || twin.notApplicable || !Array.isArray(twin.epochs) || twin.epochs.length !== config.epochs) return undefined;
+  const entry = readEntry(resultsDir, trainingKey(config, method, seed));
+  if (!entry || path.resolve(resultsDir, entry.file) === path.resolve(file)) return undefined;
+  const twin = indexedTwin(resultsDir, entry);
+  if (!twin || twin.seed !== seed || twin.kind !== method.kind || twin.notApplicable || !Array.isArray(twin.epochs) || twin.epochs.length !== config.epochs) return undefined;
   const copy: RunResult = { ...twin, experiment: config.name, method: method.name, configHash, copiedFrom: entry.file };
   try {
     writeJsonAtomic(file, copy);
