@@ -1,10 +1,10 @@
-import { MergeNetTrainer, accuracyEvaluator, batchStream, cnn, initBackend, loadImageDataset, mlp, sparseCrossEntropy, tf } from "../src";
+import { MergeNetTrainer, accuracyEvaluator, batchStream, cnn, initBackend, loadImageDataset, mlp, momentum, sparseCrossEntropy, tf } from "../src";
 
 async function main(): Promise<void> {
   await initBackend();
   const mnist = await loadImageDataset("mnist", { trainLimit: 2000, testLimit: 2000, seed: 0 });
   const side = (model: tf.LayersModel, seed: number) => ({
-    model, optimizer: tf.train.momentum(0.05, 0.9), weightDecay: 5e-4, loss: sparseCrossEntropy,
+    model, optimizer: momentum(0.05, 0.9), weightDecay: 5e-4, loss: sparseCrossEntropy,
     data: batchStream(mnist.train.x, mnist.train.y, { batchSize: 64, seed }),
     evaluate: accuracyEvaluator(mnist.test.x, mnist.test.y),
   });
