@@ -53,7 +53,7 @@ export {
 export type { ModelSide, EpochRecord, TransferRecord, TrainerHistory, JointLoop } from "./core/loop";
 export { AdamW, type AdamWConfig } from "./core/adamw";
 export { sparseCrossEntropy, accuracy, accuracyEvaluator, type LossFn } from "./core/losses";
-export { momentum } from "./core/momentum"; // the optimiser a model side trains with (tf.train.momentum's rule as one flat update per model, without its leak)
+export { momentum } from "./core/momentum"; // the optimiser a model side trains with (tf.train.momentum without its leak)
 export { attentionRelativeEntropy, writeCosine } from "./core/diagnostics";
 
 // Baselines.
