@@ -10,8 +10,9 @@
  * - Everything the notebooks use is here, and the notebooks import nothing else from src/
  *   (test/imports.test.ts). What only the project's own machinery needs stays out: the
  *   benchmark's workload and models (bench-mnist.ts, benchSource/benchTarget), tfjs
- *   work-arounds (the leak-free momentum optimiser, wasm gradients, native kernels), the
- *   runner's executors, locks and cache keys.
+ *   work-arounds (wasm gradients, native kernels), the runner's executors, locks and cache
+ *   keys. The one work-around exported is `momentum` (tf.train.momentum without its leak),
+ *   since a model side built in a notebook or a script needs an optimiser.
  * - Each notebook's experiments (src/experiments/configs/) are a namespace named after their
  *   file (`crossArchitecture.cnnToMlp()`, `ablations.REFERENCE`): the files share names
  *   (deltaOf, FALLBACK_DELTA, MAIN_METHODS) and are read as one notebook's set. So is the
